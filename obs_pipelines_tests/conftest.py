@@ -1,0 +1,52 @@
+"""Shared fixtures: a `store` over a real SQLite file and a real PostgreSQL server (never a mock)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from obs_pipelines.store import db
+from obs_pipelines.store.resource import TraceStore
+
+REAL_TRACES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-traces"
+PG_URL_ENV = "OBS_PIPELINES_TEST_PG_URL"
+DEFAULT_PG_URL = "postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test"
+
+
+def _pg_base_url() -> str:
+    return os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> TraceStore:
+    """A TraceStore with all tables created, on a fresh SQLite file or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'traces.db'}"
+        resource = TraceStore(db_url=url)
+        resource.create_tables()
+        yield resource
+        resource.engine.dispose()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_pg_base_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.make_url(_pg_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    resource = TraceStore(db_url=url.render_as_string(hide_password=False))
+    resource.create_tables()
+    yield resource
+    resource.engine.dispose()
+    db.make_engine.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def real_traces_dir() -> Path:
+    assert REAL_TRACES_DIR.is_dir(), f"real traces not found at {REAL_TRACES_DIR}"
+    return REAL_TRACES_DIR

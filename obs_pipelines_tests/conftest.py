@@ -21,6 +21,23 @@ def _pg_base_url() -> str:
     return os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
 
 
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """The PostgreSQL test database, created on first use (the server itself must be running)."""
+    url = sa.make_url(_pg_base_url())
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": url.database}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        admin.dispose()
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path) -> TraceStore:
     """A TraceStore with all tables created, on a fresh SQLite file or a fresh PostgreSQL schema."""
@@ -31,11 +48,12 @@ def store(request, tmp_path) -> TraceStore:
         yield resource
         resource.engine.dispose()
         return
+    base_url = request.getfixturevalue("pg_base_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_base_url(), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.make_url(_pg_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     resource = TraceStore(db_url=url.render_as_string(hide_password=False))
     resource.create_tables()
     yield resource

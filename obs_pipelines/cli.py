@@ -1,0 +1,107 @@
+"""`obs-pipelines`: ingest OTLP files, generate realistic traces, run phases, and a one-command demo."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from obs_pipelines.settings import load_settings
+from obs_pipelines.store import db
+
+console = Console()
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def _parse_time(value: str) -> datetime:
+    return db.to_naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def _engine():
+    settings = load_settings()
+    engine = db.make_engine(settings.db_url)
+    db.create_tables(engine)
+    return settings, engine
+
+
+@click.group()
+def main() -> None:
+    """LLM monitoring, observability and evaluation on Dagster."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--batch-size", default=5000, show_default=True, help="Spans per database write.")
+def ingest(paths: tuple[str, ...], batch_size: int) -> None:
+    """Ingest OTLP/JSON (.jsonl/.json, gzip) or OTLP protobuf files, globs or directories."""
+    from obs_pipelines.ingest.runner import ingest_paths
+
+    settings, engine = _engine()
+    summary = ingest_paths(engine, list(paths), batch_size=batch_size)
+    table = Table(title=f"ingest into {engine.url.render_as_string(hide_password=True)}")
+    for col in ("files", "read", "stored", "duplicate", "rejected"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(getattr(summary, c)) for c in ("files", "read", "stored", "duplicate", "rejected")))
+    console.print(table)
+    if summary.rejected:
+        console.print(f"[yellow]{summary.rejected} records rejected: see table ingest_rejects[/yellow]")
+    if summary.read - summary.rejected <= 0:
+        console.print("[red]nothing could be read[/red]")
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--start", required=True, help="UTC start, ISO 8601 (e.g. 2026-11-01T00:00).")
+@click.option("--hours", type=float, required=True)
+@click.option("--rate", type=float, default=1.0, show_default=True, help="Mean traces per second.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--incident",
+    "incidents",
+    multiple=True,
+    help="NAME@START+DURATION, e.g. latency_spike@2026-11-01T10:00+2h (repeatable).",
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def generate(start: str, hours: float, rate: float, seed: int, incidents: tuple[str, ...], output: str) -> None:
+    """Write realistic OTLP/JSON traces of an LLM app, with injected incidents."""
+    from obs_pipelines.synth.generator import parse_incident, write_otlp_jsonl
+
+    try:
+        parsed = [parse_incident(text) for text in incidents]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--incident") from exc
+    summary = write_otlp_jsonl(output, start=_parse_time(start), hours=hours, rate=rate, seed=seed, incidents=parsed)
+    console.print(f"wrote {summary.traces} traces, {summary.spans} spans to {summary.path}")
+
+
+@main.command()
+@click.argument("phase")
+@click.option("--start", required=True, help="First hour (UTC, ISO 8601).")
+@click.option("--end", required=True, help="Last hour (UTC, ISO 8601), inclusive.")
+def run(phase: str, start: str, end: str) -> None:
+    """Materialize a phase's assets over a range of hourly partitions, in process (one run)."""
+    from obs_pipelines.local_runs import materialize_phase
+
+    result = materialize_phase(phase, _parse_time(start), _parse_time(end))
+    console.print(f"{phase}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
+    sys.exit(0 if result.success else 1)
+
+
+@main.command()
+@click.option("--days", type=float, default=2.0, show_default=True)
+@click.option("--rate", type=float, default=0.2, show_default=True, help="Mean traces per second.")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(days: float, rate: float, seed: int) -> None:
+    """Generate a few days of traces with incidents, ingest them, materialize every enabled phase."""
+    from obs_pipelines.demo import run_demo
+
+    ok = run_demo(days=days, rate=rate, seed=seed, console=console)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

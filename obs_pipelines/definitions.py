@@ -1,0 +1,47 @@
+"""The code location: `defs` assembled from ingest plus the phases enabled in settings.
+
+Each phase package has a `defs.py` with `build_defs(settings) -> Definitions`; this file only
+assembles them, so switching a phase off in the settings YAML removes its asset group, jobs,
+schedules and sensors from the UI.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+
+from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
+from obs_pipelines.settings import PHASES, Settings, load_settings
+from obs_pipelines.store.resource import TraceStore
+
+# Phase name -> module with build_defs(settings). Phases not built yet map to None.
+PHASE_MODULES: dict[str, str | None] = {
+    "monitoring": "obs_pipelines.monitoring.defs",
+    "observability": None,
+    "online_evals": None,
+    "offline_evals": None,
+}
+assert set(PHASE_MODULES) == set(PHASES)
+
+
+def available_phases(settings: Settings) -> list[str]:
+    """Enabled phases that this version ships, in rollout order."""
+    return [p for p in PHASES if settings.phase_enabled(p) and PHASE_MODULES[p]]
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or load_settings()
+    foundation = dg.Definitions(
+        jobs=[ingest_file_job],
+        sensors=[build_landing_sensor(settings.landing_dir)],
+        resources={"trace_store": TraceStore(db_url=settings.db_url)},
+    )
+    phases = [
+        importlib.import_module(PHASE_MODULES[p]).build_defs(settings)  # type: ignore[arg-type]
+        for p in available_phases(settings)
+    ]
+    return dg.Definitions.merge(foundation, *phases)
+
+
+defs = build_definitions()

@@ -1,0 +1,72 @@
+"""One typed settings object: the trace store URL from the environment, everything else from YAML.
+
+`OBS_PIPELINES_DB_URL`  trace store (default: SQLite file under ./.obs_pipelines/)
+`OBS_PIPELINES_CONFIG`  path of the YAML file (phases, landing dir, SLOs, price overrides ...);
+                        see config/example.yaml for every key.
+Secrets (webhook URLs, judge API keys) are read from env vars only, never from this file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+
+from obs_pipelines.store.db import default_db_url
+
+DB_URL_ENV = "OBS_PIPELINES_DB_URL"
+CONFIG_ENV = "OBS_PIPELINES_CONFIG"
+
+PHASES = ("monitoring", "observability", "online_evals", "offline_evals")
+
+
+class SLOSpec(BaseModel):
+    """One objective, e.g. p95 latency of route rag_qa under 2500 ms for 99 % of hours."""
+
+    name: str
+    metric: str  # a column of the hourly request rollup: latency_p95_ms, error_rate, ...
+    objective: str  # "< 2500", "<= 0.01", "> 0.9"
+    target: float = 0.99  # share of windows that must meet the objective
+    route: str | None = None
+    model: str | None = None
+
+
+class Settings(BaseModel):
+    db_url: str = Field(default_factory=default_db_url)
+    phases: list[str] = Field(default_factory=lambda: list(PHASES))
+    landing_dir: str = ".obs_pipelines/landing"
+    # minutes after an hour closes before its partition is materialized (late spans still arrive)
+    schedule_delay_minutes: int = 10
+    partitions_start: str = "2026-01-01-00:00"
+    top_n_users: int = 20
+    null_model_share_max: float = 0.05
+    price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    slos: list[SLOSpec] = Field(default_factory=list)
+
+    @field_validator("phases")
+    @classmethod
+    def _known_phases(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(PHASES))
+        if unknown:
+            raise ValueError(f"unknown phases {unknown}; valid: {list(PHASES)}")
+        return value
+
+    def phase_enabled(self, phase: str) -> bool:
+        return phase in self.phases
+
+
+def load_settings(config_path: str | os.PathLike | None = None) -> Settings:
+    """Settings from the YAML file (if any) with the DB URL from the environment winning."""
+    path = config_path or os.environ.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    if path:
+        text = Path(path).read_text()
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    if os.environ.get(DB_URL_ENV):
+        data["db_url"] = os.environ[DB_URL_ENV]
+    return Settings(**data)

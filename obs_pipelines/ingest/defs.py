@@ -1,7 +1,5 @@
 """Dagster wiring of ingest: a job that ingests one landed file, and the landing-directory sensor."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from obs_pipelines.ingest.landing import scan_landing_dir

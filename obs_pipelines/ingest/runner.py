@@ -1,0 +1,442 @@
+"""Ingest OTLP files into the trace store: read -> map -> write batches, every reject kept.
+
+`ingest_paths(engine, paths)` is what the CLI, the landing-directory job (`ingest_file`) and the benchmark
+call. It never raises on bad input: unreadable records and unmappable spans go to `ingest_rejects` with
+their reason and raw payload, and a batch the database refuses is split until the offending rows are
+found and rejected. Only infrastructure failures (database unreachable, locked) propagate.
+
+Accounting: read = spans seen + unreadable records; read == stored + duplicate + rejected.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
+from obs_pipelines.ingest.readers import (
+    Record,
+    decode_jsonl_line,
+    expand_paths,
+    is_jsonl_file,
+    iter_file,
+    iter_line_chunks,
+    raw_text,
+)
+from obs_pipelines.store.db import (
+    create_tables,
+    insert_rows,
+    insert_spans,
+    prepare_spans,
+    utcnow,
+    write_prepared_spans,
+)
+from obs_pipelines.store.schema import ingest_rejects
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 5000
+
+try:  # pragma: no cover - psycopg2 is a dependency, but keep ingest importable without it
+    import psycopg2
+
+    _INFRA_ERRORS: tuple[type[BaseException], ...] = (
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+        psycopg2.OperationalError,
+        psycopg2.InterfaceError,
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+    )
+except ImportError:  # pragma: no cover
+    _INFRA_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sa.exc.OperationalError)
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0  # spans seen + unreadable records
+    stored: int = 0  # new rows in `spans`
+    duplicate: int = 0  # spans already stored (same trace_id, span_id), including repeats in the input
+    rejected: int = 0  # rows written to `ingest_rejects`
+    files: int = 0
+
+    def __add__(self, other: IngestSummary) -> IngestSummary:
+        return IngestSummary(
+            self.read + other.read,
+            self.stored + other.stored,
+            self.duplicate + other.duplicate,
+            self.rejected + other.rejected,
+            self.files + other.files,
+        )
+
+
+class _Writer:
+    """Buffers rows and rejects and writes them in batches on a background thread.
+
+    Database drivers release the GIL while the database works, so parsing and mapping the next batch
+    overlaps with writing the previous one. All writes happen on that one thread (SQLite has a single
+    writer anyway); the counts it keeps are read only after `finish()` joined it.
+    """
+
+    def __init__(self, engine: Engine, batch_size: int, threaded: bool = True):
+        self.engine = engine
+        self.batch_size = max(1, int(batch_size))
+        self.rows: list[dict] = []
+        self.origins: list[tuple[str, str]] = []
+        self.rejects: list[dict] = []
+        self.summary = IngestSummary()
+        self._error: BaseException | None = None
+        self._threaded = threaded
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- input (main thread)
+
+    def unreadable(self, rec: Record) -> None:
+        self.summary.read += 1
+        self._reject(rec.source, rec.location, rec.error or "unreadable", rec.raw or "")
+
+    def mapped(self, origin: tuple[str, str], rows: list[dict], rejects: list[Reject]) -> None:
+        self.summary.read += len(rows) + len(rejects)
+        for r in rejects:
+            loc = f"{origin[1]}: {r.location}" if r.location else origin[1]
+            self._reject(origin[0], loc, r.reason, r.payload)
+        if rows:
+            self.rows.extend(rows)
+            self.origins.extend([origin] * len(rows))
+            if len(self.rows) >= self.batch_size:
+                self.flush()
+
+    def _reject(self, source: str, location: str, reason: str, payload: str) -> None:
+        self.rejects.append(_reject_row(source, location, reason, payload))
+        if len(self.rejects) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._error is not None:
+            raise self._error
+        rows, origins, rejects = self.rows, self.origins, self.rejects
+        self.rows, self.origins, self.rejects = [], [], []
+        if not rows and not rejects:
+            return
+        if not self._threaded:
+            self._write(rows, origins, rejects)
+            return
+        if self._thread is None:  # started on first use, stopped by drain() / close()
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._run, name="obs-ingest-writer", daemon=True)
+            self._thread.start()
+        self._queue.put((rows, origins, rejects))
+
+    def finish(self) -> IngestSummary:
+        try:
+            self.flush()
+        finally:
+            self.close()
+        if self._error is not None:
+            raise self._error
+        s = self.summary
+        s.duplicate = s.read - s.stored - s.rejected
+        return s
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    # -- output (writer thread)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is not None:
+                    continue  # drain after a failure; the main thread raises it
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def drain(self) -> None:
+        """Write everything buffered and stop the writer thread (this process is single-threaded after)."""
+        self.flush()
+        self.close()
+        if self._error is not None:
+            raise self._error
+
+    def _write(self, rows: list[dict], origins: list[tuple[str, str]], rejects: list[dict]) -> None:
+        if rows:
+            self.summary.stored += self._insert(rows, origins)
+        if rejects:
+            self.summary.rejected += insert_rows(self.engine, ingest_rejects, rejects)
+
+    def _insert(self, rows: list[dict], origins: list[tuple[str, str]]) -> int:
+        """insert_spans; when the database refuses the batch, bisect to reject only the bad rows."""
+        try:
+            return insert_spans(self.engine, rows)
+        except _INFRA_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - data the database refuses is a reject, not a crash
+            if len(rows) == 1:
+                row = rows[0]
+                reject = _reject_row(
+                    origins[0][0],
+                    f"{origins[0][1]}: trace {row.get('trace_id')} span {row.get('span_id')}",
+                    f"database refused the row: {type(exc).__name__}: {str(exc).strip()[:500]}",
+                    dumps_text(row),
+                )
+                self.summary.rejected += insert_rows(self.engine, ingest_rejects, [reject])
+                return 0
+            mid = len(rows) // 2
+            return self._insert(rows[:mid], origins[:mid]) + self._insert(rows[mid:], origins[mid:])
+
+
+def _reject_row(source: str, location: str, reason: str, payload: str) -> dict:
+    return {
+        "source": source,
+        "location": location,
+        "reason": escape_payload(reason),
+        "payload": escape_payload(payload),
+        "rejected_at": utcnow(),
+    }
+
+
+# ---- parallel path for big JSON-lines files ----------------------------------------------------------
+# Worker processes decode, map and serialize (to the exact COPY text / parameter tuples of the store);
+# this process only writes, so decoding and mapping run beside the database instead of before it.
+
+PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files: in-process (starting workers is not worth it)
+CHUNK_BYTES = 4 * 2**20
+WORKERS_ENV = "OBS_PIPELINES_INGEST_WORKERS"
+WORKER_TIMEOUT_S = 600
+
+
+def ingest_workers() -> int:
+    """Worker processes for big files: env OBS_PIPELINES_INGEST_WORKERS, else the CPU count (max 4);
+    0 or 1 CPU -> in-process only."""
+    env = os.environ.get(WORKERS_ENV)
+    if env is not None and env.strip():
+        return max(0, int(env))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(4, cpus) if cpus > 1 else 0
+
+
+def _map_lines(source: str, first: int, lines: list[bytes]):
+    """Decode and map a chunk of JSON lines: (rows, row origins, reject rows, read count)."""
+    rows: list[dict] = []
+    origins: list[tuple[str, str]] = []
+    rejects: list[dict] = []
+    read = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        loc = f"line {first + i}"
+        payload, error = decode_jsonl_line(line)
+        if error is None:
+            try:
+                out, rej = map_request(payload)
+            except Exception as exc:  # noqa: BLE001
+                error = f"mapping error: {type(exc).__name__}: {exc}"
+        if error is not None:
+            read += 1
+            rejects.append(_reject_row(source, loc, error, raw_text(line)))
+            continue
+        read += len(out) + len(rej)
+        for r in rej:
+            rejects.append(_reject_row(source, f"{loc}: {r.location}" if r.location else loc, r.reason, r.payload))
+        if out:
+            rows.extend(out)
+            origins.extend([(source, loc)] * len(out))
+    return rows, origins, rejects, read
+
+
+def _worker_init() -> None:
+    # a forked worker inherits the whole heap of the parent (SQLAlchemy, pandas ...): keep the cyclic
+    # GC from traversing it again and again while mapping allocates millions of short-lived containers
+    gc.freeze()
+
+
+def _work_chunk(args):
+    dialect, source, first, lines, batch_size = args
+    rows, _, rejects, read = _map_lines(source, first, lines)
+    prepared = [prepare_spans(dialect, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    return prepared, rejects, read
+
+
+def _fork_context():
+    """The fork start method when it is safe here (POSIX, this process runs a single thread), else None.
+    Spawn is not an option: it re-imports the caller's __main__, which a script without a main guard
+    (or a Dagster process) does not survive."""
+    import multiprocessing as mp
+
+    if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return None
+
+
+def _ingest_jsonl_parallel(engine: Engine, path, writer: _Writer, workers: int) -> None:
+    from collections import deque
+
+    source = str(path)
+    dialect = engine.dialect.name
+    bs = writer.batch_size
+    summary = writer.summary
+    with _fork_context().Pool(workers, initializer=_worker_init) as pool:
+        chunks = iter_line_chunks(path, CHUNK_BYTES)
+        inflight: deque = deque()
+        read_error: str | None = None
+
+        def submit() -> bool:
+            nonlocal read_error
+            if read_error is not None:
+                return False
+            try:
+                first, lines = next(chunks)
+            except StopIteration:
+                return False
+            except (OSError, EOFError, ValueError) as exc:  # corrupt / truncated gzip, I/O error
+                read_error = f"read error: {type(exc).__name__}: {exc}"
+                return False
+            inflight.append((first, lines, pool.apply_async(_work_chunk, ((dialect, source, first, lines, bs),))))
+            return True
+
+        while len(inflight) < 2 * workers and submit():
+            pass
+        while inflight:
+            first, lines, result = inflight.popleft()
+            # a worker killed mid-chunk (OOM ...) would leave this waiting forever
+            prepared_list, rejects, read = result.get(timeout=WORKER_TIMEOUT_S)
+            submit()  # keep the workers busy while this chunk is written
+            summary.read += read
+            for k, prepared in enumerate(prepared_list):
+                try:
+                    summary.stored += write_prepared_spans(engine, prepared)
+                except _INFRA_ERRORS:
+                    raise
+                except Exception:  # noqa: BLE001 - find the refused rows in-process
+                    rows, origins, _, _ = _map_lines(source, first, lines)
+                    summary.stored += writer._insert(rows[k * bs : (k + 1) * bs], origins[k * bs : (k + 1) * bs])
+            if rejects:
+                summary.rejected += insert_rows(engine, ingest_rejects, rejects)
+        if read_error is not None:
+            summary.read += 1
+            summary.rejected += insert_rows(
+                engine, ingest_rejects, [_reject_row(source, "file", read_error, "")]
+            )
+
+
+def _use_parallel(path, workers: int) -> bool:
+    if workers < 1 or not is_jsonl_file(path):
+        return False
+    try:
+        return os.path.getsize(path) >= PARALLEL_MIN_BYTES
+    except OSError:
+        return False
+
+
+def _consume(writer: _Writer, records: Iterable[Record]) -> None:
+    for rec in records:
+        if rec.error is not None:
+            writer.unreadable(rec)
+            continue
+        try:
+            rows, rejects = map_request(rec.payload)
+        except Exception as exc:  # noqa: BLE001 - map_request guards per span; this is a last resort
+            writer.unreadable(
+                Record(rec.source, rec.location, error=f"mapping error: {type(exc).__name__}: {exc}", raw="")
+            )
+            continue
+        writer.mapped((rec.source, rec.location), rows, rejects)
+
+
+def ingest_paths(
+    engine: Engine,
+    paths: Iterable[str | os.PathLike] | str | os.PathLike,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
+) -> IngestSummary:
+    """Ingest every OTLP file named by `paths` (files, directories recursively, glob patterns).
+
+    Idempotent: spans already stored are counted as `duplicate`, never written twice. JSON-lines files
+    of PARALLEL_MIN_BYTES or more are decoded and mapped by `workers` processes (default
+    `ingest_workers()`; 0 = in-process only).
+    """
+    create_tables(engine)
+    files = expand_paths(paths)
+    workers = ingest_workers() if workers is None else workers
+    writer = _Writer(engine, batch_size)
+    try:
+        for path in files:
+            read_before = writer.summary.read
+            if _use_parallel(path, workers):
+                writer.drain()
+            if _use_parallel(path, workers) and _fork_context() is not None:
+                _ingest_jsonl_parallel(engine, path, writer, workers)
+            else:
+                _consume(writer, iter_file(path))
+            writer.summary.files += 1
+            log.debug("%s: read %d records/spans", path, writer.summary.read - read_before)
+    except BaseException:
+        writer.close()
+        raise
+    summary = writer.finish()
+    log.info(
+        "ingested %d files: read %d, stored %d, duplicate %d, rejected %d",
+        summary.files,
+        summary.read,
+        summary.stored,
+        summary.duplicate,
+        summary.rejected,
+    )
+    return summary
+
+
+def ingest_file(
+    engine: Engine,
+    path: str | os.PathLike,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
+) -> IngestSummary:
+    """Ingest one file (what the landing-directory sensor's job runs)."""
+    return ingest_paths(engine, [path], batch_size=batch_size, workers=workers)
+
+
+def ingest_requests(
+    engine: Engine,
+    requests: Iterable[dict],
+    source: str = "memory",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> IngestSummary:
+    """Ingest already-decoded OTLP/JSON ExportTraceServiceRequest objects (tests, generators, HTTP)."""
+    create_tables(engine)
+    writer = _Writer(engine, batch_size)
+    try:
+        _consume(writer, (Record(source, f"request {i}", payload=req) for i, req in enumerate(requests)))
+    except BaseException:
+        writer.close()
+        raise
+    return writer.finish()
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "IngestSummary",
+    "ingest_file",
+    "ingest_paths",
+    "ingest_requests",
+    "ingest_workers",
+]

@@ -1,0 +1,716 @@
+"""Hourly and daily rollups of the raw spans: requests, steps, errors, tokens and cost.
+
+Every function reads its own window ``[start, end)`` of ``spans`` (or of an hourly table) and returns a
+DataFrame shaped like its table in :mod:`obs_pipelines.monitoring.tables`; :func:`write_rollup` replaces the
+window in the table (delete-then-insert in one transaction, so re-runs never duplicate).
+
+Semantics
+---------
+* **Request (trace) level** -- ``dimension`` ``overall`` and ``route``: one request = one trace, and it
+  belongs to the window its root span (``parent_span_id IS NULL``) starts in. Latency = root end - root
+  start; route = the root's route (else any route seen on the trace's spans). A trace with no root span in
+  the window is counted where its first span is, if it has no root anywhere (looked up in the whole store
+  by trace_id, through the primary key) and no span before the window: latency = its last end - its first
+  start. A trace is an error when any of its spans in the window is in status ``error`` (like Phoenix's
+  cumulative error count). Spans of a trace that start after the window closes do not change its row.
+* ``dimension`` ``model`` / ``prompt_version``: over **llm spans** -- every model call is a request to
+  that model; latency = the span's duration; error = the span's status. The prompt label is
+  ``prompt_name@prompt_version`` (or whichever of the two is set).
+* **Steps**: every span starting in the window, by ``span_kind`` and by (kind, ``span_name``).
+* **Errors**: failed spans where the error *originated*: a failed span with a failed child span in the
+  window is a propagation of that child's error and is not counted again. Classes from
+  :func:`obs_pipelines.monitoring.errors.classify_errors`.
+* **Usage**: llm and embedding spans. Cost = the app's ``cost_usd`` when present, else tokens x the price
+  table (genai-prices + overrides, :mod:`obs_pipelines.pricing`), joined in SQL from per-model rate rows.
+  Route = the span's route, else its trace root's route. User segments: the ``top_n_users`` users by cost
+  in the window (ties: tokens, then user id), every other user in ``(other)``, spans without user in
+  ``(none)``.
+* Throughput per minute = count / minutes in the window.
+
+Percentiles are exact (linear interpolation between closest ranks, i.e. ``percentile_cont``). On
+PostgreSQL each rollup is one SQL statement (GROUPING SETS / UNION ALL for the dimensions, percentiles with
+``percentile_cont``); on SQLite the same SQL does the trace-level grouping and pandas computes the
+percentiles (``quantile``, linear interpolation) on the few needed columns. No Python loops over rows.
+
+Daily rollups are derived from the hourly tables: counts, sums, errors, tokens, cost, max latency and the
+mean latency (weighted by ``latency_count``) merge exactly. Percentiles cannot be merged from hourly
+percentiles, so **the daily latency percentile columns (p50 / p90 / p95 / p99) are recomputed exactly from
+the day's spans** with the same queries over the day window; everything else comes from the hourly tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.monitoring.errors import ERROR_CLASSES, classify_errors
+from obs_pipelines.monitoring.tables import (
+    DAILY_TABLES,
+    HOURLY_TABLES,
+    NULL_LABEL,
+    OTHER_LABEL,
+    column_names,
+    error_rollup_daily,
+    error_rollup_hourly,
+    request_rollup_daily,
+    request_rollup_hourly,
+    step_rollup_daily,
+    step_rollup_hourly,
+    usage_rollup_daily,
+    usage_rollup_hourly,
+)
+from obs_pipelines.pricing import PriceTable
+from obs_pipelines.store import db
+
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+PCT_COLUMNS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
+STAT_COLUMNS = (*PCT_COLUMNS, "latency_max_ms", "latency_mean_ms", "latency_count")
+USAGE_KINDS = ("llm", "embedding")
+DAY = timedelta(days=1)
+
+# ---- SQL shared by both dialects ----------------------------------------------------------------
+
+_WINDOW = "start_time >= :start AND start_time < :end"
+
+# One row per request (trace) of the window: see the module docstring for the rules.
+_TRACES_SQL = f"""
+SELECT COALESCE(t.root_route, t.any_route, '{NULL_LABEL}') AS route,
+       CASE WHEN t.has_root = 1 THEN t.root_start ELSE t.first_start END AS req_start,
+       CASE WHEN t.has_root = 1 THEN t.root_end ELSE t.last_end END AS req_end,
+       t.is_error AS is_error
+FROM (
+    SELECT trace_id,
+           MAX(CASE WHEN parent_span_id IS NULL THEN 1 ELSE 0 END) AS has_root,
+           MIN(CASE WHEN parent_span_id IS NULL THEN start_time END) AS root_start,
+           MAX(CASE WHEN parent_span_id IS NULL THEN end_time END) AS root_end,
+           MIN(start_time) AS first_start,
+           MAX(end_time) AS last_end,
+           MAX(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS is_error,
+           MIN(CASE WHEN parent_span_id IS NULL THEN route END) AS root_route,
+           MIN(route) AS any_route
+    FROM spans
+    WHERE {_WINDOW}
+    GROUP BY trace_id
+) t
+WHERE t.has_root = 1
+   OR NOT EXISTS (
+        SELECT 1 FROM spans o
+        WHERE o.trace_id = t.trace_id AND (o.parent_span_id IS NULL OR o.start_time < :start)
+        {{exists_fence}}
+   )
+"""
+
+# PostgreSQL would turn the NOT EXISTS into a hashed subplan over the whole spans table (cost growing with
+# the store); OFFSET 0 keeps it a per-trace primary-key lookup, run only for traces without a root here.
+_PG_TRACES_SQL = _TRACES_SQL.replace("{exists_fence}", "OFFSET 0")
+_TRACES_SQL = _TRACES_SQL.replace("{exists_fence}", "")
+
+_PROMPT_LABEL = f"""CASE WHEN prompt_name IS NOT NULL AND prompt_version IS NOT NULL
+                     THEN prompt_name || '@' || prompt_version
+                     ELSE COALESCE(prompt_version, prompt_name, '{NULL_LABEL}') END"""
+
+_LLM_CALLS_SQL = f"""
+SELECT COALESCE(model, '{NULL_LABEL}') AS model,
+       {_PROMPT_LABEL} AS prompt,
+       start_time AS req_start, end_time AS req_end,
+       CASE WHEN status = 'error' THEN 1 ELSE 0 END AS is_error
+FROM spans
+WHERE {_WINDOW} AND kind = 'llm'
+"""
+
+_STEPS_SQL = f"""
+SELECT COALESCE(kind, '{NULL_LABEL}') AS span_kind, COALESCE(name, '{NULL_LABEL}') AS span_name,
+       start_time AS req_start, end_time AS req_end,
+       CASE WHEN status = 'error' THEN 1 ELSE 0 END AS is_error
+FROM spans
+WHERE {_WINDOW}
+"""
+
+# ---- PostgreSQL: percentiles in the database -----------------------------------------------------
+
+_PG_LATENCY = "date_part('epoch', req_end - req_start) * 1000.0"
+_PG_STATS = """COUNT(*) AS n, SUM(is_error) AS error_count, COUNT(latency_ms) AS latency_count,
+       percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS pct,
+       MAX(latency_ms) AS latency_max_ms, AVG(latency_ms) AS latency_mean_ms"""
+
+_PG_REQUEST_SQL = f"""
+WITH req AS (
+    SELECT route, is_error, {_PG_LATENCY} AS latency_ms FROM ({_PG_TRACES_SQL}) r
+), calls AS (
+    SELECT model, prompt, is_error, {_PG_LATENCY} AS latency_ms FROM ({_LLM_CALLS_SQL}) c
+)
+SELECT CASE WHEN GROUPING(route) = 1 THEN 'overall' ELSE 'route' END AS dimension,
+       route AS dimension_value, {_PG_STATS}
+FROM req GROUP BY GROUPING SETS ((), (route))
+UNION ALL
+SELECT CASE WHEN GROUPING(model) = 0 THEN 'model' ELSE 'prompt_version' END AS dimension,
+       CASE WHEN GROUPING(model) = 0 THEN model ELSE prompt END AS dimension_value, {_PG_STATS}
+FROM calls GROUP BY GROUPING SETS ((model), (prompt))
+"""
+
+_PG_STEP_SQL = f"""
+SELECT CASE WHEN GROUPING(span_name) = 1 THEN 'span_kind' ELSE 'span_name' END AS dimension,
+       span_kind, CASE WHEN GROUPING(span_name) = 1 THEN NULL ELSE span_name END AS span_name,
+       {_PG_STATS}
+FROM (SELECT span_kind, span_name, is_error, {_PG_LATENCY} AS latency_ms FROM ({_STEPS_SQL}) s) x
+GROUP BY GROUPING SETS ((span_kind), (span_kind, span_name))
+"""
+
+
+def _bind(sql: str) -> sa.TextClause:
+    clause = sa.text(sql)
+    binds = [sa.bindparam(k, type_=sa.DateTime) for k in ("start", "end") if f":{k}" in sql]
+    return clause.bindparams(*binds) if binds else clause
+
+
+# Per-transaction PostgreSQL settings for the rollup queries:
+# - JIT compilation costs seconds on these one-shot aggregate queries (their estimated cost crosses
+#   jit_optimize_above_cost) and saves nothing;
+# - the default 4MB work_mem sends the sorts behind the percentiles to disk, and makes the planner pick
+#   sorting over hashing for the usage pre-aggregate;
+# - a window is a large, physically contiguous slice of spans (start_time correlates with the heap
+#   order), for which the planner picks a plain index scan that visits the slice tuple by tuple; a bitmap
+#   heap scan reads each page once, in order, so reading an hour costs the same in a store of 1 day or
+#   of 30 days. (Primary-key lookups still use the index, through a bitmap.)
+# - cheaper parallel workers: the llm-call branch of the request rollup then scans in parallel too.
+PG_SESSION_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL work_mem = '128MB'",
+    "SET LOCAL enable_indexscan = off",
+    "SET LOCAL parallel_setup_cost = 100",
+    "SET LOCAL parallel_tuple_cost = 0.01",
+)
+
+
+def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd.DataFrame:
+    """Run a text query (``:start`` / ``:end`` bound as DateTime) and return its rows as a DataFrame.
+
+    Rows are taken from the DBAPI cursor as plain tuples (building SQLAlchemy Row objects and handing
+    them to pandas costs several times more on large windows). No type processing: on SQLite, times come
+    back as ISO strings."""
+    stmt = _bind(sql) if isinstance(sql, str) else sql
+    with engine.connect() as conn:
+        if db.is_postgres(engine):
+            for setting in PG_SESSION_SETTINGS:
+                conn.execute(sa.text(setting))
+        result = conn.execute(stmt, dict(params))
+        columns = list(result.keys())
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+
+_fetch = fetch_frame
+
+
+def _window_params(start: datetime, end: datetime) -> dict:
+    return {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
+
+
+def _pg_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Unpack the percentile arrays of a PostgreSQL stats result."""
+    pct = frame.pop("pct")
+    arr = np.array([p if p is not None else [np.nan] * len(QUANTILES) for p in pct.tolist()], dtype="float64")
+    arr = arr.reshape(len(frame), len(QUANTILES))
+    for i, col in enumerate(PCT_COLUMNS):
+        frame[col] = arr[:, i]
+    return frame
+
+
+# ---- SQLite / pandas: the same numbers from the fetched columns ---------------------------------
+
+
+def _latency_ms(frame: pd.DataFrame) -> pd.Series:
+    start = pd.to_datetime(frame["req_start"], format="ISO8601")
+    end = pd.to_datetime(frame["req_end"], format="ISO8601")
+    return ((end - start) / pd.Timedelta(milliseconds=1)).astype("float64")
+
+
+def latency_stats(frame: pd.DataFrame, by: list[str] | None, value: str = "latency_ms",
+                  error: str = "is_error") -> pd.DataFrame:
+    """count, error_count, latency_count, exact p50/p90/p95/p99 (linear), max and mean of ``value``
+    per group of ``by`` (one overall row when ``by`` is None, even for an empty frame)."""
+    if not by:
+        values = frame[value].astype("float64")
+        q = values.quantile(list(QUANTILES)) if values.notna().any() else pd.Series([np.nan] * 4)
+        row = {
+            "n": len(frame),
+            "error_count": int(frame[error].sum()) if len(frame) else 0,
+            "latency_count": int(values.notna().sum()),
+            **{c: float(v) for c, v in zip(PCT_COLUMNS, q.to_numpy())},
+            "latency_max_ms": values.max(),
+            "latency_mean_ms": values.mean(),
+        }
+        return pd.DataFrame([row])
+    if frame.empty:
+        return pd.DataFrame(columns=[*by, "n", "error_count", *STAT_COLUMNS])
+    g = frame.groupby(by, sort=True, dropna=False)
+    out = g.agg(n=(value, "size"), error_count=(error, "sum"), latency_count=(value, "count"),
+                latency_max_ms=(value, "max"), latency_mean_ms=(value, "mean"))
+    q = g[value].quantile(list(QUANTILES)).unstack(level=-1)
+    q.columns = list(PCT_COLUMNS)
+    return out.join(q).reset_index()
+
+
+# ---- request rollup ------------------------------------------------------------------------------
+
+
+def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Request counts, errors and exact latency statistics of [start, end) per dimension (any window
+    length: the daily rollup calls it over a day for its percentiles)."""
+    params = _window_params(start, end)
+    if db.is_postgres(engine):
+        stats = _pg_stats(_fetch(engine, _PG_REQUEST_SQL, params))
+    else:
+        traces = _fetch(engine, _TRACES_SQL, params)
+        traces["latency_ms"] = _latency_ms(traces)
+        calls = _fetch(engine, _LLM_CALLS_SQL, params)
+        calls["latency_ms"] = _latency_ms(calls)
+        parts = [
+            latency_stats(traces, None).assign(dimension="overall", dimension_value=None),
+            latency_stats(traces, ["route"]).rename(columns={"route": "dimension_value"}).assign(dimension="route"),
+            latency_stats(calls, ["model"]).rename(columns={"model": "dimension_value"}).assign(dimension="model"),
+            latency_stats(calls, ["prompt"]).rename(columns={"prompt": "dimension_value"})
+            .assign(dimension="prompt_version"),
+        ]
+        stats = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    stats = stats.rename(columns={"n": "request_count"})
+    return _finish_counts(stats, "request_count")
+
+
+def request_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Hourly (or any window) request rollup: overall, by route, by model, by prompt version."""
+    stats = request_stats(engine, start, end)
+    return _shape(stats, request_rollup_hourly, start, end, "request_count")
+
+
+# ---- step rollup ---------------------------------------------------------------------------------
+
+
+def step_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Span counts, errors and exact latency statistics of [start, end) by kind and by (kind, name)."""
+    params = _window_params(start, end)
+    if db.is_postgres(engine):
+        stats = _pg_stats(_fetch(engine, _PG_STEP_SQL, params))
+    else:
+        steps = _fetch(engine, _STEPS_SQL, params)
+        steps["latency_ms"] = _latency_ms(steps)
+        stats = pd.concat(
+            [
+                latency_stats(steps, ["span_kind"]).assign(dimension="span_kind", span_name=None),
+                latency_stats(steps, ["span_kind", "span_name"]).assign(dimension="span_name"),
+            ],
+            ignore_index=True,
+        )
+    stats = stats.rename(columns={"n": "span_count"})
+    stats["dimension_value"] = np.where(stats["dimension"] == "span_kind", stats["span_kind"], stats["span_name"])
+    return _finish_counts(stats, "span_count")
+
+
+def step_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Hourly (or any window) step rollup: latency per span kind and per span name."""
+    return _shape(step_stats(engine, start, end), step_rollup_hourly, start, end, "span_count")
+
+
+# ---- error rollup --------------------------------------------------------------------------------
+
+_ERROR_SPANS_SQL = f"""
+SELECT trace_id, span_id, parent_span_id, kind, provider, error_type,
+       SUBSTR(error_message, 1, 2000) AS error_message
+FROM spans WHERE {_WINDOW} AND status = 'error'
+"""
+_PROVIDER_COUNTS_SQL = f"""
+SELECT COALESCE(provider, '{NULL_LABEL}') AS provider, COUNT(*) AS span_count
+FROM spans WHERE {_WINDOW} GROUP BY COALESCE(provider, '{NULL_LABEL}')
+"""
+
+
+def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Origin errors of [start, end): overall, by error class, by provider, by (provider, class)."""
+    params = _window_params(start, end)
+    errors = _fetch(engine, _ERROR_SPANS_SQL, params)
+    providers = _fetch(engine, _PROVIDER_COUNTS_SQL, params)
+    total = int(providers["span_count"].sum()) if len(providers) else 0
+
+    # a failed span with a failed child is that child's error propagating: count the origin only
+    parent_keys = errors["trace_id"].astype(str) + "/" + errors["parent_span_id"].astype(str)
+    own_keys = errors["trace_id"].astype(str) + "/" + errors["span_id"].astype(str)
+    origins = errors[~own_keys.isin(set(parent_keys[errors["parent_span_id"].notna()]))].copy()
+    origins["error_class"] = classify_errors(origins)
+    origins["provider"] = origins["provider"].astype("object").where(origins["provider"].notna(), NULL_LABEL)
+
+    overall = pd.DataFrame([{
+        "dimension": "overall", "dimension_value": None, "error_class": None, "provider": None,
+        "error_count": len(origins), "span_count": total,
+        "example_trace_id": origins["trace_id"].max() if len(origins) else None,
+    }])
+    by_class = (
+        origins.groupby("error_class").agg(error_count=("trace_id", "size"), example_trace_id=("trace_id", "max"))
+        .reindex(list(ERROR_CLASSES)).reset_index().rename(columns={"index": "error_class"})
+    )
+    by_class["error_count"] = by_class["error_count"].fillna(0)
+    by_class = by_class.assign(dimension="error_class", dimension_value=by_class["error_class"],
+                               provider=None, span_count=total)
+    prov_err = origins.groupby("provider").agg(error_count=("trace_id", "size"),
+                                               example_trace_id=("trace_id", "max")).reset_index()
+    by_provider = providers.merge(prov_err, on="provider", how="outer")
+    by_provider["error_count"] = by_provider["error_count"].fillna(0)
+    by_provider["span_count"] = by_provider["span_count"].fillna(0)
+    by_provider = by_provider.assign(dimension="provider", dimension_value=by_provider["provider"], error_class=None)
+    pc = origins.groupby(["provider", "error_class"]).agg(
+        error_count=("trace_id", "size"), example_trace_id=("trace_id", "max")).reset_index()
+    pc = pc.merge(providers, on="provider", how="left")
+    pc = pc.assign(dimension="provider_error_class",
+                   dimension_value=pc["provider"].astype(str) + "/" + pc["error_class"].astype(str))
+    out = pd.concat([p for p in (overall, by_class, by_provider, pc) if not p.empty], ignore_index=True)
+    out["span_count"] = out["span_count"].fillna(0)
+    return _shape(out, error_rollup_hourly, start, end, None)
+
+
+# ---- usage rollup --------------------------------------------------------------------------------
+
+_USAGE_PAIRS_SQL = f"""
+SELECT DISTINCT provider, model FROM spans
+WHERE {_WINDOW} AND kind IN ('llm', 'embedding') AND cost_usd IS NULL AND model IS NOT NULL
+"""
+_USAGE_SUMS = """SUM(call_count) AS call_count, SUM(input_tokens) AS input_tokens,
+       SUM(output_tokens) AS output_tokens, SUM(cached_input_tokens) AS cached_input_tokens,
+       SUM(cost_usd) AS cost_usd, SUM(reported_cost_usd) AS reported_cost_usd,
+       SUM(computed_cost_usd) AS computed_cost_usd, SUM(unpriced_call_count) AS unpriced_call_count"""
+_RATE_COLS = ("provider_key", "model", "t0", "t1", "in_lo", "in_hi",
+              "rate_input", "rate_cached", "rate_output", "rate_request")
+
+
+_RATE_TYPES = {"t0": ("timestamp", sa.DateTime), "t1": ("timestamp", sa.DateTime),
+               "in_lo": ("bigint", sa.BigInteger), "in_hi": ("bigint", sa.BigInteger),
+               "provider_key": ("text", sa.Text), "model": ("text", sa.Text)}
+
+
+def _rates_sql(rates: pd.DataFrame, postgres: bool) -> tuple[str, dict, list[sa.BindParameter]]:
+    """The rate rows as an inline relation (UNION ALL of one-row SELECTs with bound values).
+
+    On PostgreSQL every value is cast (untyped parameters in a UNION would resolve to text / numeric)."""
+    if rates.empty:
+        cols = ", ".join(
+            (f"CAST(NULL AS {_RATE_TYPES.get(c, ('double precision',))[0]})" if postgres else "NULL") + f" AS {c}"
+            for c in _RATE_COLS
+        )
+        return f"SELECT {cols} WHERE 1 = 0", {}, []
+    selects, params, binds = [], {}, []
+    for i, row in enumerate(rates[list(_RATE_COLS)].itertuples(index=False, name=None)):
+        parts = []
+        for col, value in zip(_RATE_COLS, row):
+            name = f"r{i}_{col}"
+            sql_type, sa_type = _RATE_TYPES.get(col, ("double precision", sa.Float))
+            binds.append(sa.bindparam(name, type_=sa_type))
+            if sa_type is sa.DateTime:
+                value = pd.Timestamp(value).to_pydatetime()
+            elif sa_type is sa.BigInteger:
+                value = int(value)
+            elif sa_type is sa.Float:
+                value = float(value)
+            params[name] = value
+            expr = f"CAST(:{name} AS {sql_type})" if postgres else f":{name}"
+            parts.append(f"{expr} AS {col}")
+        selects.append("SELECT " + ", ".join(parts))
+    return "\nUNION ALL ".join(selects), params, binds
+
+
+def _usage_sql(rates_sql: str, postgres: bool) -> str:
+    cached = ("CASE WHEN COALESCE(s.cached_input_tokens, 0) > COALESCE(s.input_tokens, 0) "
+              "THEN COALESCE(s.input_tokens, 0) ELSE COALESCE(s.cached_input_tokens, 0) END")
+    prompt = _PROMPT_LABEL.replace("prompt_", "s.prompt_")
+    with_sql = f"""
+WITH p AS ({rates_sql}),
+c AS (
+    SELECT COALESCE(s.model, '{NULL_LABEL}') AS model,
+           s.route AS span_route,
+           CASE WHEN s.route IS NULL THEN s.trace_id END AS route_trace_id,
+           {prompt} AS prompt,
+           s.user_id AS user_id,
+           COALESCE(s.input_tokens, 0) AS input_tokens,
+           COALESCE(s.output_tokens, 0) AS output_tokens,
+           COALESCE(s.cached_input_tokens, 0) AS cached_input_tokens,
+           s.cost_usd AS reported,
+           CASE WHEN p.model IS NOT NULL THEN
+                (COALESCE(s.input_tokens, 0) - {cached}) * p.rate_input + {cached} * p.rate_cached
+                + COALESCE(s.output_tokens, 0) * p.rate_output + p.rate_request
+           END AS computed
+    FROM spans s
+    LEFT JOIN p ON s.cost_usd IS NULL AND p.model = s.model AND p.provider_key = COALESCE(s.provider, '')
+               AND s.start_time >= p.t0 AND s.start_time < p.t1
+               AND COALESCE(s.input_tokens, 0) > p.in_lo AND COALESCE(s.input_tokens, 0) <= p.in_hi
+    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+),
+g0 AS (
+    -- pre-aggregate the calls to (model, route, prompt, user): every dimension below is a sum over g;
+    -- calls without a route keep their trace id here so that the root's route is looked up once per
+    -- trace, after the aggregation, through the primary key
+    SELECT model, span_route, route_trace_id, prompt, user_id,
+           COUNT(*) AS call_count, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+           SUM(cached_input_tokens) AS cached_input_tokens, SUM(COALESCE(reported, computed)) AS cost_usd,
+           SUM(reported) AS reported_cost_usd, SUM(CASE WHEN reported IS NULL THEN computed END) AS computed_cost_usd,
+           SUM(CASE WHEN reported IS NULL AND computed IS NULL THEN 1 ELSE 0 END) AS unpriced_call_count
+    FROM c GROUP BY model, span_route, route_trace_id, prompt, user_id
+),
+g AS (
+    SELECT model,
+           COALESCE(span_route,
+                    (SELECT MIN(r.route) FROM spans r
+                     WHERE r.trace_id = g0.route_trace_id AND r.parent_span_id IS NULL),
+                    '{NULL_LABEL}') AS route,
+           prompt, user_id, call_count, input_tokens, output_tokens, cached_input_tokens, cost_usd,
+           reported_cost_usd, computed_cost_usd, unpriced_call_count
+    FROM g0
+),
+ranked AS (
+    SELECT user_id,
+           ROW_NUMBER() OVER (ORDER BY SUM(COALESCE(cost_usd, 0)) DESC,
+                                       SUM(input_tokens + output_tokens) DESC, user_id) AS rn
+    FROM g WHERE user_id IS NOT NULL GROUP BY user_id
+),
+seg AS (
+    SELECT g.*, CASE WHEN g.user_id IS NULL THEN '{NULL_LABEL}'
+                     WHEN ranked.rn <= :top_n THEN g.user_id ELSE '{OTHER_LABEL}' END AS segment
+    FROM g LEFT JOIN ranked ON ranked.user_id = g.user_id
+)"""
+    if postgres:  # one pass over the pre-aggregate for every dimension
+        return with_sql + f"""
+SELECT CASE GROUPING(model, route, prompt, segment)
+            WHEN 15 THEN 'overall' WHEN 7 THEN 'model' WHEN 11 THEN 'route'
+            WHEN 13 THEN 'prompt_version' ELSE 'user' END AS dimension,
+       CASE GROUPING(model, route, prompt, segment)
+            WHEN 15 THEN NULL WHEN 7 THEN model WHEN 11 THEN route
+            WHEN 13 THEN prompt ELSE segment END AS dimension_value,
+       {_USAGE_SUMS}
+FROM seg GROUP BY GROUPING SETS ((), (model), (route), (prompt), (segment))
+"""
+    return with_sql + f"""
+SELECT 'overall' AS dimension, NULL AS dimension_value, {_USAGE_SUMS} FROM g
+UNION ALL SELECT 'model', model, {_USAGE_SUMS} FROM g GROUP BY model
+UNION ALL SELECT 'route', route, {_USAGE_SUMS} FROM g GROUP BY route
+UNION ALL SELECT 'prompt_version', prompt, {_USAGE_SUMS} FROM g GROUP BY prompt
+UNION ALL SELECT 'user', segment, {_USAGE_SUMS} FROM seg GROUP BY segment
+"""
+
+
+def usage_rollup(engine: Engine, start: datetime, end: datetime, prices: PriceTable,
+                 top_n_users: int = 20) -> pd.DataFrame:
+    """Tokens and cost of [start, end) by model, route, prompt version and user segment."""
+    params = _window_params(start, end)
+    pairs = _fetch(engine, _USAGE_PAIRS_SQL, params)
+    rates = prices.rate_rows(pairs.itertuples(index=False, name=None), params["start"], params["end"])
+    postgres = db.is_postgres(engine)
+    rates_sql, rate_params, binds = _rates_sql(rates, postgres)
+    stmt = _bind(_usage_sql(rates_sql, postgres)).bindparams(*binds, sa.bindparam("top_n", type_=sa.Integer))
+    out = _fetch(engine, stmt, {**params, **rate_params, "top_n": int(top_n_users)})
+    for col in ("input_tokens", "output_tokens", "cached_input_tokens", "unpriced_call_count", "call_count"):
+        out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
+    for col in ("cost_usd", "reported_cost_usd", "computed_cost_usd"):
+        out[col] = pd.to_numeric(out[col]).astype("float64").fillna(0.0)
+    out["price_version"] = prices.version
+    return _shape(out, usage_rollup_hourly, start, end, None)
+
+
+# ---- daily rollups (from the hourly tables) ------------------------------------------------------
+
+
+def _read_hourly(engine: Engine, table: sa.Table, day_start: datetime) -> pd.DataFrame:
+    day_start = db.to_naive_utc(day_start)
+    return db.read_window(engine, table, day_start, day_start + DAY, time_column="window_start")
+
+
+def _merge_latency(hourly: pd.DataFrame, keys: list[str], count_col: str) -> pd.DataFrame:
+    h = hourly.copy()
+    h["_lat_sum"] = h["latency_mean_ms"].astype("float64") * h["latency_count"]
+    g = h.groupby(keys, dropna=False, sort=True)
+    out = g.agg(**{count_col: (count_col, "sum"), "error_count": ("error_count", "sum"),
+                   "latency_count": ("latency_count", "sum"), "latency_max_ms": ("latency_max_ms", "max"),
+                   "_lat_sum": ("_lat_sum", "sum")}).reset_index()
+    out["latency_mean_ms"] = np.where(out["latency_count"] > 0,
+                                      out["_lat_sum"] / out["latency_count"].where(out["latency_count"] > 0, 1),
+                                      np.nan)
+    return out.drop(columns="_lat_sum")
+
+
+def _with_day_percentiles(merged: pd.DataFrame, day_stats: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    fill = "\x00null"
+    left = merged.assign(**{k: merged[k].astype("object").where(merged[k].notna(), fill) for k in keys})
+    right = day_stats[[*keys, *PCT_COLUMNS]]
+    right = right.assign(**{k: right[k].astype("object").where(right[k].notna(), fill) for k in keys})
+    out = left.merge(right, on=keys, how="left")
+    for k in keys:
+        out[k] = out[k].where(out[k] != fill, None)
+    return out
+
+
+def daily_request_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
+    """Daily request rollup: counts, errors, max and mean latency summed / merged from the hourly table;
+    the percentile columns recomputed exactly from the day's spans (hourly percentiles do not merge)."""
+    day_start = db.to_naive_utc(day_start)
+    hourly = _read_hourly(engine, request_rollup_hourly, day_start)
+    keys = ["dimension", "dimension_value"]
+    if hourly.empty:
+        return _shape(pd.DataFrame(columns=keys), request_rollup_daily, day_start, day_start + DAY, "request_count")
+    merged = _merge_latency(hourly, keys, "request_count")
+    out = _with_day_percentiles(merged, request_stats(engine, day_start, day_start + DAY), keys)
+    return _shape(_finish_counts(out, "request_count"), request_rollup_daily, day_start, day_start + DAY,
+                  "request_count")
+
+
+def daily_step_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
+    """Daily step rollup: counts / errors / max / mean from the hourly table, percentiles recomputed
+    exactly from the day's spans."""
+    day_start = db.to_naive_utc(day_start)
+    hourly = _read_hourly(engine, step_rollup_hourly, day_start)
+    keys = ["dimension", "dimension_value", "span_kind", "span_name"]
+    if hourly.empty:
+        return _shape(pd.DataFrame(columns=keys), step_rollup_daily, day_start, day_start + DAY, "span_count")
+    merged = _merge_latency(hourly, keys, "span_count")
+    out = _with_day_percentiles(merged, step_stats(engine, day_start, day_start + DAY), keys)
+    return _shape(_finish_counts(out, "span_count"), step_rollup_daily, day_start, day_start + DAY, "span_count")
+
+
+def daily_error_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
+    """Daily error rollup: every count summed from the hourly table."""
+    day_start = db.to_naive_utc(day_start)
+    hourly = _read_hourly(engine, error_rollup_hourly, day_start)
+    keys = ["dimension", "dimension_value", "error_class", "provider"]
+    if hourly.empty:
+        return _shape(pd.DataFrame(columns=keys), error_rollup_daily, day_start, day_start + DAY, None)
+    out = hourly.groupby(keys, dropna=False, sort=True).agg(
+        error_count=("error_count", "sum"), span_count=("span_count", "sum"),
+        example_trace_id=("example_trace_id", "max")).reset_index()
+    return _shape(out, error_rollup_daily, day_start, day_start + DAY, None)
+
+
+def daily_usage_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
+    """Daily usage rollup: tokens and cost summed from the hourly table. User segments are summed per
+    label: a user's daily row holds the hours where they were in that hour's top N, the rest of their usage
+    is in ``(other)`` (totals stay exact). ``price_version`` lists the versions the hours used."""
+    day_start = db.to_naive_utc(day_start)
+    hourly = _read_hourly(engine, usage_rollup_hourly, day_start)
+    keys = ["dimension", "dimension_value"]
+    if hourly.empty:
+        return _shape(pd.DataFrame(columns=keys), usage_rollup_daily, day_start, day_start + DAY, None)
+    sums = ["call_count", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd",
+            "reported_cost_usd", "computed_cost_usd", "unpriced_call_count"]
+    out = hourly.groupby(keys, dropna=False, sort=True).agg(
+        **{c: (c, "sum") for c in sums},
+        price_version=("price_version", lambda s: ", ".join(sorted(set(s.dropna())))),
+    ).reset_index()
+    return _shape(out, usage_rollup_daily, day_start, day_start + DAY, None)
+
+
+# ---- shaping and writing ---------------------------------------------------------------------------
+
+
+def _finish_counts(stats: pd.DataFrame, count_col: str) -> pd.DataFrame:
+    stats[count_col] = pd.to_numeric(stats[count_col]).fillna(0).astype("int64")
+    stats["error_count"] = pd.to_numeric(stats["error_count"]).fillna(0).astype("int64")
+    stats["latency_count"] = pd.to_numeric(stats["latency_count"]).fillna(0).astype("int64")
+    for col in (*PCT_COLUMNS, "latency_max_ms", "latency_mean_ms"):
+        stats[col] = pd.to_numeric(stats[col], errors="coerce").astype("float64")
+    return stats
+
+
+def _shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime,
+           count_col: str | None) -> pd.DataFrame:
+    """Add window columns, throughput, error rate and computed_at; order and sort like the table."""
+    out = frame.copy()
+    start, end = db.to_naive_utc(start), db.to_naive_utc(end)
+    minutes = (end - start).total_seconds() / 60.0
+    out["window_start"] = start
+    out["window_end"] = end
+    if count_col is not None:
+        out["throughput_per_min"] = out[count_col].astype("float64") / minutes
+        out["error_rate"] = _rate(out["error_count"], out[count_col])
+    elif "span_count" in out and "error_count" in out:
+        out["error_rate"] = _rate(out["error_count"], out["span_count"])
+        for col in ("error_count", "span_count"):
+            out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
+    out["computed_at"] = db.utcnow()
+    cols = column_names(table)
+    for col in cols:
+        if col not in out:
+            out[col] = None
+    out = out[cols]
+    order = {"overall": 0}
+    out = out.assign(_o=out["dimension"].map(order).fillna(1)).sort_values(
+        ["_o", "dimension", "dimension_value"], na_position="first", kind="stable"
+    ).drop(columns="_o")
+    return out.reset_index(drop=True)
+
+
+def _rate(num: pd.Series, den: pd.Series) -> pd.Series:
+    num = pd.to_numeric(num).astype("float64")
+    den = pd.to_numeric(den).astype("float64")
+    return (num / den.where(den > 0)).astype("float64")
+
+
+def write_rollup(engine: Engine, table: sa.Table, start: datetime, end: datetime, frame: pd.DataFrame) -> int:
+    """Replace the window [start, end) of ``table`` by ``frame`` (one transaction; safe to re-run)."""
+    return db.replace_window(engine, table, start, end, frame)
+
+
+def hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: PriceTable,
+                   top_n_users: int = 20) -> dict[str, pd.DataFrame]:
+    """All hourly rollups of [start, end), keyed like ``HOURLY_TABLES``."""
+    return {
+        "request": request_rollup(engine, start, end),
+        "step": step_rollup(engine, start, end),
+        "error": error_rollup(engine, start, end),
+        "usage": usage_rollup(engine, start, end, prices, top_n_users),
+    }
+
+
+def daily_rollups(engine: Engine, day_start: datetime) -> dict[str, pd.DataFrame]:
+    """All daily rollups of the day starting at ``day_start``, keyed like ``DAILY_TABLES``."""
+    return {
+        "request": daily_request_rollup(engine, day_start),
+        "step": daily_step_rollup(engine, day_start),
+        "error": daily_error_rollup(engine, day_start),
+        "usage": daily_usage_rollup(engine, day_start),
+    }
+
+
+def write_hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: PriceTable,
+                         top_n_users: int = 20) -> dict[str, int]:
+    """Compute and write every hourly rollup of [start, end); rows written per rollup."""
+    frames = hourly_rollups(engine, start, end, prices, top_n_users)
+    return {k: write_rollup(engine, HOURLY_TABLES[k], start, end, f) for k, f in frames.items()}
+
+
+def write_daily_rollups(engine: Engine, day_start: datetime) -> dict[str, int]:
+    """Compute and write every daily rollup of the day starting at ``day_start``."""
+    frames = daily_rollups(engine, day_start)
+    end = db.to_naive_utc(day_start) + DAY
+    return {k: write_rollup(engine, DAILY_TABLES[k], day_start, end, f) for k, f in frames.items()}
+
+
+__all__ = [
+    "QUANTILES",
+    "USAGE_KINDS",
+    "daily_error_rollup",
+    "daily_request_rollup",
+    "daily_rollups",
+    "daily_step_rollup",
+    "daily_usage_rollup",
+    "error_rollup",
+    "fetch_frame",
+    "hourly_rollups",
+    "latency_stats",
+    "request_rollup",
+    "request_stats",
+    "step_rollup",
+    "step_stats",
+    "usage_rollup",
+    "write_daily_rollups",
+    "write_hourly_rollups",
+    "write_rollup",
+]
+

@@ -1,0 +1,115 @@
+"""Data-quality checks (great-expectations) on a partition of spans."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from obs_pipelines.monitoring.quality import (
+    ERROR,
+    WARN,
+    check_partition,
+    results_frame,
+    run_quality_checks,
+    summarize,
+)
+from obs_pipelines.store.schema import SPAN_COLUMNS
+from obs_pipelines_tests.monitoring.conftest import H, H_END, handmade_spans, insert
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    rows = [r for r in handmade_spans() if H <= r["start_time"] < H_END]
+    frame = pd.DataFrame(rows)
+    for col in SPAN_COLUMNS:
+        if col not in frame:
+            frame[col] = None
+    # the hand-made hour has orphans on purpose (a lost root, a root in the previous hour): drop them
+    keys = set(frame["trace_id"] + "/" + frame["span_id"])
+    has_parent = frame["parent_span_id"].isna() | (frame["trace_id"] + "/" + frame["parent_span_id"]).isin(keys)
+    return frame[has_parent].reset_index(drop=True)
+
+
+def by_name(results):
+    return {r.name: r for r in results}
+
+
+def test_checks_pass_on_clean_data(clean):
+    results = by_name(run_quality_checks(clean))
+    failed = {n: r.failing_count for n, r in results.items() if not r.passed}
+    assert failed == {}
+    assert {r.severity for r in results.values()} == {ERROR, WARN}
+    assert results["llm_model_present"].failing_count == 1  # one llm span without model, under the 5 %
+
+
+def test_checks_fail_on_bad_rows_with_the_right_counts(clean):
+    bad = clean.copy()
+    bad = pd.concat([bad, bad.iloc[[5, 6]]], ignore_index=True)  # 2 duplicated keys -> 4 rows
+    bad.loc[10, "end_time"] = bad.loc[10, "start_time"] - timedelta(milliseconds=1)
+    bad.loc[[11, 12], "input_tokens"] = -5
+    bad.loc[13, "output_tokens"] = -1
+    bad.loc[14, "cost_usd"] = -0.01
+    bad.loc[[15, 16, 17], "status"] = ["failed", "OK", None]
+    bad.loc[[18, 19], "parent_span_id"] = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]  # orphans
+    parents = set(bad["trace_id"] + "/" + bad["parent_span_id"].fillna(""))
+    leaves = [i for i in range(22, len(clean)) if bad.loc[i, "trace_id"] + "/" + bad.loc[i, "span_id"] not in parents]
+    bad.loc[leaves[0], "trace_id"] = "NOT-HEX"  # leaves: changing their ids orphans nobody
+    bad.loc[leaves[1], "span_id"] = "123"
+    results = by_name(run_quality_checks(bad))
+
+    expected = {
+        "span_key_unique": 4,
+        "end_not_before_start": 1,
+        "input_tokens_non_negative": 2,
+        "output_tokens_non_negative": 1,
+        "cost_non_negative": 1,
+        "status_valid": 3,
+        "parent_exists": 2 + 1,  # + the leaf moved to trace "NOT-HEX", where its parent is not
+        "trace_id_well_formed": 1,
+        "span_id_well_formed": 1,
+    }
+    failed = {n: r.failing_count for n, r in results.items() if not r.passed}
+    assert failed == expected
+    assert results["parent_exists"].severity == WARN and results["status_valid"].severity == ERROR
+    ex = results["end_not_before_start"].examples[0]
+    assert (ex["trace_id"], ex["span_id"]) == (bad.loc[10, "trace_id"], bad.loc[10, "span_id"])
+    assert {(e["trace_id"], e["span_id"]) for e in results["input_tokens_non_negative"].examples} == {
+        (bad.loc[i, "trace_id"], bad.loc[i, "span_id"]) for i in (11, 12)}
+    assert all(r.description for r in results.values())
+    summary = summarize(results.values())
+    assert "parent_exists" in summary["warnings"] and "span_key_unique" in summary["blocking_failures"]
+
+
+def test_share_of_llm_spans_without_model_over_the_threshold_warns(clean):
+    bad = clean.copy()
+    llm = bad.index[bad["kind"] == "llm"]
+    with_model = bad.index[(bad["kind"] == "llm") & bad["model"].notna()]
+    bad.loc[with_model[:10], "model"] = None
+    result = by_name(run_quality_checks(bad, null_model_share_max=0.05))["llm_model_present"]
+    assert not result.passed and result.severity == WARN
+    assert result.failing_count == 10 + 1
+    assert result.observed == pytest.approx(11 / len(llm))
+    assert by_name(run_quality_checks(bad, null_model_share_max=0.5))["llm_model_present"].passed
+
+
+def test_missing_required_column_is_reported(clean):
+    results = by_name(run_quality_checks(clean.drop(columns=["status"])))
+    assert not results["required_columns"].passed
+    assert results["required_columns"].examples == [{"column": "status"}]
+    assert "status_valid" not in results
+
+
+def test_partition_check_finds_parents_in_the_previous_hour(store):
+    rows = handmade_spans()
+    insert(store, rows)
+    results = by_name(check_partition(store.engine, H, H_END))
+    # the child of the root that started at 09:59:59.7 is not an orphan; the spans of lost roots are
+    orphans = [r for r in rows if r["parent_span_id"] == "0123456789abcdef" and H <= r["start_time"] < H_END]
+    assert results["parent_exists"].failing_count == len(orphans) == 3
+    window = pd.DataFrame([r for r in rows if H <= r["start_time"] < H_END])
+    assert by_name(run_quality_checks(window))["parent_exists"].failing_count == 3 + 1  # without the look-up
+    assert results["end_not_before_start"].passed and results["span_key_unique"].passed
+    frame = results_frame(results.values(), H, H_END)
+    assert len(frame) == len(results) and set(frame["severity"]) == {ERROR, WARN}

@@ -8,12 +8,18 @@ schedules and sensors from the UI.
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import dagster as dg
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
+from obs_pipelines.raw_assets import spans_spec
 from obs_pipelines.settings import PHASES, Settings, load_settings
 from obs_pipelines.store.resource import TraceStore
+
+# backfill_policy and friends are marked beta; their warnings would greet every user on each load
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 # Phase name -> module with build_defs(settings). Phases not built yet map to None.
 PHASE_MODULES: dict[str, str | None] = {
@@ -33,6 +39,7 @@ def available_phases(settings: Settings) -> list[str]:
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     foundation = dg.Definitions(
+        assets=[spans_spec(settings)],
         jobs=[ingest_file_job],
         sensors=[build_landing_sensor(settings.landing_dir)],
         resources={"trace_store": TraceStore(db_url=settings.db_url)},

@@ -48,7 +48,9 @@ def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
     db.create_tables(engine)
 
     end = db.utcnow().replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
+    # start at midnight so the demo holds whole days for the daily rollups
+    start = (end - timedelta(days=days)).replace(hour=0)
+    days = (end - start) / timedelta(days=1)
     incidents = demo_incidents(start, days)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     path = DEMO_DIR / f"traces-{start:%Y%m%dT%H}-seed{seed}.jsonl"

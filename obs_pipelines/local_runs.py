@@ -69,6 +69,8 @@ def materialize_phase(
             instance=instance,
             tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
             raise_on_error=False,
+            # the run's events stay in the instance (and the UI); the terminal only gets warnings
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         if not result.success:
             return result

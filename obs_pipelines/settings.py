@@ -44,7 +44,13 @@ class Settings(BaseModel):
     top_n_users: int = 20
     null_model_share_max: float = 0.05
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
-    slos: list[SLOSpec] = Field(default_factory=list)
+    # Generic defaults so SLO status is tracked from the start; a settings file replaces them.
+    slos: list[SLOSpec] = Field(
+        default_factory=lambda: [
+            SLOSpec(name="overall_p95_latency", metric="latency_p95_ms", objective="< 5000", target=0.99),
+            SLOSpec(name="overall_error_rate", metric="error_rate", objective="< 0.05", target=0.99),
+        ]
+    )
 
     @field_validator("phases")
     @classmethod

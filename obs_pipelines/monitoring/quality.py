@@ -53,6 +53,23 @@ QUALITY_COLUMNS = (
     "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd",
 )
 PARENT_FLAG = "_parent_exists"
+# Every check run_quality_checks reports: (name, severity, what it verifies). The Dagster asset checks
+# are declared from this list, so it must name exactly what _checks() builds (a test holds them equal).
+CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
+    ("required_columns", ERROR, "the contract's key columns are present"),
+    ("trace_id_well_formed", ERROR, "trace_id is 32 lowercase hex characters"),
+    ("span_id_well_formed", ERROR, "span_id is 16 lowercase hex characters"),
+    ("parent_span_id_well_formed", ERROR, "parent_span_id, when set, is 16 lowercase hex characters"),
+    ("span_key_unique", ERROR, "(trace_id, span_id) is unique"),
+    ("end_not_before_start", ERROR, "end_time >= start_time"),
+    ("input_tokens_non_negative", ERROR, "input_tokens >= 0"),
+    ("output_tokens_non_negative", ERROR, "output_tokens >= 0"),
+    ("cached_input_tokens_non_negative", ERROR, "cached_input_tokens >= 0"),
+    ("cost_non_negative", ERROR, "cost_usd >= 0"),
+    ("status_valid", ERROR, "status is set and is 'ok' or 'error'"),
+    ("parent_exists", WARN, "the parent span of every non-root span exists in its trace"),
+    ("llm_model_present", WARN, "the share of llm spans without model stays under the threshold"),
+)
 KEY_COLUMNS = ["trace_id", "span_id"]
 
 
@@ -279,6 +296,7 @@ def summarize(results: Iterable[QualityCheckResult]) -> Mapping[str, Any]:
 
 
 __all__ = [
+    "CHECK_CATALOG",
     "ERROR",
     "QualityCheckResult",
     "REQUIRED_COLUMNS",

@@ -113,3 +113,10 @@ def test_partition_check_finds_parents_in_the_previous_hour(store):
     assert results["end_not_before_start"].passed and results["span_key_unique"].passed
     frame = results_frame(results.values(), H, H_END)
     assert len(frame) == len(results) and set(frame["severity"]) == {ERROR, WARN}
+
+
+def test_catalog_names_every_check_that_runs(clean):
+    from obs_pipelines.monitoring.quality import CHECK_CATALOG
+
+    ran = [(r.name, r.severity) for r in run_quality_checks(clean)]
+    assert sorted(ran) == sorted((name, severity) for name, severity, _text in CHECK_CATALOG)

@@ -84,9 +84,11 @@ def generate(start: str, hours: float, rate: float, seed: int, incidents: tuple[
 @click.option("--end", required=True, help="Last hour (UTC, ISO 8601), inclusive.")
 def run(phase: str, start: str, end: str) -> None:
     """Materialize a phase's assets over a range of hourly partitions, in process (one run)."""
+    from obs_pipelines.definitions import build_definitions
     from obs_pipelines.local_runs import materialize_phase
 
-    result = materialize_phase(phase, _parse_time(start), _parse_time(end))
+    defs = build_definitions(load_settings())
+    result = materialize_phase(phase, _parse_time(start), _parse_time(end), defs=defs)
     console.print(f"{phase}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
     sys.exit(0 if result.success else 1)
 

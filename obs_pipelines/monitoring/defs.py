@@ -37,6 +37,7 @@ GROUP = "monitoring"
 HOURLY_JOB = "monitoring_hourly_job"
 DAILY_JOB = "monitoring_daily_job"
 SLO_COMPLIANCE_HOURS = 720  # trailing 30 days of hourly windows for attainment and error budget
+ARRIVAL_ID_SEEN = "arrival_id_seen"  # metadata: newest span_arrivals id visible when the rollup read spans
 
 HOURLY_DESCRIPTIONS = {
     "request": "Requests per hour: count, throughput, errors and exact latency percentiles, overall, by "
@@ -112,6 +113,29 @@ def _report(context: dg.AssetExecutionContext, asset_key: str, figures_by_key: d
     return dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
 
 
+def arrival_ids_seen(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: list[str]) -> dict[str, int]:
+    """For each rolled-up partition among ``partition_keys``: the arrival id its latest rollup had seen
+    (-1 when the materialization did not record it, so any arrival counts as late)."""
+    seen: dict[str, int] = {}
+    for i in range(0, len(partition_keys), 500):
+        chunk = partition_keys[i:i + 500]
+        cursor = None
+        while True:  # newest first, page by page, until every partition of the chunk is found
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk), limit=1000, cursor=cursor
+            )
+            for record in page.records:
+                materialization = record.asset_materialization
+                if materialization is None or materialization.partition in seen:
+                    continue
+                value = materialization.metadata.get(ARRIVAL_ID_SEEN)
+                seen[materialization.partition] = int(value.value) if value is not None else -1
+            if not page.has_more or all(key in seen for key in chunk):
+                break
+            cursor = page.cursor
+    return seen
+
+
 def build_defs(settings: Settings) -> dg.Definitions:
     hourly = hourly_partitions(settings)
     daily = daily_partitions(settings)
@@ -172,6 +196,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     def monitoring_hourly_rollups(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
         prices = load_prices(settings.price_overrides)
+        arrival_id_seen = db.last_arrival_id(engine)  # before reading: later arrivals are late data
         figures: dict[str, dict[str, dict]] = {kind: {} for kind in HOURLY_TABLES}
         previews: dict[str, str] = {}
         for start, end in _steps(context.partition_time_window, timedelta(hours=1)):
@@ -183,9 +208,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         context.log.info(f"rolled up {len(figures['request'])} hours with prices {prices.version}")
         for kind, table in HOURLY_TABLES.items():
             result = _report(context, table.name, figures[kind], previews.get(kind))
+            extra = {ARRIVAL_ID_SEEN: arrival_id_seen}
             if kind == "usage":
-                result = result._replace(metadata={**result.metadata, "price_version": prices.version})
-            yield result
+                extra["price_version"] = prices.version
+            yield result._replace(metadata={**result.metadata, **extra})
 
     # ---- SLO status -----------------------------------------------------------------------------------
     @dg.asset(
@@ -299,8 +325,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
         arrivals = db.pending_arrivals(engine, after)
         if not arrivals:
             return dg.SensorResult(skip_reason="no spans arrived since the last tick")
-        rolled_up = context.instance.get_materialized_partitions(dg.AssetKey(request_rollup_hourly.name))
-        keys, last_id = late_partition_keys(arrivals, rolled_up)
+        candidates = sorted({hour_key(hour) for _id, hour, _at in arrivals})
+        seen = arrival_ids_seen(context.instance, dg.AssetKey(request_rollup_hourly.name), candidates)
+        keys, last_id = late_partition_keys(arrivals, seen)
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(partition_key=key, run_key=f"late:{key}:{last_id}",

@@ -401,15 +401,22 @@ def insert_rows(engine: Engine, table: sa.Table, records: Iterable[dict]) -> int
     return len(records)
 
 
-def pending_arrivals(engine: Engine, after_id: int) -> list[tuple[int, datetime]]:
-    """(id, partition_hour) of arrivals recorded after `after_id`, oldest first."""
+def last_arrival_id(engine: Engine) -> int:
+    """Id of the newest arrival visible now (0 when none): a rollup records it before reading spans, so
+    an arrival with a larger id may hold spans that rollup did not see."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(span_arrivals.c.id), 0))).scalar_one())
+
+
+def pending_arrivals(engine: Engine, after_id: int) -> list[tuple[int, datetime, datetime]]:
+    """(id, partition_hour, arrived_at) of arrivals recorded after `after_id`, oldest first."""
     q = (
-        sa.select(span_arrivals.c.id, span_arrivals.c.partition_hour)
+        sa.select(span_arrivals.c.id, span_arrivals.c.partition_hour, span_arrivals.c.arrived_at)
         .where(span_arrivals.c.id > after_id)
         .order_by(span_arrivals.c.id)
     )
     with engine.connect() as conn:
-        return [(int(i), h) for i, h in conn.execute(q).all()]
+        return [(int(i), h, a) for i, h, a in conn.execute(q).all()]
 
 
 __all__ = [
@@ -419,6 +426,7 @@ __all__ = [
     "insert_spans",
     "is_postgres",
     "make_engine",
+    "last_arrival_id",
     "pending_arrivals",
     "prepare_spans",
     "PreparedSpans",

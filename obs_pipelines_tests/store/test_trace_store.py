@@ -95,7 +95,7 @@ def test_arrivals_record_hours_that_received_new_spans_only(store):
     store.insert_spans([make_span(1), make_span(2, start=T0 + timedelta(hours=1))])
     store.insert_spans([make_span(1)])  # nothing new: no arrival
     arrivals = db.pending_arrivals(store.engine, after_id=0)
-    assert sorted(h for _, h in arrivals) == [T0, T0 + timedelta(hours=1)]
+    assert sorted(h for _, h, _at in arrivals) == [T0, T0 + timedelta(hours=1)]
 
 
 def _rollup_table() -> sa.Table:

@@ -84,7 +84,7 @@ def table_schema(table_name: str) -> dg.TableSchema:
     )
 
 
-def _table_spec(table, description: str, deps, automation_condition=None) -> dg.AssetSpec:
+def _table_spec(table, description: str, deps, automation_condition=None, freshness=None) -> dg.AssetSpec:
     return dg.AssetSpec(
         table.name,
         group_name=GROUP,
@@ -93,6 +93,7 @@ def _table_spec(table, description: str, deps, automation_condition=None) -> dg.
         kinds={"sql", "pandas"},
         metadata={"dagster/column_schema": table_schema(table.name), "dagster/table_name": table.name},
         automation_condition=automation_condition,
+        freshness_policy=freshness,
     )
 
 
@@ -182,8 +183,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
             )
 
     # ---- hourly rollups -----------------------------------------------------------------------------
+    # the schedule refreshes the hourly tables every hour: stale after two missed hours
+    hourly_freshness = dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=2, minutes=settings.schedule_delay_minutes),
+        warn_window=timedelta(hours=1, minutes=settings.schedule_delay_minutes + 20),
+    )
     hourly_specs = [
-        _table_spec(table, HOURLY_DESCRIPTIONS[kind], deps=[SPANS]) for kind, table in HOURLY_TABLES.items()
+        _table_spec(table, HOURLY_DESCRIPTIONS[kind], deps=[SPANS], freshness=hourly_freshness)
+        for kind, table in HOURLY_TABLES.items()
     ]
 
     @dg.multi_asset(
@@ -265,7 +272,9 @@ def build_defs(settings: Settings) -> dg.Definitions:
     ).with_label("complete day, or an hour of it updated (last 7 days)")
     daily_specs = [
         _table_spec(table, HOURLY_DESCRIPTIONS[kind] + DAILY_NOTE, deps=[HOURLY_TABLES[kind].name],
-                    automation_condition=daily_condition)
+                    automation_condition=daily_condition,
+                    freshness=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=27),
+                                                             warn_window=timedelta(hours=25)))
         for kind, table in DAILY_TABLES.items()
     ]
 

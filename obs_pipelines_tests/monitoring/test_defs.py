@@ -245,3 +245,31 @@ def test_daily_rollup_is_requested_once_its_day_is_rolled_up(loaded):
     complete = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=partial.cursor,
                                                  evaluation_time=now)
     assert complete.get_requested_partitions(daily_key) == {"2026-03-02"}
+
+
+def test_rematerializing_uses_the_current_price_table(store):
+    hour = START + timedelta(hours=2)
+    start = hour + timedelta(minutes=10)
+    call = {"trace_id": "aa" * 16, "span_id": "0a" * 8, "parent_span_id": None, "name": "chat", "kind": "llm",
+            "start_time": start, "end_time": start + timedelta(seconds=1), "status": "ok", "model": "acme-ft-1",
+            "provider": "openai", "input_tokens": 1_000_000, "output_tokens": 0}
+    db.insert_spans(store.engine, [call])
+    instance = dg.DagsterInstance.ephemeral()
+
+    def cost_with(input_price: float) -> tuple[float, str]:
+        settings = Settings(db_url=store.db_url, partitions_start="2026-03-01-00:00",
+                            price_overrides={"acme-ft-1": {"input": input_price, "output": 1.0}})
+        assert run_hours(build_definitions(settings), instance, hour).success
+        row = table(store, "usage_rollup_hourly").query("dimension == 'overall'").iloc[0]
+        return row["cost_usd"], row["price_version"]
+
+    old_cost, old_version = cost_with(0.30)
+    new_cost, new_version = cost_with(0.60)
+    assert (old_cost, new_cost) == (pytest.approx(0.30), pytest.approx(0.60))
+    assert old_version != new_version
+
+
+def test_hourly_rollups_declare_a_freshness_policy(store):
+    graph = definitions(store).resolve_asset_graph()
+    policy = graph.get(dg.AssetKey("request_rollup_hourly")).freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=2, minutes=10)

@@ -8,13 +8,20 @@
    SQL query computing the trace-level percentiles and counts (overall and by route). The baseline runs
    with the rollups' per-transaction settings (rollups.PG_SESSION_SETTINGS) so both sides are tuned
    alike; its time with the server defaults is printed too. Target ratio <= 2x. Also prints the wall
-   clock of the four rollups run concurrently, as Dagster runs the four assets of a partition.
+   clock of the four rollups run concurrently (they are one multi-asset, computed in turn, in the job).
+   Then the whole monitoring group as Dagster runs it: ``monitoring_hourly_job`` for the partition
+   (great-expectations quality checks of the spans, the four hourly rollups, SLO status) with
+   ``execute_in_process`` on an ephemeral instance, against the same baseline (target <= 2x), with a
+   breakdown of its pieces called directly (quality.check_partition, rollups.write_hourly_rollups, the
+   SLO read + computation); the rest of the job's time is Dagster's own (events, metadata, writes of
+   quality_checks_hourly).
 2. The same partition in a store that also holds 30 days of history vs 1 day of history: the rollup
    time must not grow with the store (target within 1.2x). History hours hold fewer spans (whole traces
    of the measured hour, shifted in time, generated server-side from a COPY-loaded sample) so the run
    stays short; the measured hour is the same N spans in both stores. Both stores are VACUUM ANALYZEd
    after loading, as autovacuum would. ``--brin`` adds a BRIN index on spans.start_time to both stores
-   (not part of the store schema) to show what it changes.
+   (not part of the store schema) to show what it changes. The quality checks of the hour are timed in
+   both stores too.
 
 Env: OBS_PIPELINES_BENCH_PG_URL (default postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test).
 Spans are generated here with numpy (vectorized, deterministic) and loaded with COPY, so loading does not
@@ -40,7 +47,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.monitoring import rollups  # noqa: E402
+from obs_pipelines.monitoring import quality, rollups  # noqa: E402
 from obs_pipelines.pricing import load_prices  # noqa: E402
 from obs_pipelines.store import db  # noqa: E402
 
@@ -165,6 +172,9 @@ def vacuum_analyze(engine: sa.Engine) -> None:
     """What autovacuum does to a store soon after a load: visibility map, hint bits, statistics."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE spans"))
+        # and flush the load's dirty pages now, so that the background checkpoint of a just-loaded
+        # store (15M rows for 30 days) does not write during the timed queries
+        conn.execute(sa.text("CHECKPOINT"))
 
 
 def drop_schema(base_url: str, schema: str) -> None:
@@ -222,6 +232,55 @@ def baseline(engine, start, end, session_defaults: bool = False):
         with engine.connect() as conn:
             return conn.execute(sa.text(BASELINE_SQL), {"start": start, "end": end}).all()
     return rollups.fetch_frame(engine, BASELINE_SQL, {"start": start, "end": end})
+
+
+def bench_whole_job(engine, start, end, prices, t_base: float, repeat: int) -> None:
+    """Time monitoring_hourly_job for the partition (execute_in_process on an ephemeral instance, as a
+    run launched by the schedule would do the work), and its pieces called directly: the
+    great-expectations quality checks, the four rollups computed and written, the SLO status."""
+    import dagster as dg
+
+    from obs_pipelines.definitions import build_definitions
+    from obs_pipelines.monitoring.defs import HOURLY_JOB, SLO_COMPLIANCE_HOURS
+    from obs_pipelines.monitoring.slo import slo_status
+    from obs_pipelines.monitoring.tables import monitoring_metadata, request_rollup_hourly
+    from obs_pipelines.settings import Settings
+
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(db_url=url, partitions_start=f"{start - timedelta(days=1):%Y-%m-%d-%H:00}")
+    job = build_definitions(settings).resolve_job_def(HOURLY_JOB)
+    db.create_tables(engine, monitoring_metadata)
+
+    def run_job():
+        result = job.execute_in_process(partition_key=f"{start:%Y-%m-%d-%H:00}",
+                                        instance=dg.DagsterInstance.ephemeral())
+        assert result.success
+
+    def checks():
+        return quality.check_partition(engine, start, end, settings.null_model_share_max)
+
+    def write_rollups():
+        return rollups.write_hourly_rollups(engine, start, end, prices, settings.top_n_users)
+
+    def slo():
+        history = rollups.fetch_frame(
+            engine, f"SELECT * FROM {request_rollup_hourly.name} WHERE window_start >= :start AND window_start < :end",
+            {"start": start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), "end": end})
+        return slo_status(history, [s.model_dump() for s in settings.slos], SLO_COMPLIANCE_HOURS)
+
+    run_job()  # warm (imports, first great-expectations context)
+    results = checks()
+    failed = [r.name for r in results if not r.passed]
+    t_job = time_it(run_job, repeat)
+    t_checks = time_it(checks, repeat)
+    t_roll = time_it(write_rollups, repeat)
+    t_slo = time_it(slo, repeat)
+    print(f"whole monitoring group, {HOURLY_JOB} for {start:%Y-%m-%d-%H:00} (execute_in_process): "
+          f"{t_job:.3f}s   ratio vs baseline: {t_job / t_base:.2f}x (target <= 2x)")
+    print(f"  breakdown (called directly): quality checks {t_checks:.3f}s ({t_checks / t_base:.2f}x), "
+          f"rollups computed + written {t_roll:.3f}s ({t_roll / t_base:.2f}x), slo {t_slo:.3f}s, "
+          f"dagster overhead ~{t_job - t_checks - t_roll - t_slo:.3f}s")
+    print(f"  quality checks: {len(results)} run, failing: {failed or 'none'}")
 
 
 def load_history(engine, hour_frame: pd.DataFrame, days: int, spans_per_hour: int) -> None:
@@ -309,6 +368,9 @@ def main() -> None:
         t_conc = time_it(concurrently, args.repeat)
         print(f"all hourly rollups run concurrently (wall clock): {t_conc:.3f}s   "
               f"ratio vs baseline: {t_conc / t_base:.2f}x")
+
+        # ---- the whole monitoring group as Dagster runs it: monitoring_hourly_job ------------------
+        bench_whole_job(engine, start, end, prices, t_base, args.repeat)
     except _Skip:
         pass
     finally:
@@ -316,7 +378,7 @@ def main() -> None:
         drop_schema(base_url, schema)
 
     # ---- 2. 30 days of history vs 1 day ---------------------------------------------------------
-    results = {}
+    results, checks = {}, {}
     for days in (1, args.history_days):
         engine, schema = fresh_engine(base_url, brin=args.brin)
         try:
@@ -332,12 +394,17 @@ def main() -> None:
             results[days] = time_it(
                 lambda: [run_rollup(n, engine, start, end, prices) for n in ROLLUPS], args.repeat)
             print(f"  all hourly rollups for {HOUR:%Y-%m-%d %H:00}: {results[days]:.3f}s")
+            quality.check_partition(engine, start, end)  # warm
+            checks[days] = time_it(lambda: quality.check_partition(engine, start, end), args.repeat)
+            print(f"  quality checks for {HOUR:%Y-%m-%d %H:00}: {checks[days]:.3f}s")
         finally:
             engine.dispose()
             drop_schema(base_url, schema)
     ratio = results[args.history_days] / results[1]
     brin = " (with a BRIN index on start_time)" if args.brin else ""
     print(f"{args.history_days} days vs 1 day{brin}: {ratio:.2f}x (target <= 1.2x)")
+    print(f"  quality checks, {args.history_days} days vs 1 day: {checks[args.history_days] / checks[1]:.2f}x; "
+          f"rollups + checks: {(results[args.history_days] + checks[args.history_days]) / (results[1] + checks[1]):.2f}x")
 
 
 if __name__ == "__main__":

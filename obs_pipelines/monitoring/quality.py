@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -71,6 +73,7 @@ CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
     ("llm_model_present", WARN, "the share of llm spans without model stays under the threshold"),
 )
 KEY_COLUMNS = ["trace_id", "span_id"]
+_LOW_CARDINALITY = ("kind", "status")
 
 
 @dataclass
@@ -138,16 +141,28 @@ def _checks(gx: Any, frame: pd.DataFrame, null_model_share_max: float) -> list[_
 
 def parent_exists(frame: pd.DataFrame, external_parent_keys: Iterable[tuple[str, str]] = ()) -> pd.Series:
     """True where the span is a root or its (trace_id, parent_span_id) is a span of the frame or one of
-    ``external_parent_keys`` (parents stored outside the partition)."""
-    has_parent = frame["parent_span_id"].notna()
-    own = set(_keys(frame["trace_id"], frame["span_id"]))
-    own.update(f"{t}/{s}" for t, s in external_parent_keys)
-    parent_keys = _keys(frame["trace_id"], frame["parent_span_id"])
-    return (~has_parent | parent_keys.isin(own)).astype(bool)
+    ``external_parent_keys`` (parents stored outside the partition).
 
-
-def _keys(trace: pd.Series, span: pd.Series) -> pd.Series:
-    return trace.astype(str) + "/" + span.astype(str)
+    Vectorized on integer keys: trace ids and span ids are factorized (span and parent ids together, so
+    equal ids get equal codes) and each (trace, span) pair becomes one int64, looked up with a sort-based
+    ``isin``; no per-row strings are built."""
+    external = list(external_parent_keys)
+    n, n_ext = len(frame), len(external)
+    has_parent = frame["parent_span_id"].notna().to_numpy()
+    ext_trace = pd.Series([t for t, _ in external], dtype=object)
+    ext_span = pd.Series([s for _, s in external], dtype=object)
+    trace = pd.concat([frame["trace_id"].astype(object), ext_trace], ignore_index=True)
+    ids = pd.concat([frame["span_id"].astype(object), ext_span, frame["parent_span_id"].astype(object)],
+                    ignore_index=True)
+    t_codes, _ = pd.factorize(trace, use_na_sentinel=True)
+    s_codes, s_uniques = pd.factorize(ids, use_na_sentinel=True)
+    width = np.int64(len(s_uniques) + 1)
+    t_codes = t_codes.astype(np.int64) + 1  # -1 (missing) -> 0
+    s_codes = s_codes.astype(np.int64) + 1
+    own = t_codes * width + s_codes[: n + n_ext]
+    wanted = t_codes[:n] * width + s_codes[n + n_ext:]
+    found = np.isin(wanted, own)
+    return pd.Series(~has_parent | found, index=frame.index, dtype=bool)
 
 
 def _gx_context(gx: Any) -> Any:
@@ -157,6 +172,11 @@ def _gx_context(gx: Any) -> Any:
         ProgressBarsConfig,
     )
 
+    import tqdm
+
+    # GE creates tqdm bars even when they are disabled, and tqdm starts a monitor thread for them: a
+    # stray thread makes this process unsafe to fork (parallel ingest in the same process falls back)
+    tqdm.tqdm.monitor_interval = 0
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
         analytics_enabled=False,
@@ -171,18 +191,30 @@ def run_quality_checks(
     external_parent_keys: Iterable[tuple[str, str]] = (),
 ) -> list[QualityCheckResult]:
     """Run every check on a partition's spans frame (the spans contract's columns)."""
+    parent_flag = None
+    if "trace_id" in frame and "span_id" in frame and "parent_span_id" in frame:
+        parent_flag = parent_exists(frame, external_parent_keys)
+    return _validate(frame, null_model_share_max, parent_flag)
+
+
+def _validate(frame: pd.DataFrame, null_model_share_max: float, parent_flag: pd.Series | None,
+              ) -> list[QualityCheckResult]:
+    """The checks of ``frame``, ``parent_flag`` (aligned on the frame's rows) telling which parents exist."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
-    frame = frame.reset_index(drop=True).copy()
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     results = [QualityCheckResult(
         name="required_columns", passed=not missing, severity=ERROR, failing_count=len(missing),
         description=f"columns {', '.join(REQUIRED_COLUMNS)} are present",
         examples=[{"column": c} for c in missing], row_count=len(frame),
     )]
-    if "trace_id" in frame and "span_id" in frame and "parent_span_id" in frame:
-        frame[PARENT_FLAG] = parent_exists(frame, external_parent_keys)
+    # only the columns the expectations read (plus the keys that name failing rows): every column of
+    # the frame handed to great-expectations is fingerprinted and copied along the way
+    used = {col for c in _checks(gx, frame, null_model_share_max) for col in c.columns} | set(KEY_COLUMNS)
+    frame = frame[[c for c in frame.columns if c in used]].reset_index(drop=True)
+    if parent_flag is not None:
+        frame[PARENT_FLAG] = parent_flag.to_numpy(dtype=bool)
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
@@ -190,29 +222,33 @@ def run_quality_checks(
         if col in frame:
             if not pd.api.types.is_datetime64_any_dtype(frame[col]):
                 frame[col] = pd.to_datetime(frame[col], format="ISO8601")
+    for col in _LOW_CARDINALITY:  # few distinct values: as categories they hash and compare cheaply
+        if col in frame and len(frame) >= 10_000:
+            frame[col] = frame[col].astype("category")
 
     checks = [c for c in _checks(gx, frame, null_model_share_max) if all(col in frame for col in c.columns)]
     if frame.empty:
         return results + [
             QualityCheckResult(c.name, True, c.severity, 0, c.description, [], 0, None) for c in checks
         ]
-    context = _gx_context(gx)
-    asset = context.data_sources.add_pandas("partition").add_dataframe_asset("spans")
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(name="spans_partition")
-    for check in checks:
-        for exp in check.expectations:
-            exp.meta = {**(exp.meta or {}), "check": check.name}
-            suite.add_expectation(exp)
-    index_cols = [c for c in KEY_COLUMNS if c in frame.columns]
-    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
-    if index_cols:
-        result_format["unexpected_index_column_names"] = index_cols
-    validation = batch.validate(suite, result_format=result_format)
+    # Pass 1, the whole frame in BOOLEAN_ONLY: every check's verdict, without the lists of failing values
+    # and rows (with mostly = 1, a passing check has no failing row). Pass 2, in SUMMARY (counts and
+    # example rows): the checks that failed, on the columns they read, and llm_model_present, whose
+    # count and share are reported even when it passes, on the llm spans only (it reads no other row).
+    detailed = {c.name for c in checks if c.name == "llm_model_present"}
+    by_check = _run_suite(gx, frame, [c for c in checks if c.name not in detailed], "BOOLEAN_ONLY")
+    failed = {name for name, res in by_check.items() if not all(r.success for r in res)}
+    if failed:
+        again = [c for c in checks if c.name in failed]
+        cols = {col for c in again for col in c.columns} | set(KEY_COLUMNS)
+        by_check.update(_run_suite(gx, frame[[c for c in frame.columns if c in cols]], again, "SUMMARY"))
+    for check in (c for c in checks if c.name in detailed):
+        cols = [c for c in frame.columns if c in {*check.columns, *KEY_COLUMNS}]
+        llm = frame.loc[(frame["kind"] == "llm").to_numpy(dtype=bool), cols]
+        # (no llm span: the whole frame, where the row condition leaves great-expectations an empty domain)
+        target = llm.reset_index(drop=True) if len(llm) else frame[cols]
+        by_check.update(_run_suite(gx, target, [check], "SUMMARY"))
 
-    by_check: dict[str, list[Any]] = {c.name: [] for c in checks}
-    for res in validation.results:
-        by_check[res.expectation_config.meta["check"]].append(res)
     for check in checks:
         passed, failing, examples, observed = True, 0, [], None
         for res in by_check[check.name]:
@@ -232,6 +268,31 @@ def run_quality_checks(
     return results
 
 
+def _run_suite(gx: Any, frame: pd.DataFrame, checks: list[_Check], result_format: str) -> dict[str, list[Any]]:
+    """Validate ``checks`` on ``frame`` in one great-expectations run; the results by check name."""
+    from great_expectations.validator.v1_validator import Validator
+
+    context = _gx_context(gx)
+    asset = context.data_sources.add_pandas("partition").add_dataframe_asset("spans")
+    batch_definition = asset.add_batch_definition_whole_dataframe("all")
+    suite = gx.ExpectationSuite(name="spans_partition")
+    for check in checks:
+        for exp in check.expectations:
+            exp.meta = {**(exp.meta or {}), "check": check.name}
+            suite.add_expectation(exp)
+    fmt: dict[str, Any] = {"result_format": result_format, "partial_unexpected_count": MAX_EXAMPLES}
+    index_cols = [c for c in KEY_COLUMNS if c in frame.columns]
+    if index_cols:
+        fmt["unexpected_index_column_names"] = index_cols
+    # one validator over the batch (Batch.validate would load, and fingerprint, the frame a second time)
+    validation = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": frame},
+                           result_format=fmt).validate_expectation_suite(suite)
+    by_check: dict[str, list[Any]] = {c.name: [] for c in checks}
+    for res in validation.results:
+        by_check[res.expectation_config.meta["check"]].append(res)
+    return by_check
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         value = value.item()
@@ -242,12 +303,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def find_external_parents(engine: Engine, frame: pd.DataFrame, chunk: int = 500) -> set[tuple[str, str]]:
+def find_external_parents(engine: Engine, frame: pd.DataFrame, chunk: int = 500,
+                          own_parent_exists: pd.Series | None = None) -> set[tuple[str, str]]:
     """(trace_id, span_id) of parents referenced by ``frame`` that are stored outside it (e.g. a root
-    that started in the previous hour). Only the missing parents are looked up, by primary key."""
+    that started in the previous hour). Only the missing parents are looked up, by primary key.
+    ``own_parent_exists``: :func:`parent_exists` of the frame when the caller has it already."""
     if frame.empty:
         return set()
-    missing = frame[~parent_exists(frame)]
+    if own_parent_exists is None:
+        own_parent_exists = parent_exists(frame)
+    missing = frame[~own_parent_exists.to_numpy(dtype=bool)]
     if missing.empty:
         return set()
     wanted = set(zip(missing["trace_id"], missing["parent_span_id"]))
@@ -260,16 +325,96 @@ def find_external_parents(engine: Engine, frame: pd.DataFrame, chunk: int = 500)
     return found
 
 
+_NUMERIC_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd")
+_TIME_COLUMNS = ("start_time", "end_time")
+_PG_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")
+# read as categories: few distinct values (a trace's id repeats on each of its spans), so parsing, hashing
+# and comparing them is done once per distinct value
+_CATEGORIES = ("trace_id", "name", "kind", "status", "model")
+
+
+def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd.DataFrame, pd.Series]:
+    """The quality columns of the spans starting in [start, end), and for each span whether it is a root
+    or its parent is among those spans (:func:`parent_exists` of the frame).
+
+    On PostgreSQL the database computes the parent flag (a hash join of the window with itself) and the
+    rows are streamed with ``COPY (SELECT ...) TO STDOUT`` (CSV, parsed by pandas' C reader while the
+    server is still producing it) instead of being built into Python objects row by row; NULL is written as ``\\N`` so that NULL and the empty
+    string stay distinct. Same session settings as the rollups (the window is read with a bitmap heap
+    scan, so the cost does not grow with the store)."""
+    from obs_pipelines.monitoring.rollups import PG_SESSION_SETTINGS, fetch_frame
+
+    params = {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
+    if not db.is_postgres(engine):
+        sql = (f"SELECT {', '.join(QUALITY_COLUMNS)} FROM spans "
+               "WHERE start_time >= :start AND start_time < :end")
+        frame = fetch_frame(engine, sql, params)
+        return frame, parent_exists(frame)
+    window = "{t}.start_time >= %(start)s AND {t}.start_time < %(end)s"
+    # times as integer microseconds since 2000-01-01 (PostgreSQL's own representation; the double
+    # carries them exactly: < 2**53), parsed as numbers instead of as timestamp text
+    cols = [f"(date_part('epoch', w.{c} - TIMESTAMP '2000-01-01') * 1000000)::bigint AS {c}" if c in _TIME_COLUMNS
+            else f"w.{c}" for c in QUALITY_COLUMNS]
+    select = (f"SELECT {', '.join(cols)}, "
+              f"(w.parent_span_id IS NULL OR p.span_id IS NOT NULL) AS {PARENT_FLAG} "
+              "FROM spans w LEFT JOIN spans p ON p.trace_id = w.trace_id AND p.span_id = w.parent_span_id "
+              f"AND {window.format(t='p')} WHERE {window.format(t='w')}")
+    dtypes = {c: ("float64" if c in (*_NUMERIC_COLUMNS, *_TIME_COLUMNS) else "category" if c in _CATEGORIES
+                  else object) for c in QUALITY_COLUMNS}
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for setting in PG_SESSION_SETTINGS:
+            cur.execute(setting)
+        copy = f"COPY ({cur.mogrify(select, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '\\N')"
+        # stream: the server scans and formats while pandas parses (a thread writes the COPY into a pipe)
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                with open(write_fd, "wb", buffering=1 << 20) as sink:
+                    cur.copy_expert(copy, sink, size=1 << 20)
+            except BaseException as exc:  # re-raised below: a truncated stream must not pass for data
+                failure.append(exc)
+
+        producer = threading.Thread(target=produce, name="quality-copy", daemon=True)
+        producer.start()
+        try:
+            with open(read_fd, "rb", buffering=1 << 20) as source:
+                frame = pd.read_csv(source, dtype=dtypes, na_values=["\\N"], keep_default_na=False)
+        except Exception as exc:
+            producer.join()
+            if failure:  # the query failed: its error, not the parser's
+                raise failure[0] from exc
+            raise
+        producer.join()
+        if failure:
+            raise failure[0]
+        raw.rollback()
+    finally:
+        raw.close()
+    for col in _TIME_COLUMNS:
+        micros = frame[col].to_numpy(dtype="float64")
+        missing = np.isnan(micros)
+        times = _PG_EPOCH + np.where(missing, 0, micros).astype(np.int64).astype("timedelta64[us]")
+        times[missing] = np.datetime64("NaT")
+        frame[col] = times
+    return frame, frame.pop(PARENT_FLAG).eq("t")
+
+
 def check_partition(
     engine: Engine, start: datetime, end: datetime, null_model_share_max: float = 0.05
 ) -> list[QualityCheckResult]:
     """Read the spans starting in [start, end) and run every check (parents looked up in the store)."""
-    from obs_pipelines.monitoring.rollups import fetch_frame
-
-    sql = (f"SELECT {', '.join(QUALITY_COLUMNS)} FROM spans "
-           "WHERE start_time >= :start AND start_time < :end")
-    frame = fetch_frame(engine, sql, {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)})
-    return run_quality_checks(frame, null_model_share_max, find_external_parents(engine, frame))
+    frame, own = _fetch_partition(engine, start, end)
+    external = find_external_parents(engine, frame, own_parent_exists=own)
+    flag = own.to_numpy(dtype=bool).copy()
+    if external:  # the spans whose parent is outside the window: is it stored elsewhere?
+        missing = np.flatnonzero(~flag)
+        sub = frame.iloc[missing]
+        flag[missing] = [key in external for key in zip(sub["trace_id"], sub["parent_span_id"])]
+    return _validate(frame, null_model_share_max, pd.Series(flag, index=frame.index))
 
 
 def results_frame(results: Iterable[QualityCheckResult], start: datetime, end: datetime) -> pd.DataFrame:

@@ -234,12 +234,14 @@ def _hour(ts: datetime | None) -> datetime | None:
 
 def _insert_spans_sqlite(engine: Engine, prepared: PreparedSpans, now: datetime) -> int:
     cols = _INSERT_COLS
-    placeholders = ",".join("?" * (len(cols) + 1))
+    now_s = _sqlite_ts(now)
+    # ingested_at is the same for the whole batch: a literal (our own timestamp text, no quotes in it)
+    # instead of copying every parameter tuple to append it
+    placeholders = ",".join("?" * len(cols))
     sql = (
-        f"INSERT INTO spans ({','.join(cols)},ingested_at) VALUES ({placeholders}) "
+        f"INSERT INTO spans ({','.join(cols)},ingested_at) VALUES ({placeholders},'{now_s}') "
         "ON CONFLICT (trace_id, span_id) DO NOTHING"
     )
-    now_s = _sqlite_ts(now)
     values, hours_of = prepared.data, prepared.hours
     raw = engine.raw_connection()
     try:
@@ -261,7 +263,7 @@ def _insert_spans_sqlite(engine: Engine, prepared: PreparedSpans, now: datetime)
                 hours[h] = hours.get(h, 0) + 1
         stored = 0
         if values:
-            cur.executemany(sql, [(*v, now_s) for v in values])
+            cur.executemany(sql, values)
             stored = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else 0
         if stored and hours:
             cur.executemany(

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from obs_pipelines.monitoring.quality import (
+    CHECK_CATALOG,
     ERROR,
     WARN,
     check_partition,
@@ -120,3 +121,45 @@ def test_catalog_names_every_check_that_runs(clean):
 
     ran = [(r.name, r.severity) for r in run_quality_checks(clean)]
     assert sorted(ran) == sorted((name, severity) for name, severity, _text in CHECK_CATALOG)
+
+
+def _comparable(results):
+    return {r.name: (r.passed, r.severity, r.failing_count, r.row_count, r.observed,
+                     sorted((e.get("trace_id"), e.get("span_id")) for e in r.examples)) for r in results}
+
+
+def test_partition_check_from_the_store_matches_the_frame_check(store):
+    """check_partition reads the window its own way (on PostgreSQL: COPY, parent flags computed in SQL,
+    times as integers): the results must be those of run_quality_checks on the same rows."""
+    rows = [dict(r) for r in handmade_spans()]
+    inside = [i for i, r in enumerate(rows) if H <= r["start_time"] < H_END and r["parent_span_id"] is not None]
+    owners = {(rows[i]["trace_id"], rows[i]["parent_span_id"]) for i in inside}
+    leaves = [i for i in inside if (rows[i]["trace_id"], rows[i]["span_id"]) not in owners]
+    rows[leaves[0]]["end_time"] = rows[leaves[0]]["start_time"] - timedelta(microseconds=1)
+    rows[leaves[1]]["input_tokens"] = -3
+    rows[leaves[2]]["status"] = "failed"
+    rows[leaves[3]]["status"] = None
+    rows[leaves[4]]["parent_span_id"] = ""  # an empty id is not a missing one
+    rows[leaves[5]]["parent_span_id"] = "ffffffffffffffff"  # orphan
+    rows[leaves[6]]["span_id"] = "ABCDEF0123456789"
+    rows[leaves[7]]["cost_usd"] = -1.5
+    rows[leaves[8]]["model"], rows[leaves[8]]["kind"] = None, "llm"
+    insert(store, rows)
+
+    stored = pd.DataFrame([r for r in rows if H <= r["start_time"] < H_END])
+    keys = {(r["trace_id"], r["span_id"]) for r in rows}
+    external = {(t, p) for t, p in zip(stored["trace_id"], stored["parent_span_id"])
+                if p is not None and (t, p) in keys} - set(zip(stored["trace_id"], stored["span_id"]))
+    expected = _comparable(run_quality_checks(stored, 0.05, external))
+    got = _comparable(check_partition(store.engine, H, H_END))
+    assert got == expected
+    failed = {n for n, v in got.items() if not v[0]}
+    assert {"end_not_before_start", "input_tokens_non_negative", "status_valid", "parent_span_id_well_formed",
+            "parent_exists", "span_id_well_formed", "cost_non_negative"} <= failed
+    assert got["status_valid"][2] == 2 and got["parent_span_id_well_formed"][2] == 1
+
+
+def test_partition_check_of_an_empty_hour(store):
+    results = by_name(check_partition(store.engine, H, H_END))
+    assert all(r.passed and r.failing_count == 0 and r.row_count == 0 for r in results.values())
+    assert set(results) == {name for name, _severity, _text in CHECK_CATALOG}

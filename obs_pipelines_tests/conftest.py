@@ -12,7 +12,22 @@ import sqlalchemy as sa
 from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
 
-REAL_TRACES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-traces"
+REAL_TRACES_ENV = "OBS_PIPELINES_REAL_TRACES"
+
+
+def _real_traces_dir() -> Path:
+    """`../shared/data/real-traces` beside the checkout (or $OBS_PIPELINES_REAL_TRACES); a clone elsewhere
+    falls back to the workspace's copy at /work/shared."""
+    if os.environ.get(REAL_TRACES_ENV):
+        return Path(os.environ[REAL_TRACES_ENV])
+    here = Path(__file__).resolve().parents[1]
+    candidates = [p / "shared" / "data" / "real-traces" for p in here.parents] + [
+        Path("/work/shared/data/real-traces")
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+REAL_TRACES_DIR = _real_traces_dir()
 PG_URL_ENV = "OBS_PIPELINES_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test"
 

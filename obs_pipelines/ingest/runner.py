@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import queue
+import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -265,6 +266,10 @@ def _map_lines(source: str, first: int, lines: list[bytes]):
 
 
 def _worker_init() -> None:
+    # a forked worker inherits the parent's signal handlers (Dagster installs its own for SIGTERM), and
+    # Pool.terminate() must be able to stop it with SIGTERM; Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a forked worker inherits the whole heap of the parent (SQLAlchemy, pandas ...): keep the cyclic
     # GC from traversing it again and again while mapping allocates millions of short-lived containers
     gc.freeze()

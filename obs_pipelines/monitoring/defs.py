@@ -14,15 +14,15 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from obs_pipelines.monitoring import quality, rollups, summary
-from obs_pipelines.monitoring.late_data import hour_key, late_partition_keys
+from obs_pipelines.monitoring.late_data import HOUR_KEY_FORMAT, hour_key, late_partition_keys
 from obs_pipelines.monitoring.slo import slo_status
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
     HOURLY_TABLES,
     TABLE_COLUMNS,
-    monitoring_metadata,
     quality_checks_hourly,
     request_rollup_hourly,
     slo_status_hourly,
@@ -114,6 +114,20 @@ def _report(context: dg.AssetExecutionContext, asset_key: str, figures_by_key: d
     return dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
 
 
+def _roll_up_windows(context: dg.AssetExecutionContext, engine, tables: dict, step: timedelta, key_format: str,
+                     compute) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    """Compute and replace each window of the run (``compute(start, end) -> frames by kind``), one at a
+    time; returns each table's figures by partition key and the last window's previews."""
+    figures: dict[str, dict[str, dict]] = {kind: {} for kind in tables}
+    previews: dict[str, str] = {}
+    for start, end in _steps(context.partition_time_window, step):
+        for kind, frame in compute(start, end).items():
+            rows = rollups.write_rollup(engine, tables[kind], start, end, frame)
+            figures[kind][start.strftime(key_format)] = {**summary.FIGURES[kind](frame), "rows": rows}
+            previews[kind] = summary.preview(kind, frame)
+    return figures, previews
+
+
 def arrival_ids_seen(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: list[str]) -> dict[str, int]:
     """For each rolled-up partition among ``partition_keys``: the arrival id its latest rollup had seen
     (-1 when the materialization did not record it, so any arrival counts as late)."""
@@ -157,7 +171,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     def spans_quality_checks(context: dg.AssetCheckExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
-        db.create_tables(engine, monitoring_metadata)
         by_check: dict[str, list[tuple[str, quality.QualityCheckResult]]] = {}
         for start, end in _steps(run_time_window(context.op_execution_context, hourly), timedelta(hours=1)):
             results = quality.check_partition(engine, start, end, settings.null_model_share_max)
@@ -204,14 +217,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         engine = trace_store.engine
         prices = load_prices(settings.price_overrides)
         arrival_id_seen = db.last_arrival_id(engine)  # before reading: later arrivals are late data
-        figures: dict[str, dict[str, dict]] = {kind: {} for kind in HOURLY_TABLES}
-        previews: dict[str, str] = {}
-        for start, end in _steps(context.partition_time_window, timedelta(hours=1)):
-            frames = rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users)
-            for kind, frame in frames.items():
-                rows = rollups.write_rollup(engine, HOURLY_TABLES[kind], start, end, frame)
-                figures[kind][hour_key(start)] = {**summary.FIGURES[kind](frame), "rows": rows}
-                previews[kind] = summary.preview(kind, frame)
+        figures, previews = _roll_up_windows(
+            context, engine, HOURLY_TABLES, timedelta(hours=1), HOUR_KEY_FORMAT,
+            lambda start, end: rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users),
+        )
         context.log.info(f"rolled up {len(figures['request'])} hours with prices {prices.version}")
         for kind, table in HOURLY_TABLES.items():
             result = _report(context, table.name, figures[kind], previews.get(kind))
@@ -287,14 +296,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     def monitoring_daily_rollups(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
-        figures: dict[str, dict[str, dict]] = {kind: {} for kind in DAILY_TABLES}
-        previews: dict[str, str] = {}
-        for day_start, day_end in _steps(context.partition_time_window, timedelta(days=1)):
-            frames = rollups.daily_rollups(engine, day_start)
-            for kind, frame in frames.items():
-                rows = rollups.write_rollup(engine, DAILY_TABLES[kind], day_start, day_end, frame)
-                figures[kind][f"{day_start:%Y-%m-%d}"] = {**summary.FIGURES[kind](frame), "rows": rows}
-                previews[kind] = summary.preview(kind, frame)
+        figures, previews = _roll_up_windows(
+            context, engine, DAILY_TABLES, timedelta(days=1), "%Y-%m-%d",
+            lambda day_start, _day_end: rollups.daily_rollups(engine, day_start),
+        )
         for kind, table in DAILY_TABLES.items():
             yield _report(context, table.name, figures[kind], previews.get(kind))
 
@@ -329,7 +334,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     def late_data_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         engine = trace_store.engine
-        db.create_tables(engine)
+        if not sa.inspect(engine).has_table("span_arrivals"):
+            return dg.SensorResult(skip_reason="no spans ingested yet")
         after = json.loads(context.cursor)["arrival_id"] if context.cursor else 0
         arrivals = db.pending_arrivals(engine, after)
         if not arrivals:

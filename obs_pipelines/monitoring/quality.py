@@ -165,6 +165,17 @@ def parent_exists(frame: pd.DataFrame, external_parent_keys: Iterable[tuple[str,
     return pd.Series(~has_parent | found, index=frame.index, dtype=bool)
 
 
+def _skip_batch_fingerprint() -> None:
+    """GE hashes every row of a pandas batch (``pandas_data_fingerprint``, a batch marker it only records)
+    unless the frame holds more than ``HASH_THRESHOLD`` bytes; on a 1M-span partition that hash costs as
+    much as all the expectations together. Our contexts are ephemeral and no batch is ever stored or
+    compared, so the marker is never read: turn it off for every frame."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    if hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
+        pandas_execution_engine.HASH_THRESHOLD = 0
+
+
 def _gx_context(gx: Any) -> Any:
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -177,6 +188,7 @@ def _gx_context(gx: Any) -> Any:
     # GE creates tqdm bars even when they are disabled, and tqdm starts a monitor thread for them: a
     # stray thread makes this process unsafe to fork (parallel ingest in the same process falls back)
     tqdm.tqdm.monitor_interval = 0
+    _skip_batch_fingerprint()
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
         analytics_enabled=False,

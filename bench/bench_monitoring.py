@@ -14,7 +14,9 @@
    ``execute_in_process`` on an ephemeral instance, against the same baseline (target <= 2x), with a
    breakdown of its pieces called directly (quality.check_partition, rollups.write_hourly_rollups, the
    SLO read + computation); the rest of the job's time is Dagster's own (events, metadata, writes of
-   quality_checks_hourly).
+   quality_checks_hourly). And a floor: the same job on an hour without spans (its fixed cost) plus the
+   request rollup alone (a superset of the baseline's figures); when the floor already exceeds 2x the
+   baseline, no implementation of the group can meet the target on this machine.
 2. The same partition in a store that also holds 30 days of history vs 1 day of history: the rollup
    time must not grow with the store (target within 1.2x). History hours hold fewer spans (whole traces
    of the measured hour, shifted in time, generated server-side from a COPY-loaded sample) so the run
@@ -268,10 +270,18 @@ def bench_whole_job(engine, start, end, prices, t_base: float, repeat: int) -> N
             {"start": start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), "end": end})
         return slo_status(history, [s.model_dump() for s in settings.slos], SLO_COMPLIANCE_HOURS)
 
+    def run_empty_job():  # the same job for an hour without spans: Dagster's and the steps' fixed costs
+        result = job.execute_in_process(partition_key=f"{start - timedelta(hours=5):%Y-%m-%d-%H:00}",
+                                        instance=dg.DagsterInstance.ephemeral())
+        assert result.success
+
     run_job()  # warm (imports, first great-expectations context)
+    run_empty_job()
     results = checks()
     failed = [r.name for r in results if not r.passed]
     t_job = time_it(run_job, repeat)
+    t_empty = time_it(run_empty_job, repeat)
+    t_request = time_it(lambda: rollups.request_rollup(engine, start, end), repeat)
     t_checks = time_it(checks, repeat)
     t_roll = time_it(write_rollups, repeat)
     t_slo = time_it(slo, repeat)
@@ -281,6 +291,12 @@ def bench_whole_job(engine, start, end, prices, t_base: float, repeat: int) -> N
           f"rollups computed + written {t_roll:.3f}s ({t_roll / t_base:.2f}x), slo {t_slo:.3f}s, "
           f"dagster overhead ~{t_job - t_checks - t_roll - t_slo:.3f}s")
     print(f"  quality checks: {len(results)} run, failing: {failed or 'none'}")
+    # what no implementation of this group can go below: the job's fixed cost (run on an empty hour) plus
+    # the request rollup alone, which computes a superset of the baseline's figures
+    floor = t_empty + t_request
+    print(f"  floor: {HOURLY_JOB} on an empty hour {t_empty:.3f}s ({t_empty / t_base:.2f}x baseline) + request "
+          f"rollup alone {t_request:.3f}s = {floor:.3f}s ({floor / t_base:.2f}x baseline; target 2x "
+          f"{'reachable' if floor <= 2 * t_base else 'out of reach'} before steps, errors, usage and checks)")
 
 
 def load_history(engine, hour_frame: pd.DataFrame, days: int, spans_per_hour: int) -> None:

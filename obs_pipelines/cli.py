@@ -66,7 +66,15 @@ def ingest(paths: tuple[str, ...], batch_size: int) -> None:
     help="NAME@START+DURATION, e.g. latency_spike@2026-11-01T10:00+2h (repeatable).",
 )
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-def generate(start: str, hours: float, rate: float, seed: int, incidents: tuple[str, ...], output: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that build the traces (default: the CPU count; 1 = in-process). Same output for any count.",
+)
+def generate(
+    start: str, hours: float, rate: float, seed: int, incidents: tuple[str, ...], output: str, workers: int | None
+) -> None:
     """Write realistic OTLP/JSON traces of an LLM app, with injected incidents."""
     from obs_pipelines.synth.generator import parse_incident, write_otlp_jsonl
 
@@ -74,8 +82,11 @@ def generate(start: str, hours: float, rate: float, seed: int, incidents: tuple[
         parsed = [parse_incident(text) for text in incidents]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--incident") from exc
-    summary = write_otlp_jsonl(output, start=_parse_time(start), hours=hours, rate=rate, seed=seed, incidents=parsed)
-    console.print(f"wrote {summary.traces} traces, {summary.spans} spans to {summary.path}")
+    summary = write_otlp_jsonl(
+        output, start=_parse_time(start), hours=hours, rate=rate, seed=seed, incidents=parsed, workers=workers
+    )
+    how = "in-process" if summary.workers == 1 else f"by {summary.workers} workers"
+    console.print(f"wrote {summary.traces} traces, {summary.spans} spans ({how}) to {summary.path}")
 
 
 @main.command()

@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import queue
-import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
 from obs_pipelines.ingest.readers import (
     Record,
@@ -223,7 +223,6 @@ def _reject_row(source: str, location: str, reason: str, payload: str) -> dict:
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files: in-process (starting workers is not worth it)
 CHUNK_BYTES = 4 * 2**20
 WORKERS_ENV = "OBS_PIPELINES_INGEST_WORKERS"
-WORKER_TIMEOUT_S = 600
 
 
 def ingest_workers() -> int:
@@ -266,10 +265,7 @@ def _map_lines(source: str, first: int, lines: list[bytes]):
 
 
 def _worker_init() -> None:
-    # a forked worker inherits the parent's signal handlers (Dagster installs its own for SIGTERM), and
-    # Pool.terminate() must be able to stop it with SIGTERM; Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reset_worker_signals()
     # a forked worker inherits the whole heap of the parent (SQLAlchemy, pandas ...): keep the cyclic
     # GC from traversing it again and again while mapping allocates millions of short-lived containers
     gc.freeze()
@@ -299,17 +295,6 @@ def _collect_sometimes() -> None:
         gc.collect()
 
 
-def _fork_context():
-    """The fork start method when it is safe here (POSIX, this process runs a single thread), else None.
-    Spawn is not an option: it re-imports the caller's __main__, which a script without a main guard
-    (or a Dagster process) does not survive."""
-    import multiprocessing as mp
-
-    if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
-        return mp.get_context("fork")
-    return None
-
-
 def _ingest_jsonl_parallel(engine: Engine, path, writer: _Writer, workers: int) -> None:
     # this process only unpickles prepared batches and writes them: no reference cycles are made, and
     # the automatic GC would only keep re-traversing the batches in flight
@@ -323,39 +308,31 @@ def _ingest_jsonl_parallel(engine: Engine, path, writer: _Writer, workers: int) 
 
 
 def _ingest_jsonl_parallel_gc_off(engine: Engine, path, writer: _Writer, workers: int) -> None:
-    from collections import deque
-
     source = str(path)
     dialect = engine.dialect.name
     bs = writer.batch_size
     summary = writer.summary
-    with _fork_context().Pool(workers, initializer=_worker_init) as pool:
-        chunks = iter_line_chunks(path, CHUNK_BYTES)
-        inflight: deque = deque()
-        read_error: str | None = None
-        chunks_written = 0
+    read_error: str | None = None
 
-        def submit() -> bool:
-            nonlocal read_error
-            if read_error is not None:
-                return False
+    def tasks():
+        nonlocal read_error
+        chunks = iter_line_chunks(path, CHUNK_BYTES)
+        while True:
             try:
                 first, lines = next(chunks)
             except StopIteration:
-                return False
+                return
             except (OSError, EOFError, ValueError) as exc:  # corrupt / truncated gzip, I/O error
                 read_error = f"read error: {type(exc).__name__}: {exc}"
-                return False
-            inflight.append((first, lines, pool.apply_async(_work_chunk, ((dialect, source, first, lines, bs),))))
-            return True
+                return
+            yield dialect, source, first, lines, bs
 
-        while len(inflight) < 2 * workers and submit():
-            pass
-        while inflight:
-            first, lines, result = inflight.popleft()
-            # a worker killed mid-chunk (OOM ...) would leave this waiting forever
-            prepared_list, rejects, read = result.get(timeout=WORKER_TIMEOUT_S)
-            submit()  # keep the workers busy while this chunk is written
+    with fork_context().Pool(workers, initializer=_worker_init) as pool:
+        chunks_written = 0
+        # the next chunk is submitted before this one is written, so the workers stay busy meanwhile
+        for (_, _, first, lines, _), (prepared_list, rejects, read) in ordered_map(
+            pool, _work_chunk, tasks(), 2 * workers
+        ):
             summary.read += read
             for k, prepared in enumerate(prepared_list):
                 try:
@@ -422,7 +399,7 @@ def ingest_paths(
             read_before = writer.summary.read
             if _use_parallel(path, workers):
                 writer.drain()
-            if _use_parallel(path, workers) and _fork_context() is not None:
+            if _use_parallel(path, workers) and fork_context() is not None:
                 _ingest_jsonl_parallel(engine, path, writer, workers)
             else:
                 _consume(writer, iter_file(path))

@@ -19,15 +19,20 @@ that start inside its window and the rest of the output stays byte-identical.
 
 from __future__ import annotations
 
+import gc
 import math
+import mmap
+import os
 import random
 import uuid
 from bisect import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 
+from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.synth import content as C
 from obs_pipelines.synth.catalog import (
     CHAT_TIMEOUT_S,
@@ -101,6 +106,7 @@ class GenerateSummary:
     traces: int
     spans: int
     path: Path
+    workers: int = 1  # processes that built and encoded the traces (1: in-process)
 
 
 # =====================================================================================================
@@ -962,6 +968,20 @@ def _generate(
     incidents: Sequence[Incident],
     datetimes: bool,
 ) -> Iterator[list[dict]]:
+    active = [_ActiveIncident(i) for i in incidents]
+    trace_rng = random.Random()
+    for trace_seed, t_us, route, user_id, session_id, turn in _arrivals(start, hours, rate, seed):
+        trace_rng.seed(trace_seed)
+        fx = _effects_at(active, t_us) if active else _NO_EFFECTS
+        yield _build_trace(trace_rng, fx, t_us, route, user_id, session_id, turn, datetimes)
+
+
+# (trace_seed, start us, route, user_id, session_id, turn): all a trace needs from the master stream
+Arrival = tuple[int, int, str, str, str, int]
+
+
+def _arrivals(start: datetime, hours: float, rate: float, seed: int) -> Iterator[Arrival]:
+    """The master stream, in start-time order: cheap, sequential, and independent of incidents."""
     if rate < 0 or hours < 0:
         raise ValueError("rate and hours must be >= 0")
     if rate == 0 or hours == 0:
@@ -970,17 +990,16 @@ def _generate(
     t_end = t0 + int(hours * 3600 * _US)
     master = random.Random(seed)
     users = _Users(seed)
-    active = [_ActiveIncident(i) for i in incidents]
     lam_max = rate * (1.0 + DIURNAL_AMPLITUDE)
     t_s = t0 / _US
     end_s = t_end / _US
-    trace_rng = random.Random()
-    expo, rnd = master.expovariate, master.random
+    expo, rnd, bits = master.expovariate, master.random, master.getrandbits
     routes = ROUTES
     cum = _ROUTE_CUM
     amp, peak = DIURNAL_AMPLITUDE, DIURNAL_PEAK_HOUR_UTC
     two_pi_24 = 2 * math.pi / 24.0
     cos = math.cos
+    pick = users.pick
     while True:
         t_s += expo(lam_max)
         if t_s >= end_s:
@@ -988,15 +1007,68 @@ def _generate(
         # thinning: accept with probability rate(t) / lam_max
         hour = (t_s % 86400) / 3600.0
         accept = rnd() * (1.0 + amp) < 1.0 + amp * cos(two_pi_24 * (hour - peak))
-        trace_seed = master.getrandbits(64)
+        trace_seed = bits(64)
         if not accept:
             continue
         t_us = int(t_s * _US)
         route = routes[bisect(cum, rnd() * cum[-1])]
-        user_id, session_id, turn = users.pick(master, t_us)
-        trace_rng.seed(trace_seed)
+        user_id, session_id, turn = pick(master, t_us)
+        yield trace_seed, t_us, route, user_id, session_id, turn
+
+
+# =====================================================================================================
+# the OTLP/JSON writer
+# =====================================================================================================
+
+BATCH_TRACES = 1000  # traces per worker task (~7 MB of output)
+PARALLEL_MIN_TRACES = 4 * BATCH_TRACES  # expected traces below this: in-process (forking does not pay)
+
+
+def _encode_batch(active: list[_ActiveIncident], batch: list[Arrival]) -> tuple[bytes, int]:
+    """The OTLP/JSON lines (each ending in a newline) of a batch of arrivals, and their span count.
+
+    The one code path for the serial and the parallel writer, so both write the same bytes.
+    """
+    rng = random.Random()
+    lines: list[bytes] = []
+    n_spans = 0
+    for trace_seed, t_us, route, user_id, session_id, turn in batch:
+        rng.seed(trace_seed)
         fx = _effects_at(active, t_us) if active else _NO_EFFECTS
-        yield _build_trace(trace_rng, fx, t_us, route, user_id, session_id, turn, datetimes)
+        rows = _build_trace(rng, fx, t_us, route, user_id, session_id, turn, False)
+        n_spans += len(rows)
+        lines.append(encode_trace(rows))
+    lines.append(b"")
+    return b"\n".join(lines), n_spans
+
+
+SLOT_BYTES = 32 * 2**20  # a batch's output travels through shared memory when it fits (it almost always does)
+_worker_active: list[_ActiveIncident] = []
+_worker_slots: mmap.mmap | None = None
+
+
+def _worker_init(active: list[_ActiveIncident], slots: mmap.mmap) -> None:
+    global _worker_active, _worker_slots
+    reset_worker_signals()
+    # the parent's heap came along with the fork: keep full collections from traversing it again and again
+    gc.freeze()
+    _worker_active, _worker_slots = active, slots
+
+
+def _worker_encode(task: tuple[int, list[Arrival]]) -> tuple[int, int, bytes | None]:
+    """(bytes written to the task's slot, spans, the bytes themselves only when they did not fit)."""
+    slot, batch = task
+    data, n_spans = _encode_batch(_worker_active, batch)
+    if len(data) > SLOT_BYTES:
+        return len(data), n_spans, data
+    start = slot * SLOT_BYTES
+    _worker_slots[start : start + len(data)] = data  # saves pickling and piping ~all of the output
+    return len(data), n_spans, None
+
+
+def _batches(arrivals: Iterator[Arrival], size: int) -> Iterator[list[Arrival]]:
+    while batch := list(islice(arrivals, size)):
+        yield batch
 
 
 def write_otlp_jsonl(
@@ -1006,24 +1078,41 @@ def write_otlp_jsonl(
     rate: float,
     seed: int,
     incidents: Sequence[Incident] = (),
+    workers: int | None = None,
 ) -> GenerateSummary:
-    """Write one OTLP/JSON ExportTraceServiceRequest per line (one trace per line)."""
+    """Write one OTLP/JSON ExportTraceServiceRequest per line (one trace per line).
+
+    ``workers`` processes (default: the CPU count; 1 = in-process) build and encode batches of traces
+    while this process runs the master stream and writes the batches in order; the bytes are the same for
+    any number of workers. Small outputs, or a caller with threads running (fork is unsafe), stay in-process.
+    """
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+    active = [_ActiveIncident(i) for i in incidents]
+    arrivals = _arrivals(start, hours, rate, seed)
+    workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
+    ctx = fork_context() if workers > 1 and rate * hours * 3600 >= PARALLEL_MIN_TRACES else None
     n_traces = n_spans = 0
-    buf: list[bytes] = []
     with path.open("wb") as fh:
-        for trace in _generate(start, hours, rate, seed, incidents, datetimes=False):
-            buf.append(encode_trace(trace))
-            n_traces += 1
-            n_spans += len(trace)
-            if len(buf) >= 512:
-                buf.append(b"")
-                fh.write(b"\n".join(buf))
-                buf.clear()
-        if buf:
-            buf.append(b"")
-            fh.write(b"\n".join(buf))
-    return GenerateSummary(traces=n_traces, spans=n_spans, path=path)
-
+        if ctx is None:
+            workers = 1
+            for batch in _batches(arrivals, 512):
+                data, spans = _encode_batch(active, batch)
+                fh.write(data)
+                n_traces += len(batch)
+                n_spans += spans
+        else:
+            in_flight = 2 * workers
+            # ordered_map hands a result over only after submitting the next task, so the slot of the
+            # result being written must differ from those of the tasks in flight: one slot more than them
+            n_slots = in_flight + 1
+            tasks = ((k % n_slots, batch) for k, batch in enumerate(_batches(arrivals, BATCH_TRACES)))
+            with mmap.mmap(-1, n_slots * SLOT_BYTES) as slots, memoryview(slots) as view, ctx.Pool(
+                workers, initializer=_worker_init, initargs=(active, slots)
+            ) as pool:
+                for (slot, batch), (size, spans, data) in ordered_map(pool, _worker_encode, tasks, in_flight):
+                    fh.write(view[slot * SLOT_BYTES : slot * SLOT_BYTES + size] if data is None else data)
+                    n_traces += len(batch)
+                    n_spans += spans
+    return GenerateSummary(traces=n_traces, spans=n_spans, path=path, workers=workers)

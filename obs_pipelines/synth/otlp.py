@@ -98,6 +98,7 @@ def _any_value(v: object) -> dict | None:
 _CACHE_MAX = 4096
 _STR_CACHES: dict[str, dict[str, bytes]] = {}
 _INT_CACHES: dict[str, dict[int, bytes]] = {}
+_LIST_CACHES: dict[str, dict[tuple[str, ...], bytes]] = {}  # lists of strings only
 _KEY_PREFIX: dict[str, bytes] = {}
 # per-call unique values: never worth caching
 _NO_CACHE_KEYS = frozenset(("gen_ai.tool.call.id",))
@@ -134,6 +135,19 @@ def _kv_slow(key: str, v: object) -> bytes | None:
         return out
     if t is float:
         return _prefix(key) + b'{"doubleValue":' + _dumps(v) + b"}}"
+    if t is bool:
+        return _prefix(key) + (b'{"boolValue":true}}' if v else b'{"boolValue":false}}')
+    if t is list and all(type(x) is str for x in v):  # e.g. finish reasons: a handful of distinct lists
+        c = _LIST_CACHES.get(key)
+        if c is None:
+            c = _LIST_CACHES[key] = {}
+        elif len(c) >= _CACHE_MAX:
+            c.clear()
+        k = tuple(v)
+        out = c.get(k)
+        if out is None:
+            out = c[k] = _prefix(key) + _dumps(_any_value(v)) + b"}"
+        return out
     value = _any_value(v)
     return None if value is None else _prefix(key) + _dumps(value) + b"}"
 
@@ -167,6 +181,39 @@ def _doc_keys(list_key: str, i: int) -> tuple[tuple[str, str], ...]:
     if keys is None:
         keys = _DOC_KEYS[(list_key, i)] = tuple((f, f"{list_key}.{i}.document.{f}") for f in _DOC_FIELDS)
     return keys
+
+
+# list key -> {(position, id, content): their key/values joined}: a document's text is serialized once
+_DOC_CACHES: dict[str, dict[tuple, bytes]] = {}
+_STR_OR_NONE = (str, type(None))
+
+
+def _add_docs(list_key: str, docs: list, add) -> None:
+    """Append the flattened key/values of a document list (id, content, score per document)."""
+    cache = _DOC_CACHES.get(list_key)
+    if cache is None:
+        cache = _DOC_CACHES[list_key] = {}
+    for i, d in enumerate(docs):
+        keys = _doc_keys(list_key, i)
+        doc_id, content, score = d.get("id"), d.get("content"), d.get("score")
+        if type(doc_id) in _STR_OR_NONE and type(content) in _STR_OR_NONE:  # (hashable, and no 1 == True)
+            ck = (i, doc_id, content)
+            b = cache.get(ck)
+            if b is None:
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                b = cache[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content)) if x is not None)
+            if b:
+                add(b)
+        else:
+            for (_, k), x in zip(keys, (doc_id, content)):
+                if x is not None:
+                    add(_kv(k, x))
+        if type(score) is float:  # never cached
+            k = keys[2][1]
+            add((_KEY_PREFIX.get(k) or _prefix(k)) + b'{"doubleValue":' + _dumps(score) + b"}}")
+        elif score is not None:
+            add(_kv(keys[2][1], score))
 
 
 def _ns(t: datetime | int) -> str:
@@ -260,17 +307,15 @@ def _span(row: dict, root: dict | None) -> dict:
                 p = prefixes.get(key) or _prefix(key)
                 add(p + b'{"doubleValue":' + _dumps(v) + b"}}")
             elif t is list and key in _DOC_LISTS:
-                for i, d in enumerate(v):
-                    for field, k in _doc_keys(key, i):
-                        x = d.get(field)
-                        if x is not None:
-                            add(_kv(k, x))
+                _add_docs(key, v, add)
             elif v is not None:
                 b = _kv(key, v)
                 if b is not None:
                     add(b)
 
-    end = _ns(row["end_time"])
+    end = row["end_time"]
+    end = str(end * 1000) if type(end) is int else _ns(end)
+    start = row["start_time"]
     span = {
         "traceId": row["trace_id"],
         "spanId": row["span_id"],
@@ -279,7 +324,7 @@ def _span(row: dict, root: dict | None) -> dict:
         span["parentSpanId"] = row["parent_span_id"]
     span["name"] = row["name"]
     span["kind"] = SPAN_KIND_SERVER if is_root else (SPAN_KIND_CLIENT if kind in _CLIENT_KINDS else SPAN_KIND_INTERNAL)
-    span["startTimeUnixNano"] = _ns(row["start_time"])
+    span["startTimeUnixNano"] = str(start * 1000) if type(start) is int else _ns(start)
     span["endTimeUnixNano"] = end
     span["attributes"] = _Fragment(b"[" + b",".join(parts) + b"]")
     if status == "error":

@@ -63,6 +63,20 @@ def test_generate_writes_otlp_json_lines(store, tmp_path):
     assert "resourceSpans" in first
 
 
+def test_generate_writes_the_same_file_for_any_worker_count(store, tmp_path, monkeypatch):
+    from obs_pipelines.synth import generator
+
+    monkeypatch.setattr(generator, "BATCH_TRACES", 50)
+    monkeypatch.setattr(generator, "PARALLEL_MIN_TRACES", 0)
+    args = ("generate", "--start", "2026-05-01T00:00", "--hours", "1", "--rate", "0.1")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    assert invoke(store, *args, "--workers", "1", "-o", str(one)).exit_code == 0
+    result = invoke(store, *args, "--workers", "2", "-o", str(two))
+    assert result.exit_code == 0, result.output
+    assert "(by 2 workers)" in " ".join(result.output.split())  # (rich wraps long lines)
+    assert two.read_bytes() == one.read_bytes()
+
+
 def test_run_materializes_a_phase_over_an_hour_range(store, tmp_path):
     out = tmp_path / "gen.jsonl"
     invoke(store, "generate", "--start", "2026-05-01T00:00", "--hours", "3", "--rate", "0.02", "-o", str(out))

@@ -340,9 +340,6 @@ def find_external_parents(engine: Engine, frame: pd.DataFrame, chunk: int = 500,
 _NUMERIC_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd")
 _TIME_COLUMNS = ("start_time", "end_time")
 _PG_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")
-# read as categories: few distinct values (a trace's id repeats on each of its spans), so parsing, hashing
-# and comparing them is done once per distinct value
-_CATEGORIES = ("trace_id", "name", "kind", "status", "model")
 
 
 def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd.DataFrame, pd.Series]:
@@ -350,10 +347,12 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
     or its parent is among those spans (:func:`parent_exists` of the frame).
 
     On PostgreSQL the database computes the parent flag (a hash join of the window with itself) and the
-    rows are streamed with ``COPY (SELECT ...) TO STDOUT`` (CSV, parsed by pandas' C reader while the
-    server is still producing it) instead of being built into Python objects row by row; NULL is written as ``\\N`` so that NULL and the empty
-    string stay distinct. Same session settings as the rollups (the window is read with a bitmap heap
-    scan, so the cost does not grow with the store)."""
+    rows are streamed with ``COPY (SELECT ...) TO STDOUT`` as CSV, parsed by Arrow's multi-threaded CSV
+    reader while the server is still producing it, instead of being built into Python objects row by
+    row: the fetch then costs what the server takes to write the CSV. NULL is written as ``\\N``, and
+    the server quotes a text value that reads ``\\N``, so only the unquoted one is NULL. Same session
+    settings as the rollups (the window is read with a bitmap heap scan, so the cost does not grow with
+    the store)."""
     from obs_pipelines.monitoring.rollups import PG_SESSION_SETTINGS, fetch_frame
 
     params = {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
@@ -363,56 +362,70 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
         frame = fetch_frame(engine, sql, params)
         return frame, parent_exists(frame)
     window = "{t}.start_time >= %(start)s AND {t}.start_time < %(end)s"
-    # times as integer microseconds since 2000-01-01 (PostgreSQL's own representation; the double
-    # carries them exactly: < 2**53), parsed as numbers instead of as timestamp text
+    # times as integer microseconds since 2000-01-01 (PostgreSQL's own representation), parsed as
+    # numbers instead of as timestamp text
     cols = [f"(date_part('epoch', w.{c} - TIMESTAMP '2000-01-01') * 1000000)::bigint AS {c}" if c in _TIME_COLUMNS
             else f"w.{c}" for c in QUALITY_COLUMNS]
     select = (f"SELECT {', '.join(cols)}, "
               f"(w.parent_span_id IS NULL OR p.span_id IS NOT NULL) AS {PARENT_FLAG} "
               "FROM spans w LEFT JOIN spans p ON p.trace_id = w.trace_id AND p.span_id = w.parent_span_id "
               f"AND {window.format(t='p')} WHERE {window.format(t='w')}")
-    dtypes = {c: ("float64" if c in (*_NUMERIC_COLUMNS, *_TIME_COLUMNS) else "category" if c in _CATEGORIES
-                  else object) for c in QUALITY_COLUMNS}
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         for setting in PG_SESSION_SETTINGS:
             cur.execute(setting)
         copy = f"COPY ({cur.mogrify(select, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '\\N')"
-        # stream: the server scans and formats while pandas parses (a thread writes the COPY into a pipe)
-        read_fd, write_fd = os.pipe()
-        failure: list[BaseException] = []
-
-        def produce() -> None:
-            try:
-                with open(write_fd, "wb", buffering=1 << 20) as sink:
-                    cur.copy_expert(copy, sink, size=1 << 20)
-            except BaseException as exc:  # re-raised below: a truncated stream must not pass for data
-                failure.append(exc)
-
-        producer = threading.Thread(target=produce, name="quality-copy", daemon=True)
-        producer.start()
-        try:
-            with open(read_fd, "rb", buffering=1 << 20) as source:
-                frame = pd.read_csv(source, dtype=dtypes, na_values=["\\N"], keep_default_na=False)
-        except Exception as exc:
-            producer.join()
-            if failure:  # the query failed: its error, not the parser's
-                raise failure[0] from exc
-            raise
-        producer.join()
-        if failure:
-            raise failure[0]
+        table = _read_copy_csv(cur, copy)
         raw.rollback()
     finally:
         raw.close()
+    frame = table.to_pandas()
     for col in _TIME_COLUMNS:
         micros = frame[col].to_numpy(dtype="float64")
         missing = np.isnan(micros)
         times = _PG_EPOCH + np.where(missing, 0, micros).astype(np.int64).astype("timedelta64[us]")
         times[missing] = np.datetime64("NaT")
         frame[col] = times
-    return frame, frame.pop(PARENT_FLAG).eq("t")
+    return frame, frame.pop(PARENT_FLAG).astype(bool)
+
+
+def _read_copy_csv(cur: Any, copy: str) -> Any:
+    """Run ``copy`` (a COPY ... TO STDOUT in CSV with a header) and parse its stream with Arrow as it
+    arrives (a thread writes the COPY into a pipe). The quality columns get fixed types, so a column
+    that is all NULL in this window is still typed."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {c: pa.float64() for c in (*_NUMERIC_COLUMNS, *_TIME_COLUMNS)}
+    types |= {c: pa.string() for c in QUALITY_COLUMNS if c not in types}
+    types[PARENT_FLAG] = pa.bool_()
+    convert = pacsv.ConvertOptions(column_types=types, null_values=["\\N"], strings_can_be_null=True,
+                                   quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"])
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(write_fd, "wb", buffering=1 << 20) as sink:
+                cur.copy_expert(copy, sink, size=1 << 20)
+        except BaseException as exc:  # re-raised below: a truncated stream must not pass for data
+            failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="quality-copy", daemon=True)
+    producer.start()
+    try:
+        with open(read_fd, "rb", buffering=1 << 20) as source:
+            table = pacsv.read_csv(source, convert_options=convert)
+    except Exception as exc:
+        producer.join()
+        if failure:  # the query failed: its error, not the parser's
+            raise failure[0] from exc
+        raise
+    producer.join()
+    if failure:
+        raise failure[0]
+    return table
 
 
 def check_partition(

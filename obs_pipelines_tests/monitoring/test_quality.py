@@ -144,6 +144,7 @@ def test_partition_check_from_the_store_matches_the_frame_check(store):
     rows[leaves[6]]["span_id"] = "ABCDEF0123456789"
     rows[leaves[7]]["cost_usd"] = -1.5
     rows[leaves[8]]["model"], rows[leaves[8]]["kind"] = None, "llm"
+    rows[leaves[9]]["model"], rows[leaves[9]]["kind"] = "\\N", "llm"  # COPY's NULL marker as a real value
     insert(store, rows)
 
     stored = pd.DataFrame([r for r in rows if H <= r["start_time"] < H_END])

@@ -40,7 +40,8 @@ the day's spans** with the same queries over the day window; everything else com
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -657,25 +658,37 @@ def write_rollup(engine: Engine, table: sa.Table, start: datetime, end: datetime
     return db.replace_window(engine, table, start, end, frame)
 
 
+def _compute_all(engine: Engine, tasks: Mapping[str, Callable[[], pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Run the rollup computations, keyed like ``tasks``. On PostgreSQL they run concurrently, each on its
+    own connection: the work is in the server, and the four queries of a window then share its cores
+    instead of taking turns (this process mostly waits on them). On SQLite the work is pandas' (it holds
+    the GIL): in turn."""
+    if not db.is_postgres(engine) or len(tasks) < 2:
+        return {k: fn() for k, fn in tasks.items()}
+    with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="rollup") as pool:
+        futures = {k: pool.submit(fn) for k, fn in tasks.items()}
+        return {k: f.result() for k, f in futures.items()}
+
+
 def hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: PriceTable,
                    top_n_users: int = 20) -> dict[str, pd.DataFrame]:
     """All hourly rollups of [start, end), keyed like ``HOURLY_TABLES``."""
-    return {
-        "request": request_rollup(engine, start, end),
-        "step": step_rollup(engine, start, end),
-        "error": error_rollup(engine, start, end),
-        "usage": usage_rollup(engine, start, end, prices, top_n_users),
-    }
+    return _compute_all(engine, {
+        "request": lambda: request_rollup(engine, start, end),
+        "step": lambda: step_rollup(engine, start, end),
+        "error": lambda: error_rollup(engine, start, end),
+        "usage": lambda: usage_rollup(engine, start, end, prices, top_n_users),
+    })
 
 
 def daily_rollups(engine: Engine, day_start: datetime) -> dict[str, pd.DataFrame]:
     """All daily rollups of the day starting at ``day_start``, keyed like ``DAILY_TABLES``."""
-    return {
-        "request": daily_request_rollup(engine, day_start),
-        "step": daily_step_rollup(engine, day_start),
-        "error": daily_error_rollup(engine, day_start),
-        "usage": daily_usage_rollup(engine, day_start),
-    }
+    return _compute_all(engine, {
+        "request": lambda: daily_request_rollup(engine, day_start),
+        "step": lambda: daily_step_rollup(engine, day_start),
+        "error": lambda: daily_error_rollup(engine, day_start),
+        "usage": lambda: daily_usage_rollup(engine, day_start),
+    })
 
 
 def write_hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: PriceTable,

@@ -8,7 +8,7 @@
    SQL query computing the trace-level percentiles and counts (overall and by route). The baseline runs
    with the rollups' per-transaction settings (rollups.PG_SESSION_SETTINGS) so both sides are tuned
    alike; its time with the server defaults is printed too. Target ratio <= 2x. Also prints the wall
-   clock of the four rollups run concurrently (they are one multi-asset, computed in turn, in the job).
+   clock of the four rollups run concurrently (as the job computes them on PostgreSQL: rollups.hourly_rollups).
    Then the whole monitoring group as Dagster runs it: ``monitoring_hourly_job`` for the partition
    (great-expectations quality checks of the spans, the four hourly rollups, SLO status) with
    ``execute_in_process`` on an ephemeral instance, against the same baseline (target <= 2x), with a
@@ -377,7 +377,7 @@ def main() -> None:
             print(f"  {name:<8} rollup: {t:.3f}s  ({t / t_base:.2f}x baseline)")
         print(f"all hourly rollups: {t_all:.3f}s   ratio vs baseline: {t_all / t_base:.2f}x (target <= 2x)")
 
-        def concurrently():  # as Dagster runs the four independent assets of one partition
+        def concurrently():  # as rollups.hourly_rollups computes them on PostgreSQL
             with ThreadPoolExecutor(len(ROLLUPS)) as pool:
                 list(pool.map(lambda n: run_rollup(n, engine, start, end, prices), ROLLUPS))
 

@@ -111,38 +111,38 @@ def _prefix(key: str) -> bytes:
     return p
 
 
+def _bounded_cache(caches: dict[str, dict], key: str) -> dict:
+    """The cache of ``key`` in ``caches``, created on first use, emptied once it holds _CACHE_MAX values."""
+    c = caches.get(key)
+    if c is None:
+        c = caches[key] = {}
+    elif len(c) >= _CACHE_MAX:
+        c.clear()
+    return c
+
+
+def _double_kv(key: str, v: float) -> bytes:
+    return _prefix(key) + b'{"doubleValue":' + _dumps(v) + b"}}"
+
+
 def _kv_slow(key: str, v: object) -> bytes | None:
     """Serialize one attribute, filling the per-key caches for strings and ints."""
     t = type(v)
     if t is str:
         out = _prefix(key) + b'{"stringValue":' + _dumps(v) + b"}}"
         if key not in _NO_CACHE_KEYS:
-            c = _STR_CACHES.get(key)
-            if c is None:
-                c = _STR_CACHES[key] = {}
-            elif len(c) >= _CACHE_MAX:
-                c.clear()
-            c[v] = out
+            _bounded_cache(_STR_CACHES, key)[v] = out
         return out
     if t is int:
         out = _prefix(key) + b'{"intValue":"' + str(v).encode() + b'"}}'
-        c = _INT_CACHES.get(key)
-        if c is None:
-            c = _INT_CACHES[key] = {}
-        elif len(c) >= _CACHE_MAX:
-            c.clear()
-        c[v] = out
+        _bounded_cache(_INT_CACHES, key)[v] = out
         return out
     if t is float:
-        return _prefix(key) + b'{"doubleValue":' + _dumps(v) + b"}}"
+        return _double_kv(key, v)
     if t is bool:
         return _prefix(key) + (b'{"boolValue":true}}' if v else b'{"boolValue":false}}')
     if t is list and all(type(x) is str for x in v):  # e.g. finish reasons: a handful of distinct lists
-        c = _LIST_CACHES.get(key)
-        if c is None:
-            c = _LIST_CACHES[key] = {}
-        elif len(c) >= _CACHE_MAX:
-            c.clear()
+        c = _bounded_cache(_LIST_CACHES, key)
         k = tuple(v)
         out = c.get(k)
         if out is None:
@@ -190,19 +190,14 @@ _STR_OR_NONE = (str, type(None))
 
 def _add_docs(list_key: str, docs: list, add) -> None:
     """Append the flattened key/values of a document list (id, content, score per document)."""
-    cache = _DOC_CACHES.get(list_key)
-    if cache is None:
-        cache = _DOC_CACHES[list_key] = {}
     for i, d in enumerate(docs):
         keys = _doc_keys(list_key, i)
         doc_id, content, score = d.get("id"), d.get("content"), d.get("score")
         if type(doc_id) in _STR_OR_NONE and type(content) in _STR_OR_NONE:  # (hashable, and no 1 == True)
             ck = (i, doc_id, content)
-            b = cache.get(ck)
+            b = _DOC_CACHES.get(list_key, {}).get(ck)
             if b is None:
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                b = cache[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content)) if x is not None)
+                b = _bounded_cache(_DOC_CACHES, list_key)[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content)) if x is not None)
             if b:
                 add(b)
         else:
@@ -210,8 +205,7 @@ def _add_docs(list_key: str, docs: list, add) -> None:
                 if x is not None:
                     add(_kv(k, x))
         if type(score) is float:  # never cached
-            k = keys[2][1]
-            add((_KEY_PREFIX.get(k) or _prefix(k)) + b'{"doubleValue":' + _dumps(score) + b"}}")
+            add(_double_kv(keys[2][1], score))
         elif score is not None:
             add(_kv(keys[2][1], score))
 

@@ -1,4 +1,4 @@
-"""Map OTLP/JSON trace payloads onto rows of the `spans` contract (see ARCHITECTURE.md).
+"""Map OTLP/JSON trace payloads onto rows of the `spans` contract (see docs/architecture.md).
 
 Pure Python, no Dagster. One pass over each span's attributes: every attribute key is looked up once
 (`_KEYINFO`, a cache over `_KEYMAP`); keys of a known convention become candidates for a column, everything else is copied to
@@ -16,6 +16,8 @@ Rules worth knowing downstream (the full tables are in `ingest/MAPPING.md`):
   `ai.generateText`), so it stays in `attributes` and summing the columns over spans never double counts.
 * input_tokens includes cached tokens (OTel and OpenInference counts already do; Langfuse
   `usage_details.input` does not, the cache_read count is added back).
+* a model call with no token attribute at all may carry the provider's raw response (OpenAI chat /
+  responses, Anthropic) as its output: its `usage` (and `model`) are read from it (`_body_usage`).
 * model = response model if known, else request model; provider lowercase (Vercel "openai.responses" ->
   "openai").
 * route / user_id / session_id are trace-level: taken from any span of the trace in the same payload and
@@ -1065,6 +1067,17 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             input_tokens, output_tokens, cached = _langfuse_usage(
                 c[2], input_tokens, output_tokens, cached, warns
             )
+        elif b_in is None and b_out is None and c is None and b_output is not None:
+            # no token attributes at all (agno): the raw provider response in the output may carry usage
+            body = _body_usage(b_output[2])
+            if body is not None:
+                input_tokens, output_tokens, body_cached, body_model = body
+                if cached is None:
+                    cached = body_cached
+                if body_model is not None and b_model_resp is None and body_model != model:
+                    if b_model_req is not None:
+                        attrs[b_model_req[1]] = b_model_req[2]  # the request model, as for a response model
+                    model = body_model
         c = b_cost
         if c is not None:
             cost = _as_float(c[2])
@@ -1267,6 +1280,47 @@ def _langfuse_usage(raw, input_tokens, output_tokens, cached, warns):
                     output_tokens = n
                 break
     return input_tokens, output_tokens, cached
+
+
+def _body_usage(v):
+    """(input, output, cached, model) from a raw provider response body, or None.
+
+    OpenAI chat completions (`prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`),
+    OpenAI responses (`input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`) and Anthropic
+    messages (`input_tokens` without cache reads/writes, which are added back, `cache_read_input_tokens`).
+    Only text that looks like a JSON object mentioning "usage" is parsed: outputs are often large.
+    """
+    if type(v) is not str or v[:1] != "{" or '"usage"' not in v:
+        return None
+    body = _parse_json_obj(v)
+    if body is None:
+        return None
+    usage = body.get("usage")
+    if type(usage) is not dict:
+        return None
+    if "prompt_tokens" in usage or "completion_tokens" in usage:  # OpenAI chat completions
+        inp = _as_int(usage.get("prompt_tokens"))
+        out = _as_int(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        cached = _as_int(details.get("cached_tokens")) if type(details) is dict else None
+    elif "input_tokens" in usage or "output_tokens" in usage:
+        inp = _as_int(usage.get("input_tokens"))
+        out = _as_int(usage.get("output_tokens"))
+        details = usage.get("input_tokens_details")
+        if type(details) is dict:  # OpenAI responses: input already includes cached tokens
+            cached = _as_int(details.get("cached_tokens"))
+        else:
+            cache_read = _as_int(usage.get("cache_read_input_tokens"))
+            cache_write = _as_int(usage.get("cache_creation_input_tokens"))
+            cached = cache_read
+            if inp is not None and (cache_read or cache_write):  # Anthropic: input excludes the cache
+                inp += (cache_read or 0) + (cache_write or 0)
+    else:
+        return None
+    if inp is None and out is None:
+        return None
+    model = body.get("model")
+    return inp, out, cached, (model if type(model) is str and model else None)
 
 
 def _langfuse_cost(raw, warns):

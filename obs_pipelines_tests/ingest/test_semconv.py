@@ -145,6 +145,82 @@ def test_tokens_on_a_span_that_is_not_a_model_call_stay_in_attributes():
     assert row["attributes"]["gen_ai.usage.input_tokens"] == 500
 
 
+# ---- usage from the raw provider response in output.value (agno emits no token attributes) ---------------
+
+OPENAI_CHAT_BODY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+    "usage": {"prompt_tokens": 120, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 100}},
+}
+OPENAI_RESPONSES_BODY = {
+    "id": "resp_1",
+    "object": "response",
+    "model": "gpt-4.1-2025-04-14",
+    "usage": {"input_tokens": 120, "output_tokens": 30, "input_tokens_details": {"cached_tokens": 100}},
+}
+ANTHROPIC_BODY = {
+    "id": "msg_1",
+    "type": "message",
+    "model": "claude-sonnet-4-20250514",
+    "content": [{"type": "text", "text": "hi"}],
+    "usage": {"input_tokens": 15, "output_tokens": 30, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 5},
+}
+
+
+def _oi_llm(body, **extra) -> dict:
+    return one({"openinference.span.kind": "LLM", "llm.model_name": "m", "output.value": json.dumps(body), **extra})
+
+
+@pytest.mark.parametrize(
+    "body", [OPENAI_CHAT_BODY, OPENAI_RESPONSES_BODY, ANTHROPIC_BODY], ids=["openai-chat", "openai-responses", "anthropic"]
+)
+def test_usage_is_read_from_the_response_body_in_output_value_with_input_including_cached(body):
+    row = _oi_llm(body)
+    assert (row["input_tokens"], row["output_tokens"], row["cached_input_tokens"]) == (120, 30, 100)
+    assert row["output"] == json.dumps(body)  # the output itself is kept as captured
+
+
+def test_the_response_body_model_is_the_model_and_the_request_model_stays_in_attributes():
+    row = _oi_llm(OPENAI_CHAT_BODY)
+    assert row["model"] == "gpt-4o-mini-2024-07-18"
+    assert row["attributes"]["llm.model_name"] == "m"
+
+
+def test_a_response_model_attribute_wins_over_the_response_body_model():
+    row = _oi_llm(OPENAI_CHAT_BODY, **{"llm.response.model": "gpt-4o-mini"})
+    assert row["model"] == "gpt-4o-mini"
+    assert row["input_tokens"] == 120
+
+
+def test_token_attributes_win_over_the_response_body():
+    row = _oi_llm(OPENAI_CHAT_BODY, **{"llm.token_count.prompt": 7, "llm.token_count.completion": 3})
+    assert (row["input_tokens"], row["output_tokens"], row["model"]) == (7, 3, "m")
+
+
+def test_usage_in_the_response_body_of_a_span_that_is_not_a_model_call_is_not_read():
+    row = one({"openinference.span.kind": "AGENT", "output.value": json.dumps(OPENAI_CHAT_BODY)})
+    assert (row["input_tokens"], row["output_tokens"], row["model"]) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "the word usage in plain text",
+        '{"usage": "heavy"}',
+        '{"answer": "see \\"usage\\" below", "n": 1}',
+        '{"usage": {"prompt_tokens": 1',
+        '{"usage": {"total_tokens": 5}}',
+    ],
+    ids=["not-json", "usage-not-an-object", "usage-only-in-a-string", "truncated", "no-known-counts"],
+)
+def test_an_output_without_a_readable_usage_object_leaves_tokens_null(output):
+    row = one({"openinference.span.kind": "LLM", "llm.model_name": "m", "output.value": output})
+    assert (row["input_tokens"], row["output_tokens"], row["model"]) == (None, None, "m")
+    assert row["output"] == output
+
+
 @pytest.mark.parametrize(
     "attrs, cost",
     [

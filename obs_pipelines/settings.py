@@ -8,12 +8,14 @@ Secrets (webhook URLs, judge API keys) are read from env vars only, never from t
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from obs_pipelines.store.db import default_db_url
 
@@ -26,6 +28,8 @@ PHASES = ("monitoring", "observability", "online_evals", "offline_evals")
 class SLOSpec(BaseModel):
     """One objective, e.g. p95 latency of route rag_qa under 2500 ms for 99 % of hours."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not be ignored
+
     name: str
     metric: str  # a column of the hourly request rollup: latency_p95_ms, error_rate, ...
     objective: str  # "< 2500", "<= 0.01", "> 0.9"
@@ -35,6 +39,8 @@ class SLOSpec(BaseModel):
 
 
 class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # `slo:` or `phasess:` must fail, not be ignored
+
     db_url: str = Field(default_factory=default_db_url)
     phases: list[str] = Field(default_factory=lambda: list(PHASES))
     landing_dir: str = ".obs_pipelines/landing"
@@ -44,11 +50,15 @@ class Settings(BaseModel):
     top_n_users: int = 20
     null_model_share_max: float = 0.05
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
-    # Generic defaults so SLO status is tracked from the start; a settings file replaces them.
+    # Generic defaults so SLO status is tracked from the start; a settings file replaces them. Measured on
+    # the generator's traffic (obs_pipelines_tests/monitoring/test_slo_defaults.py): clean hours have p95
+    # 7-10.5 s and 2-9 % errors; a provider outage gives p95 ~31 s and ~75 % errors, a rate-limit storm
+    # ~65 % errors, a tool loop p95 15-18 s. A slow step of one route (latency_spike) moves no overall
+    # figure beyond clean-hour noise: it needs a route objective (see config/example.yaml).
     slos: list[SLOSpec] = Field(
         default_factory=lambda: [
-            SLOSpec(name="overall_p95_latency", metric="latency_p95_ms", objective="< 5000", target=0.99),
-            SLOSpec(name="overall_error_rate", metric="error_rate", objective="< 0.05", target=0.99),
+            SLOSpec(name="overall_p95_latency", metric="latency_p95_ms", objective="< 15000", target=0.99),
+            SLOSpec(name="overall_error_rate", metric="error_rate", objective="< 0.10", target=0.99),
         ]
     )
 
@@ -75,4 +85,46 @@ def load_settings(config_path: str | os.PathLike | None = None) -> Settings:
             raise ValueError(f"{path}: expected a mapping at the top level")
     if os.environ.get(DB_URL_ENV):
         data["db_url"] = os.environ[DB_URL_ENV]
-    return Settings(**data)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(settings_error_message(exc, path or "settings")) from None
+
+
+class SettingsError(ValueError):
+    """The settings file is invalid; the message names the file, each bad key and what to write instead."""
+
+
+def settings_error_message(exc: ValidationError, source: str | os.PathLike) -> str:
+    """One line per problem, e.g. ``config.yaml: unknown key 'slo' (did you mean 'slos'?)``."""
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        where = ".".join(str(part) for part in loc)
+        if err["type"] == "extra_forbidden":
+            valid = sorted(_model_at(Settings, loc[:-1]).model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+            lines.append(f"{source}: unknown key {where!r} ({hint})")
+        else:
+            lines.append(f"{source}: {where or 'settings'}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The model class that holds the key at ``loc`` (list indexes and dict keys are skipped)."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = _inner_model(field.annotation) or model
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """``SLOSpec`` from ``list[SLOSpec]``, ``SLOSpec | None``, ``dict[str, SLOSpec]`` ..."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if found := _inner_model(arg):
+            return found
+    return None

@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from obs_pipelines.settings import load_settings
+from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
+from obs_pipelines.synth.incidents import INCIDENT_DESCRIPTIONS
 
 console = Console()
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -21,11 +22,34 @@ def _parse_time(value: str) -> datetime:
     return db.to_naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
+def _settings() -> Settings:
+    """The settings, or one line naming the bad key of the settings file (no traceback)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _engine():
-    settings = load_settings()
+    settings = _settings()
     engine = db.make_engine(settings.db_url)
     db.create_tables(engine)
     return settings, engine
+
+
+def _incident_help() -> str:
+    """The incident catalog for `generate --help` (`\\b`: click keeps these lines as they are)."""
+    width = max(map(len, INCIDENT_DESCRIPTIONS))
+    return "\n".join([
+        "\b",
+        "Incidents: --incident NAME[:TARGET]@START+DURATION (repeatable).",
+        "START is ISO 8601, UTC unless it has an offset; DURATION is <number><s|m|h|d>",
+        "parts (30m, 2h, 1h30m); without TARGET an incident hits its default target.",
+        "Example: --incident provider_outage:anthropic@2026-11-01T15:00+1h",
+        "",
+        "\b",
+        *(f"  {name:<{width}}  {text}" for name, text in INCIDENT_DESCRIPTIONS.items()),
+    ])
 
 
 @click.group()
@@ -54,7 +78,7 @@ def ingest(paths: tuple[str, ...], batch_size: int) -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.command(epilog=_incident_help())
 @click.option("--start", required=True, help="UTC start, ISO 8601 (e.g. 2026-11-01T00:00).")
 @click.option("--hours", type=float, required=True)
 @click.option("--rate", type=float, default=1.0, show_default=True, help="Mean traces per second.")
@@ -63,7 +87,8 @@ def ingest(paths: tuple[str, ...], batch_size: int) -> None:
     "--incident",
     "incidents",
     multiple=True,
-    help="NAME@START+DURATION, e.g. latency_spike@2026-11-01T10:00+2h (repeatable).",
+    metavar="INCIDENT",
+    help="NAME[:TARGET]@START+DURATION, e.g. latency_spike@2026-11-01T10:00+2h (repeatable; names below).",
 )
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -98,7 +123,8 @@ def run(phase: str, start: str, end: str) -> None:
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.local_runs import materialize_phase
 
-    defs = build_definitions(load_settings())
+    settings, _ = _engine()  # a fresh store gets its tables (empty hours roll up to empty rollups)
+    defs = build_definitions(settings)
     result = materialize_phase(phase, _parse_time(start), _parse_time(end), defs=defs)
     console.print(f"{phase}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
     sys.exit(0 if result.success else 1)

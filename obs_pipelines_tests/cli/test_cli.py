@@ -111,3 +111,47 @@ def test_workspace_file_loads_the_code_location(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    """Its own working directory and Dagster home: nothing lands in the project's .obs_pipelines or
+    .dagster_home."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("OBS_PIPELINES_CONFIG", raising=False)
+    return tmp_path
+
+
+def test_run_on_a_fresh_store_creates_the_tables_instead_of_failing(isolated):
+    url = f"sqlite:///{isolated / 'fresh.db'}"
+    result = CliRunner().invoke(main, ["run", "monitoring", "--start", "2026-05-01T00:00", "--end",
+                                       "2026-05-01T01:00"], env={"OBS_PIPELINES_DB_URL": url})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert "monitoring: run" in result.output and "succeeded" in result.output
+    assert {"spans", "request_rollup_hourly"} <= set(sa.inspect(db.make_engine(url)).get_table_names())
+
+
+def test_a_misspelt_settings_key_stops_a_command_with_one_line_naming_it(isolated):
+    config = isolated / "settings.yaml"
+    config.write_text("phasess: [monitoring]\n")
+    env = {"OBS_PIPELINES_DB_URL": f"sqlite:///{isolated / 'x.db'}", "OBS_PIPELINES_CONFIG": str(config)}
+    result = CliRunner().invoke(main, ["run", "monitoring", "--start", "2026-05-01T00:00", "--end",
+                                       "2026-05-01T00:00"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {config}: unknown key 'phasess' (did you mean 'phases'?)"
+
+
+def test_generate_help_lists_every_incident_and_the_incident_form():
+    from obs_pipelines.synth.incidents import INCIDENT_NAMES
+
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    assert result.exit_code == 0
+    assert "NAME[:TARGET]@START+DURATION" in result.output
+    catalog = result.output.split("Incidents:", 1)[1]
+    listed = [line.split()[0] for line in catalog.splitlines() if line.startswith("    ")]
+    assert listed == list(INCIDENT_NAMES)

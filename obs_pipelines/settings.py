@@ -48,6 +48,9 @@ class Settings(BaseModel):
     schedule_delay_minutes: int = 10
     partitions_start: str = "2026-01-01-00:00"
     top_n_users: int = 20
+    # the late-data sensor rolls up hours that received spans up to this far back; older ones are named in
+    # its skip message with the backfill command (a week-old file must not launch a month of runs unasked)
+    late_data_lookback_hours: int = 168
     null_model_share_max: float = 0.05
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Generic defaults so SLO status is tracked from the start; a settings file replaces them. Measured on

@@ -47,7 +47,9 @@ def loaded(store, traces_file):
 
 
 def definitions(store) -> dg.Definitions:
-    return build_definitions(Settings(db_url=store.db_url, partitions_start="2026-03-01-00:00"))
+    # a look-back reaching the test's hours, so the late-data sensor rolls them up
+    return build_definitions(Settings(db_url=store.db_url, partitions_start="2026-03-01-00:00",
+                                      late_data_lookback_hours=24 * 365 * 10))
 
 
 def run_hours(defs: dg.Definitions, instance: dg.DagsterInstance, first: datetime, last: datetime | None = None):
@@ -151,6 +153,44 @@ def test_backfill_records_every_partition_as_materialized(loaded):
     assert done == {hour_key(first + timedelta(hours=i)) for i in range(4)}
 
 
+def latest_materialization(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.AssetMaterialization:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return records[0].asset_materialization
+
+
+def test_each_hour_of_a_range_run_carries_its_own_figures(loaded):
+    """The UI's Plots by partition and each partition's preview read the partition's latest materialization."""
+    defs, instance = definitions(loaded), dg.DagsterInstance.ephemeral()
+    first = START + timedelta(hours=8)
+    hours = [first + timedelta(hours=i) for i in range(4)]
+    assert run_hours(defs, instance, hours[0], hours[-1]).success
+    requests = table(loaded, "request_rollup_hourly").query("dimension == 'overall'")
+    expected = dict(zip(requests["window_start"], requests["request_count"]))
+    assert len(set(expected.values())) > 1  # the hours differ, so a range total would show
+    for hour in hours:
+        meta = latest_materialization(instance, "request_rollup_hourly", hour_key(hour)).metadata
+        assert meta["requests"].value == expected[pd.Timestamp(hour)], hour
+        overall_row = next(line for line in meta["preview"].value.splitlines() if line.startswith("| overall |"))
+        assert f"| {expected[pd.Timestamp(hour)]} |" in overall_row, hour
+        usage = latest_materialization(instance, "usage_rollup_hourly", hour_key(hour)).metadata
+        assert usage["price_version"].value and usage["cost_usd"].value > 0
+        assert "slos" in latest_materialization(instance, "slo_status_hourly", hour_key(hour)).metadata
+    # exactly one materialization per hour and table: no range-wide event on top
+    records = instance.fetch_materializations(dg.AssetKey("request_rollup_hourly"), limit=100).records
+    assert sorted(r.asset_materialization.partition for r in records) == [hour_key(h) for h in hours]
+
+
+def test_late_data_sensor_names_hours_older_than_the_lookback_with_the_backfill_command(loaded):
+    defs = build_definitions(Settings(db_url=loaded.db_url, partitions_start="2026-03-01-00:00"))
+    sensor = defs.resolve_sensor_def("monitoring_late_data_sensor")
+    tick = sensor.evaluate_tick(dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), definitions=defs, resources={"trace_store": loaded}))
+    assert tick.run_requests == []
+    assert f"{HOURS} hour(s) older than the look-back" in tick.skip_message
+    assert "obs-pipelines run monitoring --start 2026-03-02T00:00 --end 2026-03-03T01:00" in tick.skip_message
+
+
 def bad_row(hour: datetime) -> dict:
     start = hour + timedelta(minutes=5)
     return {"trace_id": "ab" * 16, "span_id": "cd" * 8, "parent_span_id": None, "name": "broken", "kind": "llm",
@@ -167,12 +207,48 @@ def test_failing_blocking_check_stops_that_partitions_rollups(loaded):
     assert table(loaded, "request_rollup_hourly", bad_hour, bad_hour + timedelta(hours=1)).empty
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["end_not_before_start"].passed
+    assert checks["end_not_before_start"].partition == hour_key(bad_hour)
     assert checks["end_not_before_start"].metadata["failing_count"].value == 1
-    assert checks["end_not_before_start"].metadata["failing_partitions"].value == [hour_key(bad_hour)]
     assert checks["span_key_unique"].passed
 
     assert run_hours(defs, instance, good_hour).success
     assert not table(loaded, "request_rollup_hourly", good_hour, good_hour + timedelta(hours=1)).empty
+
+
+def test_one_bad_hour_in_a_range_fails_only_that_hour(loaded):
+    defs, instance = definitions(loaded), dg.DagsterInstance.ephemeral()
+    first, bad_hour, last = START + timedelta(hours=13), START + timedelta(hours=14), START + timedelta(hours=15)
+    db.insert_spans(loaded.engine, [bad_row(bad_hour)])
+
+    result = run_hours(defs, instance, first, last)
+    assert not result.success
+    rolled = set(table(loaded, "request_rollup_hourly")["window_start"])
+    assert rolled == {pd.Timestamp(first), pd.Timestamp(last)}
+    assert set(table(loaded, "slo_status_hourly")["window_start"]) == {pd.Timestamp(first), pd.Timestamp(last)}
+    done = instance.get_materialized_partitions(dg.AssetKey("request_rollup_hourly"))
+    assert done == {hour_key(first), hour_key(last)}
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    reasons = failure.step_failure_data.user_failure_data.metadata["reasons"].value
+    assert list(reasons) == [hour_key(bad_hour)]
+    assert reasons[hour_key(bad_hour)][0].startswith("end_not_before_start: 1 of ")
+    by_hour = {e.partition: e.passed for e in result.get_asset_check_evaluations()
+               if e.check_name == "end_not_before_start"}
+    assert by_hour == {hour_key(first): True, hour_key(bad_hour): False, hour_key(last): True}
+
+
+def test_a_rollup_only_selection_still_runs_the_quality_gate(loaded):
+    """The UI's "Materialize" of one rollup asset (or a GraphQL backfill of it) selects no spans check."""
+    defs, instance = definitions(loaded), dg.DagsterInstance.ephemeral()
+    bad_hour = START + timedelta(hours=14)
+    db.insert_spans(loaded.engine, [bad_row(bad_hour)])
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)
+              and dg.AssetKey("usage_rollup_hourly") in a.keys]
+    result = dg.materialize(assets, partition_key=hour_key(bad_hour), instance=instance,
+                            resources={"trace_store": loaded}, raise_on_error=False)
+    assert result.get_asset_check_evaluations()  # reported from inside the rollup step
+    assert not result.success
+    assert table(loaded, "usage_rollup_hourly", bad_hour, bad_hour + timedelta(hours=1)).empty
+    assert instance.get_materialized_partitions(dg.AssetKey("usage_rollup_hourly")) == set()
 
 
 def test_quality_checks_pass_on_clean_partitions(loaded):
@@ -180,6 +256,22 @@ def test_quality_checks_pass_on_clean_partitions(loaded):
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 13
     assert [e.check_name for e in evaluations if not e.passed] == []
+
+
+def test_on_demand_spans_checks_report_each_hour(loaded):
+    defs, instance = definitions(loaded), dg.DagsterInstance.ephemeral()
+    bad_hour = START + timedelta(hours=14)
+    db.insert_spans(loaded.engine, [bad_row(bad_hour)])
+    job = dg.define_asset_job("checks_only", selection=dg.AssetSelection.checks_for_assets("spans"),
+                              partitions_def=defs.resolve_job_def(HOURLY_JOB).partitions_def)
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    tags = dict(zip(RANGE_TAGS, (hour_key(bad_hour - timedelta(hours=1)), hour_key(bad_hour))))
+    result = defs.resolve_job_def("checks_only").execute_in_process(tags=tags, instance=instance,
+                                                                    raise_on_error=False)
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == "end_not_before_start"]
+    assert [(e.partition, e.passed) for e in evaluations] == [
+        (hour_key(bad_hour - timedelta(hours=1)), True), (hour_key(bad_hour), False), (None, False)]
+    assert evaluations[-1].metadata["failing_partitions"].value == [hour_key(bad_hour)]
 
 
 def late_trace(hour: datetime) -> list[dict]:
@@ -200,15 +292,18 @@ def test_late_span_changes_its_hour_after_the_late_data_sensor_run(loaded):
 
     resources = {"trace_store": loaded}
     assert run_hours(defs, instance, hour, untouched).success
-    # spans ingested before the rollup read them are not late, whenever the sensor first looks
+    # spans ingested before the rollup read them are not late, whenever the sensor first looks; the hours
+    # never rolled up are requested, in ranges of consecutive hours
     first_tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
-    assert first_tick.run_requests == []
+    assert [(r.tags[RANGE_TAGS[0]], r.tags[RANGE_TAGS[1]]) for r in first_tick.run_requests] == [
+        (hour_key(START), hour_key(hour - timedelta(hours=1))),
+        (hour_key(untouched + timedelta(hours=1)), hour_key(START + timedelta(hours=HOURS - 1)))]
     before = table(loaded, "request_rollup_hourly", hour, hour + timedelta(hours=1))
 
     assert db.insert_spans(loaded.engine, late_trace(hour)) == 2
     tick = sensor.evaluate_tick(
         dg.build_sensor_context(instance=instance, cursor=first_tick.cursor, definitions=defs, resources=resources))
-    assert [r.partition_key for r in tick.run_requests] == [hour_key(hour)]
+    assert [(r.tags[RANGE_TAGS[0]], r.tags[RANGE_TAGS[1]]) for r in tick.run_requests] == [(hour_key(hour),) * 2]
     assert run_hours(defs, instance, hour).success
 
     after = table(loaded, "request_rollup_hourly", hour, hour + timedelta(hours=1))

@@ -1,0 +1,26 @@
+"""Time partitions every phase shares, from the settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from obs_pipelines.settings import Settings
+
+DAY_KEY_FORMAT = "%Y-%m-%d"  # DailyPartitionsDefinition's key format
+# a run over a range of partitions (what a single-run backfill launches) is tagged with its first and last key
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
+    """UTC hours from `partitions_start`; an hour becomes a partition once it has closed."""
+    return dg.HourlyPartitionsDefinition(start_date=settings.partitions_start, timezone="UTC")
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=settings.partitions_start[:10], timezone="UTC")
+
+
+def range_tags(first_key: str, last_key: str) -> dict[str, str]:
+    """Tags of a run (or run request) over the partitions first_key..last_key in one run."""
+    return {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key}

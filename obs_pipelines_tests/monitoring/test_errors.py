@@ -14,7 +14,7 @@ CASES = [
     ("HTTPStatusError", "429 Too Many Requests", "llm", "rate_limit"),
     ("google.genai.errors.ClientError", "429 RESOURCE_EXHAUSTED. Resource has been exhausted", "llm", "rate_limit"),
     ("anthropic.APIStatusError", "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error'}}", "llm",
-     "rate_limit"),
+     "provider_5xx"),
     ("openai.InternalServerError", "Error code: 500 - The server had an error", "llm", "provider_5xx"),
     ("ServiceUnavailable", "503 Service Unavailable", "llm", "provider_5xx"),
     ("openai.InternalServerError", "Error code: 503 - The server is overloaded or not ready yet.", "llm",
@@ -48,9 +48,62 @@ def test_classify_error_recognises_real_world_errors(error_type, message, kind, 
     assert classify_error(error_type, message, kind) == expected
 
 
-def test_anthropic_overloaded_is_a_rate_limit_other_overloaded_is_a_5xx():
-    assert classify_error("anthropic.InternalServerError", "Overloaded", "llm", provider="anthropic") == "rate_limit"
-    assert classify_error("anthropic.InternalServerError", "Overloaded", "llm", provider="openai") == "provider_5xx"
+# provider capacity failures: an outage, never a rate limit
+OUTAGES = [
+    ("anthropic.InternalServerError", "Error code: 529 - overloaded_error: Overloaded"),
+    ("anthropic.InternalServerError", "Overloaded"),
+    ("anthropic.APIStatusError", "{'type': 'error', 'error': {'type': 'overloaded_error', 'message': 'Overloaded'}}"),
+    ("OverloadedError", "529 Overloaded"),
+    ("openai.InternalServerError", "Error code: 500 - {'error': {'message': 'The server had an error'}}"),
+    ("openai.APIStatusError", "Error code: 502 - Bad gateway"),
+    ("openai.InternalServerError", "Error code: 503 - The server is overloaded or not ready yet."),
+    ("botocore.errorfactory.ServiceUnavailableException",
+     "An error occurred (ServiceUnavailableException) when calling the InvokeModel operation: Too many requests, "
+     "please wait before trying again."),
+    ("ServiceUnavailable", "Service is temporarily unavailable"),
+    ("google.api_core.exceptions.ServiceUnavailable", "503 UNAVAILABLE: The service is currently unavailable."),
+    ("grpc.RpcError", "StatusCode.UNAVAILABLE: failed to connect to all addresses"),
+    ("google.genai.errors.ServerError", "503 UNAVAILABLE. The model is overloaded. Please try again later."),
+    ("litellm.RateLimitError", "AnthropicException - status 529: overloaded_error"),
+]
+RATE_LIMITS = [
+    ("openai.RateLimitError", "Error code: 429 - Rate limit reached for gpt-4o"),
+    ("anthropic.RateLimitError", "Error code: 429 - rate_limit_error: Number of request tokens has exceeded"),
+    ("openai.RateLimitError", "Error code: 429 - {'error': {'code': 'rate_limit_exceeded'}}"),
+    ("botocore.errorfactory.ThrottlingException",
+     "An error occurred (ThrottlingException) when calling the InvokeModel operation: Too many requests"),
+    ("google.genai.errors.ClientError", "429 RESOURCE_EXHAUSTED. Resource has been exhausted"),
+    ("openai.RateLimitError", "Error code: 429 - The engine is currently overloaded"),
+]
+
+
+@pytest.mark.parametrize(("error_type", "message"), OUTAGES)
+def test_provider_capacity_errors_are_an_outage_never_a_rate_limit(error_type, message):
+    assert classify_error(error_type, message, "llm") == "provider_5xx"
+
+
+@pytest.mark.parametrize(("error_type", "message"), RATE_LIMITS)
+def test_rate_limits_stay_rate_limits(error_type, message):
+    assert classify_error(error_type, message, "llm") == "rate_limit"
+
+
+def test_http_status_attribute_decides_between_outage_and_rate_limit_on_client_spans():
+    assert classify_error("anthropic.APIStatusError", "Overloaded", "llm", status_code=529) == "provider_5xx"
+    assert classify_error("APIError", "try again later", "llm", status_code=503) == "provider_5xx"
+    assert classify_error("APIError", "try again later", "llm", status_code=429) == "rate_limit"
+    assert classify_error("APIError", "try again later", "embedding", status_code="503") == "provider_5xx"
+    # a root span's status is the app's own answer, not a provider's
+    assert classify_error("KeyError", "'answer'", "chain", status_code=500) == "other"
+
+
+def test_every_provider_server_shape_of_the_generator_is_an_outage():
+    for provider, shapes in PROVIDER_ERRORS.items():
+        server = shapes["server"]
+        assert classify_error(server.error_type, server.message, "llm",
+                              status_code=server.http_status) == "provider_5xx", provider
+        assert classify_error(server.error_type, server.message, "llm") == "provider_5xx", provider
+        limit = shapes["rate_limit"]
+        assert classify_error(limit.error_type, limit.message, "llm", status_code=limit.http_status) == "rate_limit"
 
 
 def test_classify_errors_is_vectorized_and_keeps_the_index():

@@ -83,3 +83,16 @@ def store(request, tmp_path) -> TraceStore:
 def real_traces_dir() -> Path:
     assert REAL_TRACES_DIR.is_dir(), f"real traces not found at {REAL_TRACES_DIR}"
     return REAL_TRACES_DIR
+
+
+# ---- every test in its own Dagster home and working directory ------------------------------------------------
+@pytest.fixture(autouse=True)
+def isolated_dagster_home_and_cwd(tmp_path_factory, monkeypatch):
+    """A fresh DAGSTER_HOME (with an empty dagster.yaml) and working directory per test, and no settings from
+    the user's shell, so nothing a test runs lands in the project's .dagster_home or .obs_pipelines."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in ("OBS_PIPELINES_DB_URL", "OBS_PIPELINES_CONFIG"):
+        monkeypatch.delenv(name, raising=False)

@@ -8,13 +8,14 @@ schedules and sensors from the UI.
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 
 import dagster as dg
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
 from obs_pipelines.raw_assets import spans_spec
-from obs_pipelines.settings import PHASES, Settings, load_settings
+from obs_pipelines.settings import DB_URL_ENV, PHASES, Settings, load_settings
 from obs_pipelines.store.resource import TraceStore
 
 # backfill_policy and friends are marked beta; their warnings would greet every user on each load
@@ -36,13 +37,22 @@ def available_phases(settings: Settings) -> list[str]:
     return [p for p in PHASES if settings.phase_enabled(p) and PHASE_MODULES[p]]
 
 
+def trace_store_resource(settings: Settings) -> TraceStore:
+    """The store's URL goes through ``dg.EnvVar`` when it comes from the environment: Dagster then keeps
+    only the variable's name in the code location's snapshot, the run storage and the UI, never a password
+    in the URL. The default (a local SQLite file, or a URL set in code) is plain config."""
+    if os.environ.get(DB_URL_ENV) == settings.db_url:
+        return TraceStore(db_url=dg.EnvVar(DB_URL_ENV))
+    return TraceStore(db_url=settings.db_url)
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     foundation = dg.Definitions(
         assets=[spans_spec(settings)],
         jobs=[ingest_file_job],
         sensors=[build_landing_sensor(settings.landing_dir)],
-        resources={"trace_store": TraceStore(db_url=settings.db_url)},
+        resources={"trace_store": trace_store_resource(settings)},
     )
     phases = [
         importlib.import_module(PHASE_MODULES[p]).build_defs(settings)  # type: ignore[arg-type]

@@ -19,12 +19,20 @@ Semantics
 * **Steps**: every span starting in the window, by ``span_kind`` and by (kind, ``span_name``).
 * **Errors**: failed spans where the error *originated*: a failed span with a failed child span in the
   window is a propagation of that child's error and is not counted again. Classes from
-  :func:`obs_pipelines.monitoring.errors.classify_errors`.
+  :func:`obs_pipelines.monitoring.errors.classify_errors` (with the span's HTTP status attribute). By class,
+  provider, (provider, class) and model; the denominator of a provider / model row is its spans.
 * **Usage**: llm and embedding spans. Cost = the app's ``cost_usd`` when present, else tokens x the price
   table (genai-prices + overrides, :mod:`obs_pipelines.pricing`), joined in SQL from per-model rate rows.
   Route = the span's route, else its trace root's route. User segments: the ``top_n_users`` users by cost
   in the window (ties: tokens, then user id), every other user in ``(other)``, spans without user in
   ``(none)``.
+* **Model rows** (request, error and usage rollups) are keyed by the canonical model key
+  (:func:`obs_pipelines.pricing.models.model_key`): a failed call carries the request model (``gpt-4o``), a
+  successful one the response model (``gpt-4o-2024-08-06``), and both must count in one row (else "error
+  rate by model" splits a model in two, one row holding every error). ``model_names`` lists the exact
+  names behind the key. Prices are still matched on the exact names.
+* Relations built in Python (price rate rows, model keys) reach SQL as one JSON parameter
+  (:func:`json_relation`), so no number of models can exceed a statement limit.
 * Throughput per minute = count / minutes in the window.
 
 Percentiles are exact (linear interpolation between closest ranks, i.e. ``percentile_cont``). On
@@ -40,6 +48,7 @@ the day's spans** with the same queries over the day window; everything else com
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -66,6 +75,7 @@ from obs_pipelines.monitoring.tables import (
     usage_rollup_hourly,
 )
 from obs_pipelines.pricing import PriceTable
+from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -124,6 +134,10 @@ FROM spans
 WHERE {_WINDOW} AND kind = 'llm'
 """
 
+_LLM_MODELS_SQL = f"""
+SELECT DISTINCT model FROM spans WHERE {_WINDOW} AND kind = 'llm' AND model IS NOT NULL
+"""
+
 _STEPS_SQL = f"""
 SELECT COALESCE(kind, '{NULL_LABEL}') AS span_kind, COALESCE(name, '{NULL_LABEL}') AS span_name,
        start_time AS req_start, end_time AS req_end,
@@ -139,11 +153,13 @@ _PG_STATS = """COUNT(*) AS n, SUM(is_error) AS error_count, COUNT(latency_ms) AS
        percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS pct,
        MAX(latency_ms) AS latency_max_ms, AVG(latency_ms) AS latency_mean_ms"""
 
+# {model_keys}: the relation (model, model_key) of the window's llm models (json_relation)
 _PG_REQUEST_SQL = f"""
 WITH req AS (
     SELECT route, is_error, {_PG_LATENCY} AS latency_ms FROM ({_PG_TRACES_SQL}) r
 ), calls AS (
-    SELECT model, prompt, is_error, {_PG_LATENCY} AS latency_ms FROM ({_LLM_CALLS_SQL}) c
+    SELECT COALESCE(mk.model_key, c.model) AS model, prompt, is_error, {_PG_LATENCY} AS latency_ms
+    FROM ({_LLM_CALLS_SQL}) c LEFT JOIN ({{model_keys}}) mk ON mk.model = c.model
 )
 SELECT CASE WHEN GROUPING(route) = 1 THEN 'overall' ELSE 'route' END AS dimension,
        route AS dimension_value, {_PG_STATS}
@@ -257,20 +273,51 @@ def latency_stats(frame: pd.DataFrame, by: list[str] | None, value: str = "laten
     return out.join(q).reset_index()
 
 
+# ---- model keys ------------------------------------------------------------------------------------
+
+
+def _key_labels(models: pd.Series) -> pd.Series:
+    """Canonical model key of each model label (the missing-model label stays as it is)."""
+    labels = models.astype("object")
+    return model_keys(labels.where(labels != NULL_LABEL)).where(labels != NULL_LABEL, NULL_LABEL)
+
+
+def _with_model_names(frame: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
+    """``model_names`` of the model rows of ``frame`` (keyed by ``dimension_value``), from the exact names
+    seen in the window; null on the other rows."""
+    by_key = names_by_key(n for n in names.dropna().unique() if n != NULL_LABEL)
+    is_model = frame["dimension"] == "model"
+    frame["model_names"] = frame["dimension_value"].map(by_key).where(is_model, None)
+    return frame
+
+
+def _union_names(lists: pd.Series) -> str | None:
+    """Union of comma-separated name lists (a daily row from its hours)."""
+    names = {n for value in lists.dropna() for n in str(value).split(", ") if n}
+    return ", ".join(sorted(names)) if names else None
+
+
 # ---- request rollup ------------------------------------------------------------------------------
 
 
 def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """Request counts, errors and exact latency statistics of [start, end) per dimension (any window
-    length: the daily rollup calls it over a day for its percentiles)."""
+    length: the daily rollup calls it over a day for its percentiles). Model rows are per canonical model
+    key, with the exact names in ``model_names``."""
     params = _window_params(start, end)
     if db.is_postgres(engine):
-        stats = _pg_stats(_fetch(engine, _PG_REQUEST_SQL, params))
+        names = _fetch(engine, _LLM_MODELS_SQL, params)["model"]
+        keys = pd.DataFrame({"model": names, "model_key": model_keys(names)})
+        keys_sql, keys_params = json_relation(keys, {"model": "text", "model_key": "text"}, "model_keys", True)
+        stats = _pg_stats(_fetch(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
+                                 {**params, **keys_params}))
     else:
         traces = _fetch(engine, _TRACES_SQL, params)
         traces["latency_ms"] = _latency_ms(traces)
         calls = _fetch(engine, _LLM_CALLS_SQL, params)
         calls["latency_ms"] = _latency_ms(calls)
+        names = pd.Series(calls["model"].unique(), dtype="object")
+        calls["model"] = _key_labels(calls["model"])
         parts = [
             latency_stats(traces, None).assign(dimension="overall", dimension_value=None),
             latency_stats(traces, ["route"]).rename(columns={"route": "dimension_value"}).assign(dimension="route"),
@@ -279,6 +326,7 @@ def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFram
             .assign(dimension="prompt_version"),
         ]
         stats = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    stats = _with_model_names(stats, names)
     stats = stats.rename(columns={"n": "request_count"})
     return _finish_counts(stats, "request_count")
 
@@ -319,30 +367,51 @@ def step_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
 
 # ---- error rollup --------------------------------------------------------------------------------
 
+# the HTTP status a client span received (OTel's current and deprecated names), a hint for the classifier;
+# SQLite's json_extract raises on malformed JSON, which an app writing spans directly may store
+_STATUS_CODE = {
+    True: "COALESCE(attributes->>'http.response.status_code', attributes->>'http.status_code')",
+    False: """CASE WHEN json_valid(attributes) THEN COALESCE(json_extract(attributes, '$."http.response.status_code"'),
+                                                        json_extract(attributes, '$."http.status_code"')) END""",
+}
 _ERROR_SPANS_SQL = f"""
-SELECT trace_id, span_id, parent_span_id, kind, provider, error_type,
-       SUBSTR(error_message, 1, 2000) AS error_message
+SELECT trace_id, span_id, parent_span_id, kind, provider, model, error_type,
+       SUBSTR(error_message, 1, 2000) AS error_message, {{status_code}} AS status_code
 FROM spans WHERE {_WINDOW} AND status = 'error'
 """
-_PROVIDER_COUNTS_SQL = f"""
-SELECT COALESCE(provider, '{NULL_LABEL}') AS provider, COUNT(*) AS span_count
-FROM spans WHERE {_WINDOW} GROUP BY COALESCE(provider, '{NULL_LABEL}')
+_SPAN_COUNTS_SQL = f"""
+SELECT provider, model, COUNT(*) AS span_count FROM spans WHERE {_WINDOW} GROUP BY provider, model
 """
+
+
+def _error_counts(origins: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    return origins.groupby(by).agg(error_count=("trace_id", "size"), example_trace_id=("trace_id", "max")).reset_index()
+
+
+def _label(values: pd.Series) -> pd.Series:
+    return values.astype("object").where(values.notna(), NULL_LABEL)
 
 
 def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Origin errors of [start, end): overall, by error class, by provider, by (provider, class)."""
+    """Origin errors of [start, end): overall, by error class, by provider, by (provider, class), by model
+    (canonical key, see :func:`obs_pipelines.pricing.models.model_key`)."""
     params = _window_params(start, end)
-    errors = _fetch(engine, _ERROR_SPANS_SQL, params)
-    providers = _fetch(engine, _PROVIDER_COUNTS_SQL, params)
-    total = int(providers["span_count"].sum()) if len(providers) else 0
+    errors = _fetch(engine, _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)]), params)
+    counts = _fetch(engine, _SPAN_COUNTS_SQL, params)
+    counts["span_count"] = pd.to_numeric(counts["span_count"])
+    counts["provider"] = _label(counts["provider"])
+    counts["model_key"] = _key_labels(_label(counts["model"]))
+    providers = counts.groupby("provider", as_index=False)["span_count"].sum()
+    models = counts.groupby("model_key", as_index=False)["span_count"].sum()
+    total = int(counts["span_count"].sum())
 
     # a failed span with a failed child is that child's error propagating: count the origin only
     parent_keys = errors["trace_id"].astype(str) + "/" + errors["parent_span_id"].astype(str)
     own_keys = errors["trace_id"].astype(str) + "/" + errors["span_id"].astype(str)
     origins = errors[~own_keys.isin(set(parent_keys[errors["parent_span_id"].notna()]))].copy()
     origins["error_class"] = classify_errors(origins)
-    origins["provider"] = origins["provider"].astype("object").where(origins["provider"].notna(), NULL_LABEL)
+    origins["provider"] = _label(origins["provider"])
+    origins["model_key"] = _key_labels(_label(origins["model"]))
 
     overall = pd.DataFrame([{
         "dimension": "overall", "dimension_value": None, "error_class": None, "provider": None,
@@ -350,24 +419,23 @@ def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
         "example_trace_id": origins["trace_id"].max() if len(origins) else None,
     }])
     by_class = (
-        origins.groupby("error_class").agg(error_count=("trace_id", "size"), example_trace_id=("trace_id", "max"))
+        _error_counts(origins, "error_class").set_index("error_class")
         .reindex(list(ERROR_CLASSES)).reset_index().rename(columns={"index": "error_class"})
     )
     by_class["error_count"] = by_class["error_count"].fillna(0)
     by_class = by_class.assign(dimension="error_class", dimension_value=by_class["error_class"],
                                provider=None, span_count=total)
-    prov_err = origins.groupby("provider").agg(error_count=("trace_id", "size"),
-                                               example_trace_id=("trace_id", "max")).reset_index()
-    by_provider = providers.merge(prov_err, on="provider", how="outer")
-    by_provider["error_count"] = by_provider["error_count"].fillna(0)
-    by_provider["span_count"] = by_provider["span_count"].fillna(0)
+    by_provider = providers.merge(_error_counts(origins, "provider"), on="provider", how="outer")
     by_provider = by_provider.assign(dimension="provider", dimension_value=by_provider["provider"], error_class=None)
-    pc = origins.groupby(["provider", "error_class"]).agg(
-        error_count=("trace_id", "size"), example_trace_id=("trace_id", "max")).reset_index()
-    pc = pc.merge(providers, on="provider", how="left")
+    pc = _error_counts(origins, ["provider", "error_class"]).merge(providers, on="provider", how="left")
     pc = pc.assign(dimension="provider_error_class",
                    dimension_value=pc["provider"].astype(str) + "/" + pc["error_class"].astype(str))
-    out = pd.concat([p for p in (overall, by_class, by_provider, pc) if not p.empty], ignore_index=True)
+    by_model = models.merge(_error_counts(origins, "model_key"), on="model_key", how="outer")
+    by_model = by_model.assign(dimension="model", dimension_value=by_model.pop("model_key"), error_class=None,
+                               provider=None)
+    by_model = _with_model_names(by_model, counts["model"])
+    out = pd.concat([p for p in (overall, by_class, by_provider, pc, by_model) if not p.empty], ignore_index=True)
+    out["error_count"] = out["error_count"].fillna(0)
     out["span_count"] = out["span_count"].fillna(0)
     return _shape(out, error_rollup_hourly, start, end, None)
 
@@ -382,43 +450,37 @@ _USAGE_SUMS = """SUM(call_count) AS call_count, SUM(input_tokens) AS input_token
        SUM(output_tokens) AS output_tokens, SUM(cached_input_tokens) AS cached_input_tokens,
        SUM(cost_usd) AS cost_usd, SUM(reported_cost_usd) AS reported_cost_usd,
        SUM(computed_cost_usd) AS computed_cost_usd, SUM(unpriced_call_count) AS unpriced_call_count"""
-_RATE_COLS = ("provider_key", "model", "t0", "t1", "in_lo", "in_hi",
-              "rate_input", "rate_cached", "rate_output", "rate_request")
+# the rate rows' columns and their SQL types (PostgreSQL spelling; SQLite reads JSON values as they are)
+_RATE_COLS = {"provider_key": "text", "model": "text", "t0": "timestamp", "t1": "timestamp", "in_lo": "bigint",
+              "in_hi": "bigint", "rate_input": "double precision", "rate_cached": "double precision",
+              "rate_output": "double precision", "rate_request": "double precision"}
 
 
-_RATE_TYPES = {"t0": ("timestamp", sa.DateTime), "t1": ("timestamp", sa.DateTime),
-               "in_lo": ("bigint", sa.BigInteger), "in_hi": ("bigint", sa.BigInteger),
-               "provider_key": ("text", sa.Text), "model": ("text", sa.Text)}
+def json_relation(frame: pd.DataFrame, columns: Mapping[str, str], param: str,
+                  postgres: bool) -> tuple[str, dict[str, str]]:
+    """``frame`` as a relation in SQL, whatever its size: the rows travel as ONE bound parameter holding a
+    JSON array, unpacked by ``json_to_recordset`` (PostgreSQL) / ``json_each`` (SQLite). An inline
+    relation (UNION ALL of one-row SELECTs, VALUES with a parameter per cell) breaks on large inputs:
+    SQLite allows 500 terms in a compound SELECT and 32,766 parameters.
 
-
-def _rates_sql(rates: pd.DataFrame, postgres: bool) -> tuple[str, dict, list[sa.BindParameter]]:
-    """The rate rows as an inline relation (UNION ALL of one-row SELECTs with bound values).
-
-    On PostgreSQL every value is cast (untyped parameters in a UNION would resolve to text / numeric)."""
-    if rates.empty:
-        cols = ", ".join(
-            (f"CAST(NULL AS {_RATE_TYPES.get(c, ('double precision',))[0]})" if postgres else "NULL") + f" AS {c}"
-            for c in _RATE_COLS
-        )
-        return f"SELECT {cols} WHERE 1 = 0", {}, []
-    selects, params, binds = [], {}, []
-    for i, row in enumerate(rates[list(_RATE_COLS)].itertuples(index=False, name=None)):
-        parts = []
-        for col, value in zip(_RATE_COLS, row):
-            name = f"r{i}_{col}"
-            sql_type, sa_type = _RATE_TYPES.get(col, ("double precision", sa.Float))
-            binds.append(sa.bindparam(name, type_=sa_type))
-            if sa_type is sa.DateTime:
-                value = pd.Timestamp(value).to_pydatetime()
-            elif sa_type is sa.BigInteger:
-                value = int(value)
-            elif sa_type is sa.Float:
-                value = float(value)
-            params[name] = value
-            expr = f"CAST(:{name} AS {sql_type})" if postgres else f":{name}"
-            parts.append(f"{expr} AS {col}")
-        selects.append("SELECT " + ", ".join(parts))
-    return "\nUNION ALL ".join(selects), params, binds
+    ``columns`` maps column -> PostgreSQL type. Timestamps are sent as naive UTC text in the spans'
+    storage format (``YYYY-MM-DD HH:MM:SS.ffffff``), so on SQLite they compare with ``start_time`` as text.
+    Returns the SELECT and its parameters."""
+    data = frame[list(columns)].astype("object")
+    for col, sql_type in columns.items():
+        if sql_type == "timestamp":
+            data[col] = [None if pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M:%S.%f") for v in data[col]]
+    data = data.where(data.notna(), None)
+    # stdlib json: floats keep their exact repr; .item() turns numpy scalars into Python ones
+    payload = json.dumps([dict(zip(columns, row)) for row in data.itertuples(index=False, name=None)],
+                         default=lambda v: v.item())
+    if postgres:
+        defs = ", ".join(f"{c} {t}" for c, t in columns.items())
+        sql = f"SELECT * FROM json_to_recordset(CAST(:{param} AS json)) AS {param}_rows({defs})"
+    else:
+        cols = ", ".join(f"json_extract(value, '$.{c}') AS {c}" for c in columns)
+        sql = f"SELECT {cols} FROM json_each(:{param})"
+    return sql, {param: payload}
 
 
 def _usage_sql(rates_sql: str, postgres: bool) -> str:
@@ -506,15 +568,31 @@ def usage_rollup(engine: Engine, start: datetime, end: datetime, prices: PriceTa
     pairs = _fetch(engine, _USAGE_PAIRS_SQL, params)
     rates = prices.rate_rows(pairs.itertuples(index=False, name=None), params["start"], params["end"])
     postgres = db.is_postgres(engine)
-    rates_sql, rate_params, binds = _rates_sql(rates, postgres)
-    stmt = _bind(_usage_sql(rates_sql, postgres)).bindparams(*binds, sa.bindparam("top_n", type_=sa.Integer))
+    rates_sql, rate_params = json_relation(rates, _RATE_COLS, "rates", postgres)
+    stmt = _bind(_usage_sql(rates_sql, postgres)).bindparams(sa.bindparam("top_n", type_=sa.Integer))
     out = _fetch(engine, stmt, {**params, **rate_params, "top_n": int(top_n_users)})
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "unpriced_call_count", "call_count"):
         out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
     for col in ("cost_usd", "reported_cost_usd", "computed_cost_usd"):
         out[col] = pd.to_numeric(out[col]).astype("float64").fillna(0.0)
+    out = _usage_by_model_key(out)
     out["price_version"] = prices.version
     return _shape(out, usage_rollup_hourly, start, end, None)
+
+
+_USAGE_SUM_COLUMNS = ["call_count", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd",
+                      "reported_cost_usd", "computed_cost_usd", "unpriced_call_count"]
+
+
+def _usage_by_model_key(usage: pd.DataFrame) -> pd.DataFrame:
+    """Merge the per-exact-model rows of the usage query into one row per canonical model key (prices are
+    joined on the exact names, in SQL; usage sums merge exactly)."""
+    is_model = usage["dimension"] == "model"
+    exact = usage[is_model]
+    merged = (exact.assign(dimension_value=_key_labels(exact["dimension_value"]))
+              .groupby(["dimension", "dimension_value"], as_index=False)[_USAGE_SUM_COLUMNS].sum())
+    merged = _with_model_names(merged, exact["dimension_value"])
+    return pd.concat([usage[~is_model], merged], ignore_index=True)
 
 
 # ---- daily rollups (from the hourly tables) ------------------------------------------------------
@@ -525,13 +603,15 @@ def _read_hourly(engine: Engine, table: sa.Table, day_start: datetime) -> pd.Dat
     return db.read_window(engine, table, day_start, day_start + DAY, time_column="window_start")
 
 
-def _merge_latency(hourly: pd.DataFrame, keys: list[str], count_col: str) -> pd.DataFrame:
+def _merge_latency(hourly: pd.DataFrame, keys: list[str], count_col: str, **extra: tuple) -> pd.DataFrame:
+    """Counts, errors, max and mean latency of ``hourly`` merged per ``keys`` (+ ``extra`` named
+    aggregations)."""
     h = hourly.copy()
     h["_lat_sum"] = h["latency_mean_ms"].astype("float64") * h["latency_count"]
     g = h.groupby(keys, dropna=False, sort=True)
     out = g.agg(**{count_col: (count_col, "sum"), "error_count": ("error_count", "sum"),
                    "latency_count": ("latency_count", "sum"), "latency_max_ms": ("latency_max_ms", "max"),
-                   "_lat_sum": ("_lat_sum", "sum")}).reset_index()
+                   "_lat_sum": ("_lat_sum", "sum")}, **extra).reset_index()
     out["latency_mean_ms"] = np.where(out["latency_count"] > 0,
                                       out["_lat_sum"] / out["latency_count"].where(out["latency_count"] > 0, 1),
                                       np.nan)
@@ -557,7 +637,7 @@ def daily_request_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
     keys = ["dimension", "dimension_value"]
     if hourly.empty:
         return _shape(pd.DataFrame(columns=keys), request_rollup_daily, day_start, day_start + DAY, "request_count")
-    merged = _merge_latency(hourly, keys, "request_count")
+    merged = _merge_latency(hourly, keys, "request_count", model_names=("model_names", _union_names))
     out = _with_day_percentiles(merged, request_stats(engine, day_start, day_start + DAY), keys)
     return _shape(_finish_counts(out, "request_count"), request_rollup_daily, day_start, day_start + DAY,
                   "request_count")
@@ -585,7 +665,7 @@ def daily_error_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
         return _shape(pd.DataFrame(columns=keys), error_rollup_daily, day_start, day_start + DAY, None)
     out = hourly.groupby(keys, dropna=False, sort=True).agg(
         error_count=("error_count", "sum"), span_count=("span_count", "sum"),
-        example_trace_id=("example_trace_id", "max")).reset_index()
+        example_trace_id=("example_trace_id", "max"), model_names=("model_names", _union_names)).reset_index()
     return _shape(out, error_rollup_daily, day_start, day_start + DAY, None)
 
 
@@ -598,11 +678,10 @@ def daily_usage_rollup(engine: Engine, day_start: datetime) -> pd.DataFrame:
     keys = ["dimension", "dimension_value"]
     if hourly.empty:
         return _shape(pd.DataFrame(columns=keys), usage_rollup_daily, day_start, day_start + DAY, None)
-    sums = ["call_count", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd",
-            "reported_cost_usd", "computed_cost_usd", "unpriced_call_count"]
     out = hourly.groupby(keys, dropna=False, sort=True).agg(
-        **{c: (c, "sum") for c in sums},
+        **{c: (c, "sum") for c in _USAGE_SUM_COLUMNS},
         price_version=("price_version", lambda s: ", ".join(sorted(set(s.dropna())))),
+        model_names=("model_names", _union_names),
     ).reset_index()
     return _shape(out, usage_rollup_daily, day_start, day_start + DAY, None)
 

@@ -32,6 +32,16 @@ _WINDOW = [
     ("dimension_value", "text", f"Value of the dimension; {NULL_LABEL!r} when the attribute is missing, "
                                 "null on the 'overall' row."),
 ]
+# model rows group by a canonical key, so that a failed call (request model, gpt-4o) and a successful one
+# (response model, gpt-4o-2024-08-06) share a row; the exact names stay here. (Comments of existing columns
+# are left as they were: a changed comment is a schema change, i.e. a migration.)
+_MODEL_NAMES = [
+    ("model_names", "text", "Model rows (dimension 'model', whose dimension_value is the canonical model key: "
+                            "date / version suffixes and provider prefixes stripped, e.g. 'gpt-4o' for gpt-4o "
+                            "and gpt-4o-2024-08-06; error rollup: error_class and provider null, span_count = "
+                            "spans of that key): the exact model names seen in the row, sorted, "
+                            "comma-separated. Null on other rows."),
+]
 _LATENCY = [
     ("latency_p50_ms", "float", "Exact median latency in ms (linear interpolation, = percentile_cont)."),
     ("latency_p90_ms", "float", "Exact 90th percentile latency in ms."),
@@ -52,6 +62,7 @@ _REQUEST = [
                            "llm calls in status error."),
     ("error_rate", "float", "error_count / request_count."),
     *_LATENCY,
+    *_MODEL_NAMES,
     *_COMPUTED,
 ]
 _STEP = [
@@ -75,6 +86,7 @@ _ERROR = [
     ("span_count", "int", "Denominator: spans of the provider (provider rows) or all spans of the window."),
     ("error_rate", "float", "error_count / span_count."),
     ("example_trace_id", "text", "One trace with such an error (the largest trace_id, deterministic)."),
+    *_MODEL_NAMES,
     *_COMPUTED,
 ]
 _USAGE = [
@@ -88,6 +100,7 @@ _USAGE = [
     ("computed_cost_usd", "float", "Part of cost_usd computed from tokens with the price table."),
     ("unpriced_call_count", "int", "Calls with no reported cost and no price for their model (cost unknown)."),
     ("price_version", "text", "Price table used: genai-prices version (+ hash of the overrides)."),
+    *_MODEL_NAMES,
     *_COMPUTED,
 ]
 _SLO = [

@@ -2,7 +2,8 @@
 
 It shares no code with ``obs_pipelines.monitoring.rollups``: requests are assembled with groupby / merge
 over *all* spans of the test, percentiles come from ``numpy.quantile`` (linear), and the cost of every
-call comes from genai-prices' own ``calc_price`` (one call per row -- fine for test-sized data).
+call comes from genai-prices' own ``calc_price`` (one call per row -- fine for test-sized data). Model rows
+use the canonical key of ``obs_pipelines.pricing.models.model_key`` (tested on its own).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
+
+from obs_pipelines.pricing.models import model_key
 
 NONE = "(none)"
 OTHER = "(other)"
@@ -82,6 +85,11 @@ def prompt_label(f: pd.DataFrame) -> pd.Series:
     return label.where(~both, f["prompt_name"].astype(str) + "@" + f["prompt_version"].astype(str))
 
 
+def model_label(spans: pd.DataFrame) -> pd.Series:
+    """Rollups by model group by the canonical model key (one name at a time here)."""
+    return spans["model"].map(lambda m: NONE if pd.isna(m) else model_key(m)).astype(object)
+
+
 def request_rollup(all_spans: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     req = requests(all_spans, start, end)
     rows = [{"dimension": "overall", "dimension_value": None, **_stats(req["latency_ms"], req["is_error"])}]
@@ -91,7 +99,7 @@ def request_rollup(all_spans: pd.DataFrame, start: datetime, end: datetime) -> p
     llm = llm[llm["kind"] == "llm"].copy()
     llm["latency_ms"] = _ms(llm["end_time"], llm["start_time"])
     llm["is_error"] = llm["status"] == "error"
-    llm["model_label"] = llm["model"].astype(object).where(llm["model"].notna(), NONE)
+    llm["model_label"] = model_label(llm)
     llm["prompt"] = prompt_label(llm)
     for dim, col in (("model", "model_label"), ("prompt_version", "prompt")):
         for value, g in llm.groupby(col):
@@ -154,7 +162,7 @@ def usage_rollup(all_spans: pd.DataFrame, start: datetime, end: datetime, top_n:
     calls["route_label"] = calls["route"].astype(object).where(
         calls["route"].notna(), calls["trace_id"].map(root_route))
     calls["route_label"] = calls["route_label"].where(calls["route_label"].notna(), NONE)
-    calls["model_label"] = calls["model"].astype(object).where(calls["model"].notna(), NONE)
+    calls["model_label"] = model_label(calls)
     calls["prompt"] = prompt_label(calls)
     for col in ("input_tokens", "output_tokens", "cached_input_tokens"):
         calls[col] = pd.to_numeric(calls[col]).fillna(0)

@@ -157,3 +157,27 @@ def test_rollups_of_an_empty_window_keep_one_overall_row(store):
     assert rollups.step_rollup(store.engine, empty, empty + pd.Timedelta(hours=1)).empty
     err = rollups.error_rollup(store.engine, empty, empty + pd.Timedelta(hours=1))
     assert err["error_count"].sum() == 0
+
+
+def test_usage_and_request_rollups_take_an_hour_with_700_priced_models(store):
+    # SQLite allows 500 terms in a compound SELECT: the rate rows (and model keys) travel as one JSON value
+    n = 700
+    rows = [{
+        "trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "parent_span_id": None, "name": "chat",
+        "kind": "llm", "start_time": H + pd.Timedelta(seconds=i),
+        "end_time": H + pd.Timedelta(seconds=i, milliseconds=50), "status": "ok", "model": f"acme-{i}-chat", "provider": f"acme{i % 3}", "input_tokens": 1000,
+        "output_tokens": 100, "cached_input_tokens": 0,
+    } for i in range(n)]
+    insert(store, rows)
+    overrides = {f"acme-{i}-chat": {"input": 1.0 + i / 100, "output": 2.0} for i in range(n)}
+    prices = load_prices(overrides)
+    usage = rollups.usage_rollup(store.engine, H, H_END, prices)
+    overall = usage[usage["dimension"] == "overall"].iloc[0]
+    assert overall["call_count"] == n and overall["unpriced_call_count"] == 0
+    expected = sum((1000 * (1.0 + i / 100) + 100 * 2.0) / 1e6 for i in range(n))
+    assert overall["computed_cost_usd"] == pytest.approx(expected, rel=1e-9)
+    assert (usage["dimension"] == "model").sum() == n
+    request = rollups.request_rollup(store.engine, H, H_END)
+    models = request[request["dimension"] == "model"]
+    assert len(models) == n and (models["request_count"] == 1).all()
+    assert set(models["model_names"]) == {f"acme-{i}-chat" for i in range(n)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -77,14 +78,30 @@ FIGURES = {"request": request_figures, "step": step_figures, "error": error_figu
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str], sort_by: str | None = None, limit: int = 10) -> str:
-    """A short markdown table of the top rows (the UI renders it in the materialization)."""
+    """A short markdown table of the top rows (the UI renders it in the materialization). Text cells are
+    escaped (:func:`escape_markdown`): routes, models and user ids come from the apps."""
     if frame.empty:
         return "_no rows in this window_"
     shown = frame.sort_values(sort_by, ascending=False) if sort_by else frame
     shown = shown[[c for c in columns if c in shown]].head(limit)
-    header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
+    header = "| " + " | ".join(escape_markdown(c) for c in shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "\n".join("| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False))
     return header + body
+
+
+# every ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one is always
+# shown as itself: no link, image, emphasis, HTML tag, entity, autolink (http\://, www\.) or cell border
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` as markdown that renders as exactly that text on one line, safe inside a table cell: markup
+    characters are backslash-escaped, a line break is shown as ``\\n``, other control characters as
+    spaces."""
+    escaped = _MD_PUNCTUATION.sub(r"\\\1", str(text))
+    return _CONTROL.sub(" ", _LINE_BREAKS.sub(r"\\n", escaped.replace("\t", " ")))
 
 
 def _cell(value) -> str:
@@ -92,7 +109,7 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.1f}"
-    return str(value).replace("|", "\\|")
+    return escape_markdown(value)
 
 
 PREVIEW = {

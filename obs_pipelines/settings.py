@@ -64,6 +64,14 @@ class Settings(BaseModel):
             SLOSpec(name="overall_error_rate", metric="error_rate", objective="< 0.10", target=0.99),
         ]
     )
+    # Landing directory (docs/ingest.md): a file is ingested once unchanged for this many seconds (or
+    # when a `<name>.done` marker sits beside it), so a file still being appended to is not read torn.
+    landing_quiet_seconds: float = Field(default=30.0, ge=0)
+    # After a successful run the file moves to <landing_dir>/processed/ (nothing readable: failed/).
+    landing_archive: bool = True
+    # A failed ingest run is retried, waiting backoff x 2^(n-1) after the n-th failure, up to this many runs.
+    landing_max_attempts: int = Field(default=3, ge=1)
+    landing_retry_backoff_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("phases")
     @classmethod

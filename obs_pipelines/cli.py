@@ -138,7 +138,10 @@ def demo(days: float, rate: float, seed: int) -> None:
     """Generate a few days of traces with incidents, ingest them, materialize every enabled phase."""
     from obs_pipelines.demo import run_demo
 
-    ok = run_demo(days=days, rate=rate, seed=seed, console=console)
+    try:
+        ok = run_demo(days=days, rate=rate, seed=seed, console=console)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(0 if ok else 1)
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import os
+import shlex
+import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from obs_pipelines.settings import load_settings
+from obs_pipelines.demo_story import HourlyRollups, slo_summary, story
+from obs_pipelines.settings import CONFIG_ENV, DB_URL_ENV, load_settings
 from obs_pipelines.store import db
 
 DEMO_DIR = Path(".obs_pipelines") / "demo"
+SETTINGS_FILE = DEMO_DIR / "settings.yaml"
+PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
 def demo_incidents(start: datetime, days: float):
@@ -43,16 +52,18 @@ def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
     from obs_pipelines.local_runs import local_instance, materialize_phase
     from obs_pipelines.synth.generator import write_otlp_jsonl
 
-    settings = load_settings()
-    engine = db.make_engine(settings.db_url)
-    db.create_tables(engine)
-
     end = db.utcnow().replace(minute=0, second=0, microsecond=0)
     # start at midnight so the demo holds whole days for the daily rollups
     start = (end - timedelta(days=days)).replace(hour=0)
     days = (end - start) / timedelta(days=1)
     incidents = demo_incidents(start, days)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    load_settings()  # a bad key in the user's file is reported against that file, not the demo's copy
+    # the partitions start at the demo's first hour, so the UI shows the hours that exist
+    write_demo_settings(SETTINGS_FILE, read_user_config(os.environ.get(CONFIG_ENV)), start)
+    settings = load_settings(SETTINGS_FILE)
+    engine = db.make_engine(settings.db_url)
+    db.create_tables(engine)
     path = DEMO_DIR / f"traces-{start:%Y%m%dT%H}-seed{seed}.jsonl"
     console.rule("1. generate")
     summary = write_otlp_jsonl(path, start=start, hours=days * 24, rate=rate, seed=seed, incidents=incidents)
@@ -71,18 +82,103 @@ def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
     ok = True
     for phase in available_phases(settings):
         console.rule(f"3. materialize {phase}")
+        since = datetime.now(timezone.utc)
         run = materialize_phase(phase, start, end - timedelta(hours=1), defs=defs, instance=instance)
         console.print(f"{phase}: run {run.run_id} {'succeeded' if run.success else '[red]FAILED[/red]'}")
+        # materialize_phase returns the last job's result only: the instance knows every run it made
+        for job_name, run_id, status in _runs_since(instance, defs, phase, since):
+            console.print(f"  {job_name:<24} run {run_id}  {status}")
         ok = ok and run.success
 
     _print_tables(engine, console)
+    if "monitoring" in available_phases(settings):
+        console.rule("4. what the rollups show")
+        for line in story(incidents, read_hourly_rollups(engine, start, end)):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+        for line in slo_summary(_read_table(engine, "slo_status_hourly", start, end)):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.rule("next")
-    console.print(
-        "Open the Dagster UI on this store and instance:\n"
-        "  DAGSTER_HOME=$PWD .venv/bin/dagster dev -w workspace.yaml\n"
-        f"Trace store: {engine.url.render_as_string(hide_password=True)}"
-    )
+    home = None if instance.is_ephemeral else os.environ.get("DAGSTER_HOME") or str(Path.cwd())
+    console.print("Open the Dagster UI on this store and instance:", highlight=False)
+    console.print(f"  {ui_command(SETTINGS_FILE, engine.url, home)}", highlight=False, soft_wrap=True)
+    if engine.url.password:
+        console.print(f"  (*** stands for the password: put it back, or keep {DB_URL_ENV} exported)", soft_wrap=True)
+    if home is None:
+        console.print("  [yellow]The runs went to a temporary instance (no DAGSTER_HOME, no ./dagster.yaml): the UI "
+                      "will show the tables' assets but not these runs.[/yellow]")
     return ok
+
+
+def read_user_config(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The user's settings file as a mapping (empty without one); load_settings validates it later."""
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def write_demo_settings(path: Path, user_config: dict[str, Any], first_hour: datetime) -> Path:
+    """The demo's settings file: the user's settings with the partitions starting at the demo's first hour."""
+    data = {**user_config, "partitions_start": first_hour.strftime(PARTITION_KEY_FORMAT)}
+    header = ("# Written by `obs-pipelines demo`: your OBS_PIPELINES_CONFIG (if any) with partitions_start set to\n"
+              "# the demo's first hour, so the UI shows the demo's hours only.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def ui_command(config: Path, db_url: sa.URL, dagster_home: str | None, cwd: Path | None = None) -> str:
+    """The shell command that opens the Dagster UI on the demo's settings, store and instance (the store's
+    password hidden)."""
+    cwd = cwd or Path.cwd()
+    env = {
+        DB_URL_ENV: db_url.render_as_string(hide_password=True),
+        CONFIG_ENV: str(config),
+        "DAGSTER_HOME": dagster_home,
+    }
+    if dagster_home == str(cwd):
+        env["DAGSTER_HOME"] = "$PWD"  # as the README writes it
+    words = [f"{k}={v if v == '$PWD' else shlex.quote(v)}" for k, v in env.items() if v]
+    dagster = Path(sys.executable).parent / "dagster"
+    if not dagster.is_file():
+        words.append("dagster")
+    else:
+        words.append(str(dagster.relative_to(cwd)) if dagster.is_relative_to(cwd) else shlex.quote(str(dagster)))
+    words.append("dev -w workspace.yaml" if (cwd / "workspace.yaml").is_file() else "dev -m obs_pipelines.definitions")
+    return " ".join(words)
+
+
+def read_hourly_rollups(engine: sa.Engine, start: datetime, end: datetime) -> HourlyRollups:
+    """The monitoring phase's hourly tables over [start, end)."""
+    from obs_pipelines.monitoring.tables import HOURLY_TABLES
+
+    return HourlyRollups(**{key: _read_table(engine, table.name, start, end) for key, table in HOURLY_TABLES.items()})
+
+
+def _read_table(engine: sa.Engine, name: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Rows of a monitoring table whose window starts in [start, end)."""
+    from obs_pipelines.monitoring.tables import monitoring_metadata
+
+    table = monitoring_metadata.tables[name]
+    query = sa.select(table).where(table.c.window_start >= start, table.c.window_start < end)
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def _runs_since(instance, defs, phase: str, since: datetime) -> list[tuple[str, str, str]]:
+    """(job, run id, status) of the newest run of each of the phase's jobs created since ``since``."""
+    import dagster as dg
+
+    from obs_pipelines.local_runs import phase_jobs
+
+    found = []
+    for job in phase_jobs(defs, phase):
+        runs = instance.get_runs(dg.RunsFilter(job_name=job.name, created_after=since), limit=1)
+        if runs:
+            found.append((job.name, runs[0].run_id, runs[0].status.value))
+    return found
 
 
 def _print_tables(engine: sa.Engine, console: Console) -> None:

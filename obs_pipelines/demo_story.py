@@ -65,6 +65,19 @@ def story(incidents: Sequence[Incident], rollups: HourlyRollups) -> list[str]:
     return lines
 
 
+def slo_summary(status: pd.DataFrame) -> list[str]:
+    """One line per SLO from its hourly status rows: how many judged hours met it, and which broke it."""
+    lines = []
+    for name, rows in status.groupby("slo_name", sort=False):
+        judged = rows[rows["met"].notna()]
+        broken = pd.to_datetime(judged.loc[~judged["met"].astype(bool), "window_start"]).sort_values()
+        head = (f"SLO {name} ({rows['metric'].iloc[0]} {rows['objective'].iloc[0]}): met in "
+                f"{len(judged) - len(broken)} of {len(judged)} hours")
+        shown = ", ".join(f"{h:%m-%d %H:%M}" for h in broken[:8]) + (" ..." if len(broken) > 8 else "")
+        lines.append(f"{head}; broken at {shown}" if len(broken) else head)
+    return lines
+
+
 # ---- one figure per incident ---------------------------------------------------------------------
 
 
@@ -254,4 +267,4 @@ def _pct(value: float) -> str:
     return f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
 
 
-__all__ = ["AGENT_ROUTE", "FIGURES", "HourlyRollups", "story", "touched_hours"]
+__all__ = ["AGENT_ROUTE", "FIGURES", "HourlyRollups", "slo_summary", "story", "touched_hours"]

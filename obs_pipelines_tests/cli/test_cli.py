@@ -28,6 +28,19 @@ def count(store, table: str) -> int:
         return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    """Its own working directory and Dagster home: nothing lands in the project's .obs_pipelines or
+    .dagster_home."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("OBS_PIPELINES_CONFIG", raising=False)
+    return tmp_path
+
+
 def test_ingest_prints_the_summary_and_exits_zero(store, real_traces_dir):
     result = invoke(store, "ingest", str(real_traces_dir / "framework-traces.otlp.jsonl"))
     assert result.exit_code == 0, result.output
@@ -77,7 +90,7 @@ def test_generate_writes_the_same_file_for_any_worker_count(store, tmp_path, mon
     assert two.read_bytes() == one.read_bytes()
 
 
-def test_run_materializes_a_phase_over_an_hour_range(store, tmp_path):
+def test_run_materializes_a_phase_over_an_hour_range(store, tmp_path, isolated):
     out = tmp_path / "gen.jsonl"
     invoke(store, "generate", "--start", "2026-05-01T00:00", "--hours", "3", "--rate", "0.02", "-o", str(out))
     invoke(store, "ingest", str(out))
@@ -88,17 +101,55 @@ def test_run_materializes_a_phase_over_an_hour_range(store, tmp_path):
     assert hours == 3
 
 
-def test_demo_generates_ingests_and_materializes_every_enabled_phase(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    env = {"OBS_PIPELINES_DB_URL": url, "OBS_PIPELINES_CONFIG": "", "DAGSTER_HOME": ""}
-    result = CliRunner().invoke(main, ["demo", "--days", "1", "--rate", "0.01"], env=env, catch_exceptions=False)
+def test_demo_materializes_every_phase_and_tells_each_incident_the_run_ids_and_the_ui_command(isolated):
+    import dagster as dg
+    import yaml
+
+    from obs_pipelines.settings import load_settings
+
+    user_config = isolated / "mine.yaml"
+    user_config.write_text("top_n_users: 7\npartitions_start: '2026-01-01-00:00'\n")
+    url = f"sqlite:///{isolated / 'demo.db'}"
+    result = CliRunner().invoke(main, ["demo", "--days", "1", "--rate", "0.01"], catch_exceptions=False,
+                                env={"OBS_PIPELINES_DB_URL": url, "OBS_PIPELINES_CONFIG": str(user_config)})
     assert result.exit_code == 0, result.output
-    assert "monitoring: run" in result.output and "succeeded" in result.output
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM request_rollup_hourly")).scalar_one() > 0
+    out = result.output
+    # its own settings: the user's, with the partitions starting at the demo's first hour (a midnight)
+    written = yaml.safe_load((isolated / ".obs_pipelines" / "demo" / "settings.yaml").read_text())
+    assert written["top_n_users"] == 7
+    first_hour = written["partitions_start"]
+    assert first_hour.endswith("-00:00") and first_hour != "2026-01-01-00:00"
+    with db.make_engine(url).connect() as conn:
+        first_rollup = conn.execute(sa.text("SELECT min(window_start) FROM request_rollup_hourly")).scalar_one()
         assert conn.execute(sa.text("SELECT count(*) FROM request_rollup_daily")).scalar_one() > 0
+    assert str(first_rollup).startswith(first_hour[:10])
+    assert "monitoring: run" in out and "succeeded" in out
+    assert load_settings(isolated / ".obs_pipelines" / "demo" / "settings.yaml").partitions_start == first_hour
+    # the figure of each incident of the first day against the baseline
+    for line in ("latency_spike retrieval ", "provider_outage openai ", "rate_limit_storm openai "):
+        assert line in out
+    assert "error rate of openai calls" in out and "retrieval step p95" in out and "rate_limit errors/h" in out
+    # the run id of every job, as recorded in the instance the UI will open
+    runs = dg.DagsterInstance.get().get_runs()
+    assert {r.job_name for r in runs} == {"monitoring_hourly_job", "monitoring_daily_job"}
+    for r in runs:
+        assert f"{r.job_name}" in out and r.run_id in out
+    command = " ".join(out.split("Open the Dagster UI on this store and instance:", 1)[1].split())
+    assert f"OBS_PIPELINES_DB_URL={url}" in command
+    assert "OBS_PIPELINES_CONFIG=.obs_pipelines/demo/settings.yaml" in command
+    assert f"DAGSTER_HOME={isolated / 'dagster_home'}" in command and " dev -" in command
+
+
+def test_ui_command_hides_the_store_password_and_names_the_demo_settings(tmp_path):
+    from obs_pipelines.demo import ui_command
+
+    (tmp_path / "workspace.yaml").write_text("")
+    url = sa.make_url("postgresql+psycopg2://obs:s3cret@db.internal:5432/traces")
+    command = ui_command(Path(".obs_pipelines/demo/settings.yaml"), url, str(tmp_path), cwd=tmp_path)
+    assert "s3cret" not in command
+    assert command.startswith("OBS_PIPELINES_DB_URL='postgresql+psycopg2://obs:***@db.internal:5432/traces' "
+                              "OBS_PIPELINES_CONFIG=.obs_pipelines/demo/settings.yaml DAGSTER_HOME=$PWD ")
+    assert command.endswith(" dev -w workspace.yaml")
 
 
 @pytest.mark.skipif(shutil.which("dagster", path=str(Path(sys.executable).parent)) is None,
@@ -111,19 +162,6 @@ def test_workspace_file_loads_the_code_location(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All code locations passed validation" in done.stderr + done.stdout
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch) -> Path:
-    """Its own working directory and Dagster home: nothing lands in the project's .obs_pipelines or
-    .dagster_home."""
-    monkeypatch.chdir(tmp_path)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.delenv("OBS_PIPELINES_CONFIG", raising=False)
-    return tmp_path
 
 
 def test_run_on_a_fresh_store_creates_the_tables_instead_of_failing(isolated):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from obs_pipelines.demo_story import HourlyRollups, story, touched_hours
+from obs_pipelines.demo_story import HourlyRollups, slo_summary, story, touched_hours
 from obs_pipelines.monitoring import rollups
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.store import db
@@ -83,7 +83,8 @@ def test_story_over_generated_traffic_shows_outage_storm_and_spike_above_their_b
         return [float(x.replace(",", "")) for x in re.findall(r"(?<![\w.])\d[\d,]*\.?\d*", line.split(": ", 1)[1])]
 
     spike, outage, storm = lines
-    assert spike.startswith("latency_spike retrieval 11-02 11:00-12:00: retrieval step p95 ") and "route rag_qa" in spike
+    assert spike.startswith("latency_spike retrieval 11-02 11:00-12:00: retrieval step p95 ")
+    assert "route rag_qa" in spike
     during, base, route_during, route_base = numbers(spike)
     assert during > 3 * base and route_during > route_base
     assert outage.startswith("provider_outage anthropic 11-02 12:00-13:00: error rate of anthropic calls ")
@@ -92,3 +93,14 @@ def test_story_over_generated_traffic_shows_outage_storm_and_spike_above_their_b
     assert storm.startswith("rate_limit_storm openai 11-02 13:00-14:00: ")
     during, base = numbers(storm)
     assert during > 10 * max(base, 1)
+
+
+def test_slo_summary_counts_judged_hours_and_names_the_broken_ones():
+    status = pd.DataFrame([
+        {"window_start": hour(i), "slo_name": "overall_error_rate", "metric": "error_rate", "objective": "< 0.10",
+         "met": met}
+        for i, met in enumerate([True, False, None, True, False])
+    ])
+    assert slo_summary(status) == [
+        "SLO overall_error_rate (error_rate < 0.10): met in 2 of 4 hours; broken at 11-02 11:00, 11-02 14:00"
+    ]

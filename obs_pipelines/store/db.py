@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.store import migrate
 from obs_pipelines.store.schema import SPAN_COLUMNS, metadata, span_arrivals, spans  # noqa: F401
 
 DEFAULT_DB_PATH = Path(".obs_pipelines") / "traces.db"
@@ -61,8 +62,15 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def create_tables(engine: Engine, meta: sa.MetaData = metadata) -> None:
-    """Create every table and index that does not exist yet (safe to call on every run)."""
-    meta.create_all(engine, checkfirst=True)
+    """Bring the store to the newest schema migration (every phase's tables), then create the tables of
+    `meta` the migrations do not make (ad-hoc tables of tests and scripts). Safe to call on every run and
+    from many processes at once: the upgrade runs once, under a lock; later calls cost a set lookup."""
+    migrate.ensure_tables(engine, meta.sorted_tables)
+
+
+def db_upgrade(db_url: str) -> str:
+    """Upgrade the store at `db_url` to the newest migration (`obs-pipelines db upgrade`); its revision."""
+    return migrate.upgrade(make_engine(db_url))
 
 
 def utcnow() -> datetime:
@@ -423,6 +431,7 @@ def pending_arrivals(engine: Engine, after_id: int) -> list[tuple[int, datetime,
 
 __all__ = [
     "create_tables",
+    "db_upgrade",
     "default_db_url",
     "insert_rows",
     "insert_spans",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.store import migrate
+from obs_pipelines.store import locks, migrate
 from obs_pipelines.store.schema import SPAN_COLUMNS, metadata, span_arrivals, spans  # noqa: F401
 
 DEFAULT_DB_PATH = Path(".obs_pipelines") / "traces.db"
@@ -108,16 +108,39 @@ def replace_window(
     frame: pd.DataFrame,
     time_column: str = "window_start",
 ) -> int:
-    """Atomically replace the rows of `table` in [start, end) by `frame`: re-running a partition
-    never duplicates and never leaves a gap (readers see the old or the new window, nothing between)."""
-    create_tables(engine, table.metadata)
-    records = _frame_records(frame, table)
-    tcol = table.c[time_column]
-    with engine.begin() as conn:
-        conn.execute(sa.delete(table).where(tcol >= to_naive_utc(start), tcol < to_naive_utc(end)))
-        if records:
-            conn.execute(sa.insert(table), records)
-    return len(records)
+    """Atomically replace the rows of `table` in [start, end) by `frame` (see `replace_windows`)."""
+    return replace_windows(engine, start, end, {table: frame}, time_column)[table.name]
+
+
+def replace_windows(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    frames: Mapping[sa.Table, pd.DataFrame],
+    time_column: str = "window_start",
+) -> dict[str, int]:
+    """Replace the rows in [start, end) of every table in `frames` by its frame, all in ONE transaction:
+    re-running a partition never duplicates and never leaves a gap, and a crash leaves every table of the
+    window old or every table new. Returns the rows written per table name.
+
+    Concurrent replacements of one window are serialised (a lock per table and window, taken for every
+    table first, in name order, so two runs never wait on each other crosswise); each derived table's
+    unique key on its grain refuses what would still duplicate."""
+    migrate.ensure_tables(engine, frames)
+    start, end = to_naive_utc(start), to_naive_utc(end)
+    # rows are made before the transaction: the locks are held for the delete and insert only
+    writes = sorted(((t, _frame_records(f, t)) for t, f in frames.items()), key=lambda w: w[0].fullname)
+    if not writes:
+        return {}
+    with locks.begin(engine) as conn:
+        for table, _ in writes:
+            locks.lock_window(conn, table.fullname, start, end)
+        for table, records in writes:
+            tcol = table.c[time_column]
+            conn.execute(sa.delete(table).where(tcol >= start, tcol < end))
+            if records:
+                conn.execute(sa.insert(table), records)
+    return {t.name: len(r) for t, r in writes}
 
 
 def _frame_records(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
@@ -443,6 +466,7 @@ __all__ = [
     "PreparedSpans",
     "read_window",
     "replace_window",
+    "replace_windows",
     "spans",
     "utcnow",
     "write_prepared_spans",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -31,6 +31,7 @@ class TraceStore(ConfigurableResource):
         return db.is_postgres(self.engine)
 
     def create_tables(self, meta: sa.MetaData | None = None) -> None:
+        """Upgrade the store to the newest migration (once per process), then make `meta`'s ad-hoc tables."""
         db.create_tables(self.engine, meta if meta is not None else db.metadata)
 
     def read_window(
@@ -52,6 +53,15 @@ class TraceStore(ConfigurableResource):
         time_column: str = "window_start",
     ) -> int:
         return db.replace_window(self.engine, table, start, end, frame, time_column)
+
+    def replace_windows(
+        self,
+        start: datetime,
+        end: datetime,
+        frames: Mapping[sa.Table, pd.DataFrame],
+        time_column: str = "window_start",
+    ) -> dict[str, int]:
+        return db.replace_windows(self.engine, start, end, frames, time_column)
 
     def insert_spans(self, rows: Sequence[dict]) -> int:
         return db.insert_spans(self.engine, rows)

@@ -131,7 +131,7 @@ def test_demo_materializes_every_phase_and_tells_each_incident_the_run_ids_and_t
     assert "error rate of openai calls" in out and "retrieval step p95" in out and "rate_limit errors/h" in out
     # the run id of every job, as recorded in the instance the UI will open
     runs = dg.DagsterInstance.get().get_runs()
-    assert {r.job_name for r in runs} == {"monitoring_hourly_job", "monitoring_daily_job"}
+    assert {"monitoring_hourly_job", "monitoring_daily_job"} <= {r.job_name for r in runs}
     for r in runs:
         assert f"{r.job_name}" in out and r.run_id in out
     command = " ".join(out.split("Open the Dagster UI on this store and instance:", 1)[1].split())

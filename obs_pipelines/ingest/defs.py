@@ -93,7 +93,10 @@ def ingest_landed_file(
 
 @dg.job(
     description="Ingest one landed OTLP file. Launched by the landing-directory sensor, once per file content "
-    "(plus bounded retries of a failed run)."
+    "(plus bounded retries of a failed run).",
+    # run monitoring fails a run whose worker died once it exceeds this (an ingest takes seconds to minutes),
+    # so the landing sensor can retry the file long before the instance-wide bound
+    tags={"dagster/max_runtime": "3600"},
 )
 def ingest_file_job():
     ingest_landed_file()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +27,76 @@ def test_local_dagster_yaml_uses_embedded_sqlite_storage(tmp_path, monkeypatch):
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert (tmp_path / ".dagster_home" / "storage").is_dir()
+    finally:
+        instance.dispose()
+
+
+def _assert_monitors_and_retries_runs(instance: dg.DagsterInstance, max_retries: int) -> None:
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_start_timeout_seconds == 180
+    assert instance.run_monitoring_max_runtime_seconds == 6 * 3600
+    assert instance.run_retries_enabled
+    assert instance.run_retries_max_retries == max_retries
+    assert not instance.run_retries_retry_on_asset_or_op_failure
+
+
+def test_local_dagster_yaml_enables_run_monitoring_and_run_retries(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        _assert_monitors_and_retries_runs(instance, max_retries=1)
+    finally:
+        instance.dispose()
+
+
+HANGING_RUN = textwrap.dedent(
+    """
+    import os, time
+    import dagster as dg
+
+    @dg.op
+    def hang():
+        open("started", "w").close()
+        time.sleep(600)
+
+    @dg.job(tags={"dagster/max_runtime": "1"})
+    def hang_job():
+        hang()
+
+    hang_job.execute_in_process(instance=dg.DagsterInstance.get())
+    """
+)
+
+
+def test_a_run_whose_worker_was_killed_is_marked_failed_by_run_monitoring_and_will_be_retried(tmp_path, monkeypatch):
+    """kill -9 of a real run worker under the local dagster.yaml (in a temporary DAGSTER_HOME), then one pass
+    of the daemon's run monitoring over that run."""
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    worker = subprocess.Popen([sys.executable, "-c", HANGING_RUN], cwd=tmp_path, env=env)
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "started").exists():
+            assert worker.poll() is None and time.time() < deadline, "the run never started"
+            time.sleep(0.2)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.STARTED  # what a killed run looks like without monitoring
+        assert instance.run_monitoring_enabled  # else the daemon never makes the pass below
+        time.sleep(1.5)  # past the job's dagster/max_runtime of 1 s
+        (record,) = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+        monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))
+        run = instance.get_run_by_id(run.run_id)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert run.tags.get("dagster/will_retry") == "true"
     finally:
         instance.dispose()
 
@@ -58,6 +134,7 @@ def test_production_dagster_yaml_stores_runs_in_postgresql(tmp_path, monkeypatch
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        _assert_monitors_and_retries_runs(instance, max_retries=2)
 
         @dg.op
         def noop():

@@ -1,6 +1,6 @@
 """SQLAlchemy Core tables of the trace store.
 
-`spans` is the public raw trace contract (see ARCHITECTURE.md); its column names are fixed.
+`spans` is the public raw trace contract (see docs/architecture.md); its column names are fixed.
 Times are naive UTC `DateTime`s so both SQLite and PostgreSQL compare them the same way.
 """
 

@@ -193,9 +193,14 @@ def plan_requests(
         else:
             continue
         jobs[sha] = {
-            "path": path, "key": key, "attempt": attempt, "round": first,
-            "state": "running", "at": now, "mtime_ns": mtime_ns,
-        }  # fmt: skip
+            "path": path,
+            "key": key,
+            "attempt": attempt,
+            "round": first,
+            "state": "running",
+            "at": now,
+            "mtime_ns": mtime_ns,
+        }
         requests.append(LandedFile(path=path, sha256=sha, run_key=key, attempt=attempt))
 
     # forget a content once its file left the directory (moved after ingest, or deleted); a re-dropped

@@ -324,3 +324,15 @@ def test_the_landing_policy_comes_from_the_settings():
     )
     default = LandingPolicy.from_settings(Settings())
     assert (default.quiet_seconds, default.archive) == (30, True)
+
+
+def test_without_a_policy_the_sensor_reads_the_landing_settings_from_the_config_file(
+    landing, instance, tmp_path, monkeypatch
+):
+    config = tmp_path / "settings.yaml"
+    config.write_text("landing_quiet_seconds: 0\nlanding_archive: false\n")
+    monkeypatch.setenv("OBS_PIPELINES_CONFIG", str(config))
+    one_span_file(landing / "a.jsonl")  # written just now: ready only because the quiet time is 0
+    sensor = build_landing_sensor(str(landing))
+    assert paths_of(tick(sensor, instance, None)) == [str(landing / "a.jsonl")]
+    assert "processed/" not in sensor.description

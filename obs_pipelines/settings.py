@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from obs_pipelines.ingest.limits import IngestLimits
 from obs_pipelines.store.db import default_db_url
 
 DB_URL_ENV = "OBS_PIPELINES_DB_URL"
@@ -53,6 +54,8 @@ class Settings(BaseModel):
     late_data_lookback_hours: int = 168
     null_model_share_max: float = 0.05
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # bounds on what one hostile input file may cost ingest (line size, nesting, gzip size / ratio ...)
+    ingest_limits: IngestLimits = Field(default_factory=IngestLimits)
     # Generic defaults so SLO status is tracked from the start; a settings file replaces them. Measured on
     # the generator's traffic (obs_pipelines_tests/monitoring/test_slo_defaults.py): clean hours have p95
     # 7-10.5 s and 2-9 % errors; a provider outage gives p95 ~31 s and ~75 % errors, a rate-limit storm

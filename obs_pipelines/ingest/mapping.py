@@ -96,9 +96,11 @@ def _any_value(v):
     for k, x in v.items():
         if k == "intValue":
             try:
-                return int(x)
-            except (TypeError, ValueError):
-                return _any_value(x)
+                n = int(x)
+            except (TypeError, ValueError, OverflowError):  # text, NaN, Infinity / 1e999
+                return _any_value(x) if type(x) is not float else repr(x)
+            # OTLP ints are int64: one out of range is kept as its text (never a crash of the whole request)
+            return n if -MAX_BIGINT - 1 <= n <= MAX_BIGINT else str(x)
         if k == "doubleValue":
             try:
                 f = float(x)

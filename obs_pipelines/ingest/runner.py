@@ -2,8 +2,12 @@
 
 `ingest_paths(engine, paths)` is what the CLI, the landing-directory job (`ingest_file`) and the benchmark
 call. It never raises on bad input: unreadable records and unmappable spans go to `ingest_rejects` with
-their reason and raw payload, and a batch the database refuses is split until the offending rows are
-found and rejected. Only infrastructure failures (database unreachable, locked) propagate.
+their reason and raw payload (capped, see `IngestLimits`), and a batch the database refuses is split until
+the offending rows are found and rejected. Spans that would fail a blocking data-quality check are
+quarantined there too. A file that fails in an unexpected way gets one reject row and the run goes on
+with the next file. Database connection errors are retried with backoff; when they persist,
+`IngestDatabaseError` (one readable line) is raised: the batches committed before stay, and re-running the
+same ingest converges.
 
 Accounting: read = spans seen + unreadable records; read == stored + duplicate + rejected.
 """
@@ -14,23 +18,30 @@ import gc
 import logging
 import os
 import queue
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
+from obs_pipelines.ingest.limits import DEFAULT_LIMITS, IngestLimits
 from obs_pipelines.ingest.readers import (
     Record,
+    cap_payload,
+    damage_reason,
     decode_jsonl_line,
     expand_paths,
     is_jsonl_file,
     iter_file,
     iter_line_chunks,
+    open_stream,
     raw_text,
 )
 from obs_pipelines.store.db import (
@@ -62,6 +73,51 @@ try:  # pragma: no cover - psycopg2 is a dependency, but keep ingest importable 
 except ImportError:  # pragma: no cover
     _INFRA_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sa.exc.OperationalError)
 
+T = TypeVar("T")
+
+
+class IngestDatabaseError(RuntimeError):
+    """The trace store stayed unreachable through every retry. The batches committed before it stay;
+    re-running the same ingest stores the rest (spans already stored count as duplicates)."""
+
+
+# never turned into a reject: they stop the run (after the retries)
+_FATAL_ERRORS = (IngestDatabaseError, *_INFRA_ERRORS)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _INFRA_ERRORS)
+
+
+def with_db_retry(engine: Engine, limits: IngestLimits, fn: Callable[..., T], *args) -> T:
+    """`fn(*args)`, retried on connection errors (server restart, network drop, locked SQLite) with
+    exponential backoff; after `limits.db_retry_attempts` attempts, IngestDatabaseError. Safe to retry:
+    a write that failed was rolled back, and span writes ignore rows already stored."""
+    delay = limits.db_retry_delay_s
+    for attempt in range(1, limits.db_retry_attempts + 1):
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if not _is_connection_error(exc):
+                raise
+            if attempt >= limits.db_retry_attempts:
+                raise IngestDatabaseError(
+                    f"trace store unreachable after {attempt} attempts ({_one_line(exc)}); the batches "
+                    "committed before stay stored, re-run the same ingest to store the rest"
+                ) from exc
+            log.warning("database error (attempt %d, retrying in %.1fs): %s", attempt, delay, _one_line(exc))
+            engine.dispose()  # pooled connections to a restarted server are dead
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
 
 @dataclass
 class IngestSummary:
@@ -89,8 +145,9 @@ class _Writer:
     writer anyway); the counts it keeps are read only after `finish()` joined it.
     """
 
-    def __init__(self, engine: Engine, batch_size: int, threaded: bool = True):
+    def __init__(self, engine: Engine, batch_size: int, threaded: bool = True, limits: IngestLimits = DEFAULT_LIMITS):
         self.engine = engine
+        self.limits = limits
         self.batch_size = max(1, int(batch_size))
         self.rows: list[dict] = []
         self.origins: list[tuple[str, str]] = []
@@ -112,14 +169,21 @@ class _Writer:
         for r in rejects:
             loc = f"{origin[1]}: {r.location}" if r.location else origin[1]
             self._reject(origin[0], loc, r.reason, r.payload)
+        rows, quarantined = quarantine(rows)
+        for row, why in quarantined:
+            self._reject(origin[0], _row_location(origin[1], row), why, dumps_text(row))
         if rows:
             self.rows.extend(rows)
             self.origins.extend([origin] * len(rows))
             if len(self.rows) >= self.batch_size:
                 self.flush()
 
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
     def _reject(self, source: str, location: str, reason: str, payload: str) -> None:
-        self.rejects.append(_reject_row(source, location, reason, payload))
+        self.rejects.append(_reject_row(source, location, reason, payload, self.limits))
         if len(self.rejects) >= self.batch_size:
             self.flush()
 
@@ -183,37 +247,119 @@ class _Writer:
         if rows:
             self.summary.stored += self._insert(rows, origins)
         if rejects:
-            self.summary.rejected += insert_rows(self.engine, ingest_rejects, rejects)
+            self.summary.rejected += self._insert_rejects(rejects)
+
+    def _insert_rejects(self, rejects: list[dict]) -> int:
+        return with_db_retry(self.engine, self.limits, insert_rows, self.engine, ingest_rejects, rejects)
 
     def _insert(self, rows: list[dict], origins: list[tuple[str, str]]) -> int:
         """insert_spans; when the database refuses the batch, bisect to reject only the bad rows."""
         try:
-            return insert_spans(self.engine, rows)
-        except _INFRA_ERRORS:
+            return with_db_retry(self.engine, self.limits, insert_spans, self.engine, rows)
+        except _FATAL_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - data the database refuses is a reject, not a crash
             if len(rows) == 1:
                 row = rows[0]
                 reject = _reject_row(
                     origins[0][0],
-                    f"{origins[0][1]}: trace {row.get('trace_id')} span {row.get('span_id')}",
+                    _row_location(origins[0][1], row),
                     f"database refused the row: {type(exc).__name__}: {str(exc).strip()[:500]}",
                     dumps_text(row),
+                    self.limits,
                 )
-                self.summary.rejected += insert_rows(self.engine, ingest_rejects, [reject])
+                self.summary.rejected += self._insert_rejects([reject])
                 return 0
             mid = len(rows) // 2
             return self._insert(rows[:mid], origins[:mid]) + self._insert(rows[mid:], origins[mid:])
 
 
-def _reject_row(source: str, location: str, reason: str, payload: str) -> dict:
+def _reject_row(source: str, location: str, reason: str, payload: str, limits: IngestLimits = DEFAULT_LIMITS) -> dict:
     return {
         "source": source,
         "location": location,
         "reason": escape_payload(reason),
-        "payload": escape_payload(payload),
+        "payload": escape_payload(cap_payload(payload, limits.max_reject_payload_bytes)),
         "rejected_at": utcnow(),
     }
+
+
+# ---- quarantine: what ingest stores must pass the blocking (ERROR) checks of the hourly quality gate ------
+# The names are those of monitoring.quality.CHECK_CATALOG (ingest may not import a phase; a test keeps the
+# two in step). Ids, end >= start and status are already guaranteed by the mapping; checked again here
+# because one bad row would block its whole hour.
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_COUNT_CHECKS = (
+    ("input_tokens", "input_tokens_non_negative"),
+    ("output_tokens", "output_tokens_non_negative"),
+    ("cached_input_tokens", "cached_input_tokens_non_negative"),
+)
+
+
+def quarantine_reason(row: dict) -> str | None:
+    """Why `row` would fail a blocking data-quality check (the reason names the check), else None."""
+    bad = _failed_check(row)
+    return None if bad is None else f"quarantined: fails blocking quality check {bad}"
+
+
+def _failed_check(row: dict) -> str | None:
+    cost = row.get("cost_usd")
+    if cost is not None and cost < 0:
+        return f"cost_non_negative (cost_usd {cost})"
+    for col, check in _COUNT_CHECKS:
+        v = row.get(col)
+        if v is not None and v < 0:
+            return f"{check} ({col} {v})"
+    start, end = row.get("start_time"), row.get("end_time")
+    if start is not None and end is not None and end < start:
+        return "end_not_before_start"
+    if row.get("status") not in ("ok", "error"):
+        return f"status_valid (status {row.get('status')!r})"
+    tid, sid, pid = row.get("trace_id"), row.get("span_id"), row.get("parent_span_id")
+    if type(tid) is not str or not _HEX32.fullmatch(tid):
+        return f"trace_id_well_formed (trace_id {tid!r})"
+    if type(sid) is not str or not _HEX16.fullmatch(sid):
+        return f"span_id_well_formed (span_id {sid!r})"
+    if pid is not None and (type(pid) is not str or not _HEX16.fullmatch(pid)):
+        return f"parent_span_id_well_formed (parent_span_id {pid!r})"
+    return None
+
+
+def _suspect(r: dict) -> bool:
+    """The hot-path test (~0.3 us a row): could `r` fail a blocking check? Ids are not looked at here:
+    the mapping only emits ids it normalized to lowercase hex of the right length."""
+    c, i, o, k = r["cost_usd"], r["input_tokens"], r["output_tokens"], r["cached_input_tokens"]
+    if (c is not None and c < 0) or (i is not None and i < 0) or (o is not None and o < 0) or (k is not None and k < 0):
+        return True
+    s, e = r["start_time"], r["end_time"]
+    return (s is not None and e is not None and e < s) or r["status"] not in _STATUSES
+
+
+_STATUSES = frozenset({"ok", "error"})
+
+
+def quarantine(rows: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """(rows to store, [(row, reason)] to reject); `rows` itself when all pass (the common case)."""
+    try:
+        if not any(map(_suspect, rows)):
+            return rows, []
+    except (KeyError, TypeError):  # a row not shaped like the mapping's: take the slow path
+        pass
+    keep: list[dict] = []
+    bad: list[tuple[dict, str]] = []
+    for r in rows:
+        why = quarantine_reason(r)
+        if why is None:
+            keep.append(r)
+        else:
+            bad.append((r, why))
+    return keep, bad
+
+
+def _row_location(loc: str, row: dict) -> str:
+    return f"{loc}: trace {row.get('trace_id')} span {row.get('span_id')}"
 
 
 # ---- parallel path for big JSON-lines files ----------------------------------------------------------
@@ -235,17 +381,23 @@ def ingest_workers() -> int:
     return min(4, cpus) if cpus > 1 else 0
 
 
-def _map_lines(source: str, first: int, lines: list[bytes]):
-    """Decode and map a chunk of JSON lines: (rows, row origins, reject rows, read count)."""
+def _map_lines(source: str, first: int, lines: list, limits: IngestLimits = DEFAULT_LIMITS):
+    """Decode and map a chunk of JSON lines (bytes, or `Oversize` for a line over the limit):
+    (rows, row origins, reject rows, read count)."""
     rows: list[dict] = []
     origins: list[tuple[str, str]] = []
     rejects: list[dict] = []
     read = 0
+    depth = limits.max_json_depth
     for i, line in enumerate(lines):
+        loc = f"line {first + i}"
+        if type(line) is not bytes:
+            read += 1
+            rejects.append(_reject_row(source, loc, line.reason(limits), line.payload(), limits))
+            continue
         if not line.strip():
             continue
-        loc = f"line {first + i}"
-        payload, error = decode_jsonl_line(line)
+        payload, error = decode_jsonl_line(line, depth)
         if error is None:
             try:
                 out, rej = map_request(payload)
@@ -253,11 +405,14 @@ def _map_lines(source: str, first: int, lines: list[bytes]):
                 error = f"mapping error: {type(exc).__name__}: {exc}"
         if error is not None:
             read += 1
-            rejects.append(_reject_row(source, loc, error, raw_text(line)))
+            rejects.append(_reject_row(source, loc, error, raw_text(line), limits))
             continue
         read += len(out) + len(rej)
         for r in rej:
-            rejects.append(_reject_row(source, f"{loc}: {r.location}" if r.location else loc, r.reason, r.payload))
+            rejects.append(_reject_row(source, f"{loc}: {r.location}" if r.location else loc, r.reason, r.payload, limits))
+        out, quarantined = quarantine(out)
+        for row, why in quarantined:
+            rejects.append(_reject_row(source, _row_location(loc, row), why, dumps_text(row), limits))
         if out:
             rows.extend(out)
             origins.extend([(source, loc)] * len(out))
@@ -276,8 +431,8 @@ def _worker_init() -> None:
 
 
 def _work_chunk(args):
-    dialect, source, first, lines, batch_size = args
-    rows, _, rejects, read = _map_lines(source, first, lines)
+    dialect, source, first, lines, batch_size, limits = args
+    rows, _, rejects, read = _map_lines(source, first, lines, limits)
     prepared = [prepare_spans(dialect, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     del rows
     _collect_sometimes()
@@ -311,47 +466,56 @@ def _ingest_jsonl_parallel_gc_off(engine: Engine, path, writer: _Writer, workers
     source = str(path)
     dialect = engine.dialect.name
     bs = writer.batch_size
+    limits = writer.limits
     summary = writer.summary
     read_error: str | None = None
+    opened = open_stream(path, limits)
 
     def tasks():
         nonlocal read_error
-        chunks = iter_line_chunks(path, CHUNK_BYTES)
+        chunks = iter_line_chunks(opened, CHUNK_BYTES, limits)
         while True:
             try:
                 first, lines = next(chunks)
             except StopIteration:
+                damage = opened.damage()  # gzip damage / a limit: what came before was read
+                read_error = damage_reason(damage) if damage is not None else None
                 return
-            except (OSError, EOFError, ValueError) as exc:  # corrupt / truncated gzip, I/O error
+            except (OSError, EOFError, ValueError) as exc:  # I/O error
                 read_error = f"read error: {type(exc).__name__}: {exc}"
                 return
-            yield dialect, source, first, lines, bs
+            yield dialect, source, first, lines, bs, limits
 
-    with fork_context().Pool(workers, initializer=_worker_init) as pool:
-        chunks_written = 0
-        # the next chunk is submitted before this one is written, so the workers stay busy meanwhile
-        for (_, _, first, lines, _), (prepared_list, rejects, read) in ordered_map(
-            pool, _work_chunk, tasks(), 2 * workers
-        ):
-            summary.read += read
-            for k, prepared in enumerate(prepared_list):
-                try:
-                    summary.stored += write_prepared_spans(engine, prepared)
-                except _INFRA_ERRORS:
-                    raise
-                except Exception:  # noqa: BLE001 - find the refused rows in-process
-                    rows, origins, _, _ = _map_lines(source, first, lines)
-                    summary.stored += writer._insert(rows[k * bs : (k + 1) * bs], origins[k * bs : (k + 1) * bs])
-            if rejects:
-                summary.rejected += insert_rows(engine, ingest_rejects, rejects)
-            chunks_written += 1
-            if chunks_written % 64 == 0:  # whatever cycles the driver / pool made meanwhile
-                gc.collect()
-        if read_error is not None:
-            summary.read += 1
-            summary.rejected += insert_rows(
-                engine, ingest_rejects, [_reject_row(source, "file", read_error, "")]
-            )
+    def write(fn, *args):
+        return with_db_retry(engine, limits, fn, engine, *args)
+
+    try:
+        with fork_context().Pool(workers, initializer=_worker_init) as pool:
+            chunks_written = 0
+            # the next chunk is submitted before this one is written, so the workers stay busy meanwhile
+            for (_, _, first, lines, _, _), (prepared_list, rejects, read) in ordered_map(
+                pool, _work_chunk, tasks(), 2 * workers
+            ):
+                summary.read += read
+                for k, prepared in enumerate(prepared_list):
+                    try:
+                        summary.stored += write(write_prepared_spans, prepared)
+                    except _FATAL_ERRORS:
+                        raise
+                    except Exception:  # noqa: BLE001 - find the refused rows in-process
+                        rows, origins, _, _ = _map_lines(source, first, lines, limits)
+                        rows, _ = quarantine(rows)  # the same rows the worker prepared
+                        summary.stored += writer._insert(rows[k * bs : (k + 1) * bs], origins[k * bs : (k + 1) * bs])
+                if rejects:
+                    summary.rejected += write(insert_rows, ingest_rejects, rejects)
+                chunks_written += 1
+                if chunks_written % 64 == 0:  # whatever cycles the driver / pool made meanwhile
+                    gc.collect()
+    finally:
+        opened.close()
+    if read_error is not None:
+        summary.read += 1
+        summary.rejected += write(insert_rows, ingest_rejects, [_reject_row(source, "file", read_error, "", limits)])
 
 
 def _use_parallel(path, workers: int) -> bool:
@@ -371,11 +535,26 @@ def _consume(writer: _Writer, records: Iterable[Record]) -> None:
         try:
             rows, rejects = map_request(rec.payload)
         except Exception as exc:  # noqa: BLE001 - map_request guards per span; this is a last resort
-            writer.unreadable(
-                Record(rec.source, rec.location, error=f"mapping error: {type(exc).__name__}: {exc}", raw="")
-            )
+            error = f"mapping error: {type(exc).__name__}: {exc}"
+            writer.unreadable(Record(rec.source, rec.location, error=error, raw=_payload_text(rec.payload)))
             continue
         writer.mapped((rec.source, rec.location), rows, rejects)
+
+
+def _payload_text(payload) -> str:
+    try:
+        return dumps_text(payload)
+    except Exception:  # noqa: BLE001 - e.g. nested too deep for the stdlib fallback
+        return ""
+
+
+def _ingest_one(engine: Engine, path, writer: _Writer, workers: int) -> None:
+    if _use_parallel(path, workers):
+        writer.drain()
+        if fork_context() is not None:
+            _ingest_jsonl_parallel(engine, path, writer, workers)
+            return
+    _consume(writer, iter_file(path, writer.limits))
 
 
 def ingest_paths(
@@ -383,26 +562,34 @@ def ingest_paths(
     paths: Iterable[str | os.PathLike] | str | os.PathLike,
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestSummary:
     """Ingest every OTLP file named by `paths` (files, directories recursively, glob patterns).
 
     Idempotent: spans already stored are counted as `duplicate`, never written twice. JSON-lines files
     of PARALLEL_MIN_BYTES or more are decoded and mapped by `workers` processes (default
-    `ingest_workers()`; 0 = in-process only).
+    `ingest_workers()`; 0 = in-process only). `limits` (default `IngestLimits()`, usually
+    `settings.ingest_limits`) bound what one hostile file can cost. Raises IngestDatabaseError when the
+    store stays unreachable through the retries; nothing else about a file stops the run.
     """
-    create_tables(engine)
+    limits = limits or DEFAULT_LIMITS
+    with_db_retry(engine, limits, create_tables, engine)
     files = expand_paths(paths)
     workers = ingest_workers() if workers is None else workers
-    writer = _Writer(engine, batch_size)
+    writer = _Writer(engine, batch_size, limits=limits)
     try:
         for path in files:
             read_before = writer.summary.read
-            if _use_parallel(path, workers):
-                writer.drain()
-            if _use_parallel(path, workers) and fork_context() is not None:
-                _ingest_jsonl_parallel(engine, path, writer, workers)
-            else:
-                _consume(writer, iter_file(path))
+            try:
+                _ingest_one(engine, path, writer, workers)
+            except _FATAL_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+                if writer.failed:
+                    raise
+                log.warning("%s: unexpected error, rest of the file not read: %s", path, _one_line(exc))
+                error = f"unexpected error, the rest of the file was not read: {_one_line(exc)}"
+                writer.unreadable(Record(str(path), "file", error=error, raw=""))
             writer.summary.files += 1
             log.debug("%s: read %d records/spans", path, writer.summary.read - read_before)
     except BaseException:
@@ -425,9 +612,10 @@ def ingest_file(
     path: str | os.PathLike,
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestSummary:
     """Ingest one file (what the landing-directory sensor's job runs)."""
-    return ingest_paths(engine, [path], batch_size=batch_size, workers=workers)
+    return ingest_paths(engine, [path], batch_size=batch_size, workers=workers, limits=limits)
 
 
 def ingest_requests(
@@ -435,10 +623,12 @@ def ingest_requests(
     requests: Iterable[dict],
     source: str = "memory",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    limits: IngestLimits | None = None,
 ) -> IngestSummary:
     """Ingest already-decoded OTLP/JSON ExportTraceServiceRequest objects (tests, generators, HTTP)."""
-    create_tables(engine)
-    writer = _Writer(engine, batch_size)
+    limits = limits or DEFAULT_LIMITS
+    with_db_retry(engine, limits, create_tables, engine)
+    writer = _Writer(engine, batch_size, limits=limits)
     try:
         _consume(writer, (Record(source, f"request {i}", payload=req) for i, req in enumerate(requests)))
     except BaseException:
@@ -449,9 +639,13 @@ def ingest_requests(
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "IngestDatabaseError",
     "IngestSummary",
     "ingest_file",
     "ingest_paths",
     "ingest_requests",
     "ingest_workers",
+    "quarantine",
+    "quarantine_reason",
+    "with_db_retry",
 ]

@@ -240,3 +240,68 @@ def test_ingest_keeps_time_as_naive_utc(store, tmp_path):
     row = rows[(TRACE, ROOT)]
     assert row["start_time"].isoformat() == "2026-01-01T00:00:00.123456"
     assert row["end_time"].isoformat() == "2026-01-01T00:00:00.124456"
+
+
+# ---- issue 10 point 8: what ingest stores passes the blocking quality checks ---------------------------
+
+LLM_ATTRS = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+
+
+@pytest.mark.parametrize(
+    "attrs, check",
+    [
+        ({"llm.cost.total": -0.5}, "cost_non_negative"),
+        ({"gen_ai.usage.cost": -1e-9}, "cost_non_negative"),
+    ],
+)
+def test_a_span_that_would_fail_a_blocking_quality_check_is_quarantined_and_its_hour_passes(
+    store, tmp_path, attrs, check
+):
+    from datetime import datetime
+
+    from obs_pipelines.monitoring.quality import check_partition
+
+    bad = span("chat", trace_id="5" * 32, span_id="5" * 16, attrs={**LLM_ATTRS, **attrs})
+    summary, rows, rejects = ingest_between_good(store, tmp_path, request(bad))
+    assert (summary.stored, summary.rejected) == (2, 1)
+    assert ("5" * 32, "5" * 16) not in rows
+    assert rejects[0]["reason"].startswith(f"quarantined: fails blocking quality check {check}")
+    assert rejects[0]["location"] == f"line 2: trace {'5' * 32} span {'5' * 16}"
+    assert json.loads(rejects[0]["payload"])["span_id"] == "5" * 16
+    results = check_partition(store.engine, datetime(2026, 1, 1), datetime(2026, 1, 1, 1))
+    assert not [r.name for r in results if r.blocking]
+
+
+def test_every_blocking_quality_check_has_an_ingest_quarantine():
+    """The quarantine names the checks of monitoring's catalog: a new blocking check needs one here too
+    (or a reason why the store guarantees it)."""
+    from datetime import datetime
+
+    from obs_pipelines.ingest.runner import quarantine, quarantine_reason
+    from obs_pipelines.monitoring.quality import CHECK_CATALOG, ERROR
+
+    ok = {"trace_id": "a" * 32, "span_id": "b" * 16, "parent_span_id": None, "status": "ok",
+          "start_time": datetime(2026, 1, 1), "end_time": datetime(2026, 1, 1, 0, 0, 1),
+          "input_tokens": 1, "output_tokens": 1, "cached_input_tokens": 0, "cost_usd": 0.0}  # fmt: skip
+    violations = {
+        "trace_id_well_formed": {"trace_id": "A" * 32},
+        "span_id_well_formed": {"span_id": "xyz"},
+        "parent_span_id_well_formed": {"parent_span_id": "not-hex"},
+        "end_not_before_start": {"end_time": datetime(2025, 12, 31)},
+        "input_tokens_non_negative": {"input_tokens": -1},
+        "output_tokens_non_negative": {"output_tokens": -1},
+        "cached_input_tokens_non_negative": {"cached_input_tokens": -1},
+        "cost_non_negative": {"cost_usd": -0.01},
+        "status_valid": {"status": "unset"},
+    }
+    guaranteed_by_the_store = {"required_columns", "span_key_unique"}  # table columns; primary key
+    blocking = {name for name, severity, _ in CHECK_CATALOG if severity == ERROR}
+    assert blocking == set(violations) | guaranteed_by_the_store
+    assert quarantine_reason(ok) is None
+    for name, change in violations.items():
+        assert f"quality check {name}" in quarantine_reason({**ok, **change}), name
+    # the hot path looks at values only (the mapping normalizes ids): those are all caught by `quarantine`
+    values = {n: c for n, c in violations.items() if not n.endswith("id_well_formed")}
+    rows = [{**ok, "span_id": f"{i:016x}", **c} for i, c in enumerate(values.values())]
+    kept, quarantined = quarantine([ok, *rows])
+    assert kept == [ok] and [why for _, why in quarantined] == [quarantine_reason(r) for r in rows]

@@ -148,3 +148,21 @@ def test_production_dagster_yaml_stores_runs_in_postgresql(tmp_path, monkeypatch
         assert instance.get_run_by_id(result.run_id) is not None
     finally:
         instance.dispose()
+
+
+def test_both_instances_give_each_asset_family_pool_one_slot(tmp_path, monkeypatch):
+    """Runs over the same hour (schedule, late-data sensor, backfill) queue instead of rewriting it together."""
+    import dagster as dg
+
+    from obs_pipelines.definitions import build_definitions
+    from obs_pipelines.settings import Settings
+
+    for config in (ROOT / "dagster.yaml", ROOT / "deploy" / "dagster.yaml"):
+        assert yaml.safe_load(config.read_text())["concurrency"]["pools"]["default_limit"] == 1, config
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    defs = build_definitions(Settings(db_url=f"sqlite:///{tmp_path / 't.db'}"))
+    pools = {a.node_def.name: a.node_def.pool for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+    assert pools == {"monitoring_hourly_rollups": "monitoring_hourly", "monitoring_daily_rollups": "monitoring_daily"}

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from obs_pipelines.monitoring import quality, rollups  # noqa: E402
 from obs_pipelines.pricing import load_prices  # noqa: E402
 from obs_pipelines.store import db  # noqa: E402
+from obs_pipelines.store.query import fetch_frame  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test"
 HOUR = datetime(2026, 11, 2, 10, 0)
@@ -265,7 +266,7 @@ def bench_whole_job(engine, start, end, prices, t_base: float, repeat: int) -> N
         return rollups.write_hourly_rollups(engine, start, end, prices, settings.top_n_users)
 
     def slo():
-        history = rollups.fetch_frame(
+        history = fetch_frame(
             engine, f"SELECT * FROM {request_rollup_hourly.name} WHERE window_start >= :start AND window_start < :end",
             {"start": start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), "end": end})
         return slo_status(history, [s.model_dump() for s in settings.slos], SLO_COMPLIANCE_HOURS)

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from obs_pipelines.cli_db import db_group
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
 from obs_pipelines.synth.incidents import INCIDENT_DESCRIPTIONS
@@ -121,7 +122,7 @@ def generate(
 def run(phase: str, start: str, end: str) -> None:
     """Materialize a phase's assets over a range of hourly partitions, in process (one run)."""
     from obs_pipelines.definitions import build_definitions
-    from obs_pipelines.local_runs import materialize_phase
+    from obs_pipelines.orchestration.local_runs import materialize_phase
 
     settings, _ = _engine()  # a fresh store gets its tables (empty hours roll up to empty rollups)
     defs = build_definitions(settings)
@@ -143,6 +144,9 @@ def demo(days: float, rate: float, seed: int) -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(0 if ok else 1)
+
+
+main.add_command(db_group)  # obs-pipelines db upgrade | current | revision
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
 """`obs-pipelines db ...`: the trace store's schema migrations, for operators and developers.
-
-Register with `main.add_command(db_group)` in cli.py.
 """
 
 from __future__ import annotations

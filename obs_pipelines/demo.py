@@ -49,7 +49,7 @@ def demo_incidents(start: datetime, days: float):
 def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
     from obs_pipelines.definitions import available_phases, build_definitions
     from obs_pipelines.ingest.runner import ingest_paths
-    from obs_pipelines.local_runs import local_instance, materialize_phase
+    from obs_pipelines.orchestration.local_runs import local_instance, materialize_phase
     from obs_pipelines.synth.generator import write_otlp_jsonl
 
     end = db.utcnow().replace(minute=0, second=0, microsecond=0)
@@ -171,7 +171,7 @@ def _runs_since(instance, defs, phase: str, since: datetime) -> list[tuple[str, 
     """(job, run id, status) of the newest run of each of the phase's jobs created since ``since``."""
     import dagster as dg
 
-    from obs_pipelines.local_runs import phase_jobs
+    from obs_pipelines.orchestration.local_runs import phase_jobs
 
     found = []
     for job in phase_jobs(defs, phase):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from obs_pipelines.local_runs import local_instance
+from obs_pipelines.orchestration.local_runs import local_instance
 from obs_pipelines.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -30,11 +30,12 @@ from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import PartitionReport, check_evaluation, emit
-from obs_pipelines.orchestration.windows import DAY, HOUR, naive_utc, run_window, windows
+from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
+from obs_pipelines.store.query import fetch_frame
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "monitoring"
@@ -154,14 +155,14 @@ def _check_run_window(context: dg.AssetCheckExecutionContext,
     tags = context.run.tags
     first = tags.get("dagster/partition") or tags["dagster/asset_partition_range_start"]
     last = tags.get("dagster/partition") or tags["dagster/asset_partition_range_end"]
-    return (naive_utc(hourly.time_window_for_partition_key(first).start),
-            naive_utc(hourly.time_window_for_partition_key(last).end))
+    return (db.to_naive_utc(hourly.time_window_for_partition_key(first).start),
+            db.to_naive_utc(hourly.time_window_for_partition_key(last).end))
 
 
 # ---- hourly rollups, their gate and SLO status --------------------------------------------------------------
 def _slo_frame(engine, settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """SLO status of every hour in [start, end), from the request rollup's trailing history."""
-    history = rollups.fetch_frame(
+    history = fetch_frame(
         engine,
         f"SELECT * FROM {request_rollup_hourly.name} WHERE window_start >= :start AND window_start < :end",
         {"start": start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), "end": end},
@@ -226,16 +227,18 @@ def build_hourly_rollups(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
             if reasons:
                 report.refuse(key, reasons)
                 continue
-            for kind, frame in rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users).items():
-                rows = rollups.write_rollup(engine, HOURLY_TABLES[kind], start, end, frame)
-                report.add(HOURLY_TABLES[kind].name, key, _figures(kind, frame, rows))
+            frames = rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users)
+            # the hour's tables in one transaction: a kill in between leaves all of them or none
+            written = db.replace_windows(engine, start, end, {HOURLY_TABLES[kind]: f for kind, f in frames.items()})
+            for kind, frame in frames.items():
+                report.add(HOURLY_TABLES[kind].name, key, _figures(kind, frame, written[HOURLY_TABLES[kind].name]))
             passed.append(start)
         if passed:  # SLO status of the rolled-up hours, from the request rollups just written
             status = _slo_frame(engine, settings, min(passed), max(passed) + HOUR)
             starts = pd.to_datetime(status["window_start"]) if not status.empty else None
             for start in passed:
                 hour_status = status[starts == pd.Timestamp(start)] if starts is not None else status
-                rows = rollups.write_rollup(engine, slo_status_hourly, start, start + HOUR, hour_status)
+                rows = db.replace_window(engine, slo_status_hourly, start, start + HOUR, hour_status)
                 report.add(slo_status_hourly.name, hour_key(start), _slo_figures(hour_status, len(settings.slos), rows))
         context.log.info(f"rolled up {len(passed)} hours, refused {len(report.refused)}, prices {prices.version}")
         yield from emit(context, report, assets)
@@ -274,9 +277,11 @@ def build_daily_rollups(settings: Settings, daily: dg.DailyPartitionsDefinition)
         engine = trace_store.engine
         report = PartitionReport()
         for day_start, day_end in windows(*run_window(context), DAY):
-            for kind, frame in rollups.daily_rollups(engine, day_start).items():
-                rows = rollups.write_rollup(engine, DAILY_TABLES[kind], day_start, day_end, frame)
-                report.add(DAILY_TABLES[kind].name, day_start.strftime(DAY_KEY_FORMAT), _figures(kind, frame, rows))
+            frames = rollups.daily_rollups(engine, day_start)
+            written = db.replace_windows(engine, day_start, day_end, {DAILY_TABLES[k]: f for k, f in frames.items()})
+            for kind, frame in frames.items():
+                report.add(DAILY_TABLES[kind].name, day_start.strftime(DAY_KEY_FORMAT),
+                           _figures(kind, frame, written[DAILY_TABLES[kind].name]))
         yield from emit(context, report, assets)
 
     return monitoring_daily_rollups

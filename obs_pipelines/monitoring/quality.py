@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.store import db
+from obs_pipelines.store.query import PG_SESSION_SETTINGS, fetch_frame, window_params
 from obs_pipelines.store.schema import spans
 
 ERROR = "ERROR"
@@ -353,9 +354,8 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
     the server quotes a text value that reads ``\\N``, so only the unquoted one is NULL. Same session
     settings as the rollups (the window is read with a bitmap heap scan, so the cost does not grow with
     the store)."""
-    from obs_pipelines.monitoring.rollups import PG_SESSION_SETTINGS, fetch_frame
 
-    params = {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
+    params = window_params(start, end)
     if not db.is_postgres(engine):
         sql = (f"SELECT {', '.join(QUALITY_COLUMNS)} FROM spans "
                "WHERE start_time >= :start AND start_time < :end")

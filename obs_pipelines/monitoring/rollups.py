@@ -1,12 +1,13 @@
 """Hourly and daily rollups of the raw spans: requests, steps, errors, tokens and cost.
 
 Every function reads its own window ``[start, end)`` of ``spans`` (or of an hourly table) and returns a
-DataFrame shaped like its table in :mod:`obs_pipelines.monitoring.tables`; :func:`write_rollup` replaces the
+DataFrame shaped like its table in :mod:`obs_pipelines.monitoring.tables`; :func:`obs_pipelines.store.db.replace_windows` replaces the
 window in the table (delete-then-insert in one transaction, so re-runs never duplicate).
 
 Semantics
 ---------
-* **Request (trace) level** -- ``dimension`` ``overall`` and ``route``: one request = one trace, and it
+* **Request (trace) level** -- ``dimension`` ``overall`` and ``route``: the shared definition of a request
+  in :mod:`obs_pipelines.store.traces` (observability's ``traces`` table uses the same SQL). One request = one trace, and it
   belongs to the window its root span (``parent_span_id IS NULL``) starts in. Latency = root end - root
   start; route = the root's route (else any route seen on the trace's spans). A trace with no root span in
   the window is counted where its first span is, if it has no root anywhere (looked up in the whole store
@@ -76,7 +77,8 @@ from obs_pipelines.monitoring.tables import (
 )
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
-from obs_pipelines.store import db
+from obs_pipelines.store import db, traces
+from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 PCT_COLUMNS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
@@ -86,40 +88,11 @@ DAY = timedelta(days=1)
 
 # ---- SQL shared by both dialects ----------------------------------------------------------------
 
-_WINDOW = "start_time >= :start AND start_time < :end"
+_WINDOW = traces.WINDOW
 
-# One row per request (trace) of the window: see the module docstring for the rules.
-_TRACES_SQL = f"""
-SELECT COALESCE(t.root_route, t.any_route, '{NULL_LABEL}') AS route,
-       CASE WHEN t.has_root = 1 THEN t.root_start ELSE t.first_start END AS req_start,
-       CASE WHEN t.has_root = 1 THEN t.root_end ELSE t.last_end END AS req_end,
-       t.is_error AS is_error
-FROM (
-    SELECT trace_id,
-           MAX(CASE WHEN parent_span_id IS NULL THEN 1 ELSE 0 END) AS has_root,
-           MIN(CASE WHEN parent_span_id IS NULL THEN start_time END) AS root_start,
-           MAX(CASE WHEN parent_span_id IS NULL THEN end_time END) AS root_end,
-           MIN(start_time) AS first_start,
-           MAX(end_time) AS last_end,
-           MAX(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS is_error,
-           MIN(CASE WHEN parent_span_id IS NULL THEN route END) AS root_route,
-           MIN(route) AS any_route
-    FROM spans
-    WHERE {_WINDOW}
-    GROUP BY trace_id
-) t
-WHERE t.has_root = 1
-   OR NOT EXISTS (
-        SELECT 1 FROM spans o
-        WHERE o.trace_id = t.trace_id AND (o.parent_span_id IS NULL OR o.start_time < :start)
-        {{exists_fence}}
-   )
-"""
-
-# PostgreSQL would turn the NOT EXISTS into a hashed subplan over the whole spans table (cost growing with
-# the store); OFFSET 0 keeps it a per-trace primary-key lookup, run only for traces without a root here.
-_PG_TRACES_SQL = _TRACES_SQL.replace("{exists_fence}", "OFFSET 0")
-_TRACES_SQL = _TRACES_SQL.replace("{exists_fence}", "")
+# One row per request (trace) of the window: the shared definition (store/traces.py)
+_TRACES_SQL = traces.requests_sql(postgres=False)
+_PG_TRACES_SQL = traces.requests_sql(postgres=True)
 
 _PROMPT_LABEL = f"""CASE WHEN prompt_name IS NOT NULL AND prompt_version IS NOT NULL
                      THEN prompt_name || '@' || prompt_version
@@ -177,55 +150,6 @@ SELECT CASE WHEN GROUPING(span_name) = 1 THEN 'span_kind' ELSE 'span_name' END A
 FROM (SELECT span_kind, span_name, is_error, {_PG_LATENCY} AS latency_ms FROM ({_STEPS_SQL}) s) x
 GROUP BY GROUPING SETS ((span_kind), (span_kind, span_name))
 """
-
-
-def _bind(sql: str) -> sa.TextClause:
-    clause = sa.text(sql)
-    binds = [sa.bindparam(k, type_=sa.DateTime) for k in ("start", "end") if f":{k}" in sql]
-    return clause.bindparams(*binds) if binds else clause
-
-
-# Per-transaction PostgreSQL settings for the rollup queries:
-# - JIT compilation costs seconds on these one-shot aggregate queries (their estimated cost crosses
-#   jit_optimize_above_cost) and saves nothing;
-# - the default 4MB work_mem sends the sorts behind the percentiles to disk, and makes the planner pick
-#   sorting over hashing for the usage pre-aggregate;
-# - a window is a large, physically contiguous slice of spans (start_time correlates with the heap
-#   order), for which the planner picks a plain index scan that visits the slice tuple by tuple; a bitmap
-#   heap scan reads each page once, in order, so reading an hour costs the same in a store of 1 day or
-#   of 30 days. (Primary-key lookups still use the index, through a bitmap.)
-# - cheaper parallel workers: the llm-call branch of the request rollup then scans in parallel too.
-PG_SESSION_SETTINGS = (
-    "SET LOCAL jit = off",
-    "SET LOCAL work_mem = '128MB'",
-    "SET LOCAL enable_indexscan = off",
-    "SET LOCAL parallel_setup_cost = 100",
-    "SET LOCAL parallel_tuple_cost = 0.01",
-)
-
-
-def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd.DataFrame:
-    """Run a text query (``:start`` / ``:end`` bound as DateTime) and return its rows as a DataFrame.
-
-    Rows are taken from the DBAPI cursor as plain tuples (building SQLAlchemy Row objects and handing
-    them to pandas costs several times more on large windows). No type processing: on SQLite, times come
-    back as ISO strings."""
-    stmt = _bind(sql) if isinstance(sql, str) else sql
-    with engine.connect() as conn:
-        if db.is_postgres(engine):
-            for setting in PG_SESSION_SETTINGS:
-                conn.execute(sa.text(setting))
-        result = conn.execute(stmt, dict(params))
-        columns = list(result.keys())
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-        return pd.DataFrame.from_records(rows, columns=columns)
-
-
-_fetch = fetch_frame
-
-
-def _window_params(start: datetime, end: datetime) -> dict:
-    return {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
 
 
 def _pg_stats(frame: pd.DataFrame) -> pd.DataFrame:
@@ -304,17 +228,17 @@ def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFram
     """Request counts, errors and exact latency statistics of [start, end) per dimension (any window
     length: the daily rollup calls it over a day for its percentiles). Model rows are per canonical model
     key, with the exact names in ``model_names``."""
-    params = _window_params(start, end)
+    params = window_params(start, end)
     if db.is_postgres(engine):
-        names = _fetch(engine, _LLM_MODELS_SQL, params)["model"]
+        names = fetch_frame(engine, _LLM_MODELS_SQL, params)["model"]
         keys = pd.DataFrame({"model": names, "model_key": model_keys(names)})
         keys_sql, keys_params = json_relation(keys, {"model": "text", "model_key": "text"}, "model_keys", True)
-        stats = _pg_stats(_fetch(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
+        stats = _pg_stats(fetch_frame(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
                                  {**params, **keys_params}))
     else:
-        traces = _fetch(engine, _TRACES_SQL, params)
+        traces = fetch_frame(engine, _TRACES_SQL, params)
         traces["latency_ms"] = _latency_ms(traces)
-        calls = _fetch(engine, _LLM_CALLS_SQL, params)
+        calls = fetch_frame(engine, _LLM_CALLS_SQL, params)
         calls["latency_ms"] = _latency_ms(calls)
         names = pd.Series(calls["model"].unique(), dtype="object")
         calls["model"] = _key_labels(calls["model"])
@@ -342,11 +266,11 @@ def request_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFra
 
 def step_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """Span counts, errors and exact latency statistics of [start, end) by kind and by (kind, name)."""
-    params = _window_params(start, end)
+    params = window_params(start, end)
     if db.is_postgres(engine):
-        stats = _pg_stats(_fetch(engine, _PG_STEP_SQL, params))
+        stats = _pg_stats(fetch_frame(engine, _PG_STEP_SQL, params))
     else:
-        steps = _fetch(engine, _STEPS_SQL, params)
+        steps = fetch_frame(engine, _STEPS_SQL, params)
         steps["latency_ms"] = _latency_ms(steps)
         stats = pd.concat(
             [
@@ -395,9 +319,9 @@ def _label(values: pd.Series) -> pd.Series:
 def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """Origin errors of [start, end): overall, by error class, by provider, by (provider, class), by model
     (canonical key, see :func:`obs_pipelines.pricing.models.model_key`)."""
-    params = _window_params(start, end)
-    errors = _fetch(engine, _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)]), params)
-    counts = _fetch(engine, _SPAN_COUNTS_SQL, params)
+    params = window_params(start, end)
+    errors = fetch_frame(engine, _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)]), params)
+    counts = fetch_frame(engine, _SPAN_COUNTS_SQL, params)
     counts["span_count"] = pd.to_numeric(counts["span_count"])
     counts["provider"] = _label(counts["provider"])
     counts["model_key"] = _key_labels(_label(counts["model"]))
@@ -564,13 +488,13 @@ UNION ALL SELECT 'user', segment, {_USAGE_SUMS} FROM seg GROUP BY segment
 def usage_rollup(engine: Engine, start: datetime, end: datetime, prices: PriceTable,
                  top_n_users: int = 20) -> pd.DataFrame:
     """Tokens and cost of [start, end) by model, route, prompt version and user segment."""
-    params = _window_params(start, end)
-    pairs = _fetch(engine, _USAGE_PAIRS_SQL, params)
+    params = window_params(start, end)
+    pairs = fetch_frame(engine, _USAGE_PAIRS_SQL, params)
     rates = prices.rate_rows(pairs.itertuples(index=False, name=None), params["start"], params["end"])
     postgres = db.is_postgres(engine)
     rates_sql, rate_params = json_relation(rates, _RATE_COLS, "rates", postgres)
-    stmt = _bind(_usage_sql(rates_sql, postgres)).bindparams(sa.bindparam("top_n", type_=sa.Integer))
-    out = _fetch(engine, stmt, {**params, **rate_params, "top_n": int(top_n_users)})
+    stmt = bind_window(_usage_sql(rates_sql, postgres)).bindparams(sa.bindparam("top_n", type_=sa.Integer))
+    out = fetch_frame(engine, stmt, {**params, **rate_params, "top_n": int(top_n_users)})
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "unpriced_call_count", "call_count"):
         out[col] = pd.to_numeric(out[col]).fillna(0).astype("int64")
     for col in ("cost_usd", "reported_cost_usd", "computed_cost_usd"):
@@ -732,11 +656,6 @@ def _rate(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den.where(den > 0)).astype("float64")
 
 
-def write_rollup(engine: Engine, table: sa.Table, start: datetime, end: datetime, frame: pd.DataFrame) -> int:
-    """Replace the window [start, end) of ``table`` by ``frame`` (one transaction; safe to re-run)."""
-    return db.replace_window(engine, table, start, end, frame)
-
-
 def _compute_all(engine: Engine, tasks: Mapping[str, Callable[[], pd.DataFrame]]) -> dict[str, pd.DataFrame]:
     """Run the rollup computations, keyed like ``tasks``. On PostgreSQL they run concurrently, each on its
     own connection: the work is in the server, and the four queries of a window then share its cores
@@ -774,14 +693,16 @@ def write_hourly_rollups(engine: Engine, start: datetime, end: datetime, prices:
                          top_n_users: int = 20) -> dict[str, int]:
     """Compute and write every hourly rollup of [start, end); rows written per rollup."""
     frames = hourly_rollups(engine, start, end, prices, top_n_users)
-    return {k: write_rollup(engine, HOURLY_TABLES[k], start, end, f) for k, f in frames.items()}
+    written = db.replace_windows(engine, start, end, {HOURLY_TABLES[k]: f for k, f in frames.items()})
+    return {k: written[HOURLY_TABLES[k].name] for k in frames}
 
 
 def write_daily_rollups(engine: Engine, day_start: datetime) -> dict[str, int]:
     """Compute and write every daily rollup of the day starting at ``day_start``."""
     frames = daily_rollups(engine, day_start)
     end = db.to_naive_utc(day_start) + DAY
-    return {k: write_rollup(engine, DAILY_TABLES[k], day_start, end, f) for k, f in frames.items()}
+    written = db.replace_windows(engine, day_start, end, {DAILY_TABLES[k]: f for k, f in frames.items()})
+    return {k: written[DAILY_TABLES[k].name] for k in frames}
 
 
 __all__ = [
@@ -793,7 +714,6 @@ __all__ = [
     "daily_step_rollup",
     "daily_usage_rollup",
     "error_rollup",
-    "fetch_frame",
     "hourly_rollups",
     "latency_stats",
     "request_rollup",
@@ -803,6 +723,5 @@ __all__ = [
     "usage_rollup",
     "write_daily_rollups",
     "write_hourly_rollups",
-    "write_rollup",
 ]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from obs_pipelines.store.traces import NULL_LABEL  # dimension value of spans without that attribute
+
 monitoring_metadata = sa.MetaData()
 
-NULL_LABEL = "(none)"  # dimension value of spans without that attribute (no route, no model, ...)
 OTHER_LABEL = "(other)"  # user segment of every user outside the top N
 
 _T = {

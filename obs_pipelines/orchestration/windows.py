@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import dagster as dg
+
+from obs_pipelines.store.db import to_naive_utc
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-def naive_utc(value: datetime) -> datetime:
-    """The store keeps naive UTC timestamps; Dagster's windows are aware."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-
-
 def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[datetime, datetime]:
     """[start, end) of the partitions this step covers, naive UTC: the same for a single partition, a
     single-run backfill of a range, and a check evaluated in either."""
-    window = context.partition_time_window
-    return naive_utc(window.start), naive_utc(window.end)
+    window = context.partition_time_window  # aware; the store keeps naive UTC
+    return to_naive_utc(window.start), to_naive_utc(window.end)
 
 
 def windows(start: datetime, end: datetime, step: timedelta) -> Iterator[tuple[datetime, datetime]]:

@@ -41,7 +41,7 @@ def day(store, day_rows):
         start = DAY + timedelta(hours=h)
         frames = rollups.hourly_rollups(store.engine, start, start + timedelta(hours=1), prices, top_n_users=5)
         for name, frame in frames.items():
-            rollups.write_rollup(store.engine, rollups.HOURLY_TABLES[name], start, start + timedelta(hours=1), frame)
+            db.replace_window(store.engine, rollups.HOURLY_TABLES[name], start, start + timedelta(hours=1), frame)
             hourly.setdefault(name, []).append(frame)
     return store, {k: pd.concat(v, ignore_index=True) for k, v in hourly.items()}, ref.spans_frame(day_rows)
 

@@ -1,0 +1,65 @@
+"""Running analytic queries against the store: window binds, PostgreSQL session settings, and rows
+straight into a DataFrame. Every phase reads its windows through here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.store import db
+
+# Per-transaction PostgreSQL settings for the analytic queries:
+# - JIT compilation costs seconds on these one-shot aggregate queries (their estimated cost crosses
+#   jit_optimize_above_cost) and saves nothing;
+# - the default 4MB work_mem sends the sorts behind the percentiles to disk, and makes the planner pick
+#   sorting over hashing for the usage pre-aggregate;
+# - a window is a large, physically contiguous slice of spans (start_time correlates with the heap
+#   order), for which the planner picks a plain index scan that visits the slice tuple by tuple; a bitmap
+#   heap scan reads each page once, in order, so reading an hour costs the same in a store of 1 day or
+#   of 30 days. (Primary-key lookups still use the index, through a bitmap.)
+# - cheaper parallel workers: the llm-call branch of the request rollup then scans in parallel too.
+PG_SESSION_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL work_mem = '128MB'",
+    "SET LOCAL enable_indexscan = off",
+    "SET LOCAL parallel_setup_cost = 100",
+    "SET LOCAL parallel_tuple_cost = 0.01",
+)
+
+
+def bind_window(sql: str) -> sa.TextClause:
+    """A text query whose ``:start`` / ``:end`` are bound as DateTime (SQLite compares them as text in the
+    format SQLAlchemy stores)."""
+    clause = sa.text(sql)
+    binds = [sa.bindparam(k, type_=sa.DateTime) for k in ("start", "end") if f":{k}" in sql]
+    return clause.bindparams(*binds) if binds else clause
+
+
+def window_params(start: datetime, end: datetime) -> dict[str, datetime]:
+    return {"start": db.to_naive_utc(start), "end": db.to_naive_utc(end)}
+
+
+def apply_session_settings(conn: sa.Connection) -> None:
+    """The analytic settings above, for the current transaction (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        for setting in PG_SESSION_SETTINGS:
+            conn.execute(sa.text(setting))
+
+
+def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd.DataFrame:
+    """Run a text query (``:start`` / ``:end`` bound as DateTime) and return its rows as a DataFrame.
+
+    Rows are taken from the DBAPI cursor as plain tuples (building SQLAlchemy Row objects and handing
+    them to pandas costs several times more on large windows). No type processing: on SQLite, times come
+    back as ISO strings."""
+    stmt = bind_window(sql) if isinstance(sql, str) else sql
+    with engine.connect() as conn:
+        apply_session_settings(conn)
+        result = conn.execute(stmt, dict(params))
+        columns = list(result.keys())
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        return pd.DataFrame.from_records(rows, columns=columns)

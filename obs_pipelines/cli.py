@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +35,13 @@ def _settings() -> Settings:
 def _engine():
     settings = _settings()
     engine = db.make_engine(settings.db_url)
-    db.create_tables(engine)
+    try:
+        db.create_tables(engine)
+    except sa.exc.OperationalError as exc:  # the store is down or the URL is wrong: say so in one line
+        shown = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        console.print(f"[red]cannot reach the trace store at {shown}: {reason}[/red]", highlight=False, soft_wrap=True)
+        sys.exit(1)
     return settings, engine
 
 
@@ -63,10 +70,14 @@ def main() -> None:
 @click.option("--batch-size", default=5000, show_default=True, help="Spans per database write.")
 def ingest(paths: tuple[str, ...], batch_size: int) -> None:
     """Ingest OTLP/JSON (.jsonl/.json, gzip) or OTLP protobuf files, globs or directories."""
-    from obs_pipelines.ingest.runner import ingest_paths
+    from obs_pipelines.ingest.runner import IngestDatabaseError, ingest_paths
 
     settings, engine = _engine()
-    summary = ingest_paths(engine, list(paths), batch_size=batch_size)
+    try:
+        summary = ingest_paths(engine, list(paths), batch_size=batch_size, limits=settings.ingest_limits)
+    except IngestDatabaseError as exc:  # the store stayed down through the retries: one line, no traceback
+        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        sys.exit(1)
     table = Table(title=f"ingest into {engine.url.render_as_string(hide_password=True)}")
     for col in ("files", "read", "stored", "duplicate", "rejected"):
         table.add_column(col, justify="right")

@@ -14,6 +14,7 @@ import warnings
 import dagster as dg
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
+from obs_pipelines.ingest.landing import LandingPolicy
 from obs_pipelines.raw_assets import spans_spec
 from obs_pipelines.settings import DB_URL_ENV, PHASES, Settings, load_settings
 from obs_pipelines.store.resource import TraceStore
@@ -51,7 +52,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     foundation = dg.Definitions(
         assets=[spans_spec(settings)],
         jobs=[ingest_file_job],
-        sensors=[build_landing_sensor(settings.landing_dir)],
+        sensors=[build_landing_sensor(settings.landing_dir, LandingPolicy.from_settings(settings))],
         resources={"trace_store": trace_store_resource(settings)},
     )
     phases = [

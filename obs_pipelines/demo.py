@@ -72,7 +72,7 @@ def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
         console.print(f"  incident {inc.name:<22} {inc.start:%Y-%m-%d %H:%M} for {inc.duration}")
 
     console.rule("2. ingest")
-    result = ingest_paths(engine, [path])
+    result = ingest_paths(engine, [path], limits=settings.ingest_limits)
     console.print(
         f"read {result.read}, stored {result.stored}, duplicate {result.duplicate}, rejected {result.rejected}"
     )

@@ -225,12 +225,15 @@ def _most_slowed_route(request: pd.DataFrame, h: _Hours) -> str | None:
 
 
 def _model_names(target: str) -> set[str]:
-    """A model's request and response names (a failed call carries only the request model)."""
+    """A model's request and response names (a failed call carries only the request model), and the
+    canonical key the rollups' model rows use for both."""
+    from obs_pipelines.pricing.models import model_key
+
     names = {target}
     for m in MODELS.values():
         if target in (m.name, m.response_model):
             names |= {m.name, m.response_model}
-    return names
+    return names | {model_key(name) for name in names}
 
 
 def _busiest(request: pd.DataFrame, hours: list[pd.Timestamp], dimension: str, values: set[str]) -> str:

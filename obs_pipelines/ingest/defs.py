@@ -58,12 +58,13 @@ def ingest_landed_file(
     context: dg.OpExecutionContext, config: IngestFileConfig, trace_store: TraceStore
 ) -> dg.Output[dict]:
     from obs_pipelines.ingest.runner import ingest_file
+    from obs_pipelines.settings import load_settings
 
     if config.archive and not Path(config.path).exists():
         # an earlier attempt (or a Dagster re-execution) already ingested and moved it
         context.log.warning(f"{config.path} is no longer in the landing directory; nothing to do")
         return dg.Output({}, metadata={"path": config.path, "sha256": config.sha256, "moved_to": "(gone)"})
-    summary = ingest_file(trace_store.engine, config.path)
+    summary = ingest_file(trace_store.engine, config.path, limits=load_settings().ingest_limits)
     context.log.info(
         f"{config.path}: read {summary.read}, stored {summary.stored}, "
         f"duplicate {summary.duplicate}, rejected {summary.rejected}"

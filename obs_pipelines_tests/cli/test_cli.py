@@ -193,3 +193,13 @@ def test_generate_help_lists_every_incident_and_the_incident_form():
     catalog = result.output.split("Incidents:", 1)[1]
     listed = [line.split()[0] for line in catalog.splitlines() if line.startswith("    ")]
     assert listed == list(INCIDENT_NAMES)
+
+
+def test_an_unreachable_store_is_one_clear_line_not_a_traceback(monkeypatch, tmp_path):
+    monkeypatch.setenv("OBS_PIPELINES_DB_URL", "postgresql+psycopg2://root:pw@127.0.0.1:9/nowhere")
+    path = tmp_path / "t.jsonl"
+    path.write_text("{}\n")
+    result = CliRunner().invoke(main, ["ingest", str(path)])
+    assert result.exit_code == 1
+    assert "cannot reach the trace store at postgresql+psycopg2://root:***@127.0.0.1:9/nowhere" in result.output
+    assert "Traceback" not in result.output and "pw@" not in result.output

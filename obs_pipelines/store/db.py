@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import operator
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,8 +38,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets Dagster runs read while another run writes; the busy timeout makes writers wait
     # for each other instead of failing with "database is locked".
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    # switching a new file to WAL needs a moment alone with it, and SQLite answers "database is locked"
+    # at once (no busy wait) when many processes open a fresh store together: retry for a while
+    for attempt in range(200):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 

@@ -7,6 +7,8 @@ traces and the offline phase over regression cases, through the same `Example`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -53,6 +55,26 @@ class Scorer:
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("output",)
     description: ClassVar[str] = ""
+    # the scorer's options and their defaults; an instance takes any of them as keyword arguments
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **config: Any) -> None:
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"scorer {self.name}: unknown options {unknown}; valid: {sorted(self.defaults)}")
+        self.config: dict[str, Any] = {**self.defaults, **config}
+
+    @property
+    def fingerprint(self) -> str:
+        """What a stored score was computed with: the code ``version`` plus a hash of the options, so a
+        changed option or a new version invalidates exactly this scorer's scores."""
+        if not self.config:
+            return str(self.version)
+        blob = json.dumps(self.config, sort_keys=True, default=str).encode()
+        return f"{self.version}-{hashlib.sha1(blob).hexdigest()[:8]}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name}, {self.fingerprint})"
 
     def __call__(self, example: Example) -> Score:
         for name in self.requires:

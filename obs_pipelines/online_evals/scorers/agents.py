@@ -1,0 +1,98 @@
+"""Agent scorers: over the tool calls of a request (``Example.tool_calls``: dicts with ``name``,
+``arguments``, ``status`` and optionally ``output``) and its step count (``metadata['steps']``)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.online_evals.scorers.text import as_text
+
+
+def _calls(example: Example) -> list:
+    return list(example.tool_calls or ())
+
+
+def _signature(call) -> tuple[str, str]:
+    arguments = call.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass
+    return str(call.get("name")), json.dumps(arguments, sort_keys=True, default=str)
+
+
+class LoopScore(Scorer):
+    name = "loop_score"
+    description = ("1 - repeated calls / calls, where a repeated call is one with the same tool name and "
+                   "arguments as an earlier call of the request (a loop of n identical calls scores 1/n). Null "
+                   "without tool calls.")
+    requires = ()
+
+    def score(self, example: Example) -> Score:
+        calls = _calls(example)
+        if not calls:
+            return self.result(None, "no tool calls")
+        counts = Counter(_signature(c) for c in calls)
+        repeated = len(calls) - len(counts)
+        worst = counts.most_common(1)[0]
+        return self.result(1 - repeated / len(calls), calls=len(calls), repeated=repeated,
+                           most_repeated=worst[0][0], most_repeated_count=worst[1])
+
+
+class ToolErrorRate(Scorer):
+    name = "tool_error_rate"
+    description = "1 - tool calls in status error / tool calls. Null without tool calls."
+    requires = ()
+
+    def score(self, example: Example) -> Score:
+        calls = _calls(example)
+        if not calls:
+            return self.result(None, "no tool calls")
+        errors = [c.get("name") for c in calls if str(c.get("status", "ok")).lower() == "error"]
+        return self.result(1 - len(errors) / len(calls), calls=len(calls), errors=len(errors),
+                           failed_tools=sorted(set(map(str, errors))))
+
+
+class StepBudget(Scorer):
+    name = "step_budget"
+    description = ("1 if the request took at most max_steps steps (llm + tool spans, metadata['steps']), else "
+                   "max_steps / steps.")
+    requires = ()
+    defaults = {"max_steps": 12}
+
+    def score(self, example: Example) -> Score:
+        steps = example.metadata.get("steps")
+        if steps is None:
+            steps = len(_calls(example)) or None
+        if steps is None:
+            return self.result(None, "no step count")
+        budget = self.config["max_steps"]
+        return self.result(1.0 if steps <= budget else budget / steps, steps=int(steps), max_steps=budget)
+
+
+class ToolArgsValid(Scorer):
+    name = "tool_args_valid"
+    description = "Share of tool calls whose arguments are a JSON object (or already a mapping). Null without calls."
+    requires = ()
+
+    def score(self, example: Example) -> Score:
+        calls = _calls(example)
+        if not calls:
+            return self.result(None, "no tool calls")
+        valid = 0
+        for call in calls:
+            arguments = call.get("arguments")
+            if isinstance(arguments, dict):
+                valid += 1
+                continue
+            try:
+                valid += isinstance(json.loads(as_text(arguments)), dict)
+            except (json.JSONDecodeError, TypeError):
+                pass
+        return self.result(valid / len(calls), calls=len(calls), valid=valid)
+
+
+SCORERS = (LoopScore, ToolErrorRate, StepBudget, ToolArgsValid)

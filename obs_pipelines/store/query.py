@@ -63,3 +63,13 @@ def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd
         columns = list(result.keys())
         rows = result.cursor.fetchall() if result.cursor is not None else []
         return pd.DataFrame.from_records(rows, columns=columns)
+
+
+_HAS_SPANS_SQL = "SELECT 1 FROM spans WHERE start_time >= :start AND start_time < :end LIMIT 1"
+
+
+def window_has_spans(engine: Engine, start: datetime, end: datetime) -> bool:
+    """Whether any span starts in [start, end): one probe of the start_time index (an empty hour is then
+    answered without reading it)."""
+    with engine.connect() as conn:
+        return conn.execute(bind_window(_HAS_SPANS_SQL), window_params(start, end)).first() is not None

@@ -26,7 +26,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 # Phase name -> module with build_defs(settings). Phases not built yet map to None.
 PHASE_MODULES: dict[str, str | None] = {
     "monitoring": "obs_pipelines.monitoring.defs",
-    "observability": None,
+    "observability": "obs_pipelines.observability.defs",
     "online_evals": None,
     "offline_evals": None,
 }

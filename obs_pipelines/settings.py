@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from obs_pipelines.ingest.limits import IngestLimits
+from obs_pipelines.observability.config import ObservabilitySettings
 from obs_pipelines.store.db import default_db_url
 
 DB_URL_ENV = "OBS_PIPELINES_DB_URL"
@@ -75,6 +76,8 @@ class Settings(BaseModel):
     # A failed ingest run is retried, waiting backoff x 2^(n-1) after the n-th failure, up to this many runs.
     landing_max_attempts: int = Field(default=3, ge=1)
     landing_retry_backoff_seconds: float = Field(default=60.0, ge=0)
+    # phase 2: baselines, retrieval and loop thresholds, extra error rules (config/example.yaml: observability)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @field_validator("phases")
     @classmethod

@@ -7,8 +7,8 @@ Rules, for a window ``[start, end)``:
 * a trace with no root span in the window belongs to the window of its first span, if it has no root
   anywhere in the store (looked up by trace_id, through the primary key) and no span before the window:
   ``req_start`` / ``req_end`` = its first start / last end;
-* route = the root's route, else any route seen on the trace's spans, else ``(none)``; user_id and
-  session_id follow the same rule (else null);
+* route = the root's route, else any route seen on the trace's spans, else ``(none)``; user_id,
+  session_id and service_name follow the same rule (else null);
 * a request is an error (``is_error`` = 1) when any of its spans in the window is in status ``error``;
   spans of a trace that start after the window closes do not change its row.
 """
@@ -27,13 +27,15 @@ _OPTIONAL = {
                 "COALESCE(t.root_user, t.any_user)"),
     "session_id": ("MIN(CASE WHEN parent_span_id IS NULL THEN session_id END) AS root_session, "
                    "MIN(session_id) AS any_session,", "COALESCE(t.root_session, t.any_session)"),
+    "service_name": ("MIN(CASE WHEN parent_span_id IS NULL THEN service_name END) AS root_service, "
+                     "MIN(service_name) AS any_service,", "COALESCE(t.root_service, t.any_service)"),
 }
 
 
 def requests_sql(postgres: bool, extra: Sequence[str] = ()) -> str:
     """One row per request of the window (binds ``:start`` / ``:end``): route, req_start, req_end, is_error,
-    plus the ``extra`` columns asked for (trace_id, user_id, session_id). Only what is asked is aggregated,
-    so a rollup that needs four columns pays for four."""
+    plus the ``extra`` columns asked for (trace_id, user_id, session_id, service_name). Only what is asked
+    is aggregated, so a rollup that needs four columns pays for four."""
     unknown = set(extra) - set(_OPTIONAL)
     if unknown:
         raise ValueError(f"unknown request columns {sorted(unknown)}; known: {sorted(_OPTIONAL)}")

@@ -1,0 +1,144 @@
+"""Attribution: which step made a route slower, which route / model / prompt version / user segment made cost
+move, each against a baseline of the same hour of day over the previous ``baseline_days`` days.
+
+Latency: per (route, step) the exact p95 of the hour and of the pooled baseline hours; the step's delta and
+its share of the route's p95 change; ranked by delta within the hour, leaf steps first (a step that wraps
+others, e.g. an agent span, only repeats its children's time).
+
+Cost: per dimension value the hour's cost against the mean baseline hour, split exactly into a volume
+effect (more calls at the baseline cost per call) and a unit-cost effect (the new cost per call on the hour's
+calls): ``delta = (n - n0) * u0 + n * (u - u0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.observability import reading
+from obs_pipelines.pricing.models import model_keys
+from obs_pipelines.store.traces import NULL_LABEL
+
+OTHER_LABEL = "(other)"
+COST_DIMENSIONS = ("route", "model", "prompt_version", "user_segment")
+
+
+def baseline_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """The same window of day on each of the ``days`` previous days."""
+    return [(start - timedelta(days=d), end - timedelta(days=d)) for d in range(1, days + 1)]
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    den = den.astype("float64")
+    return (num.astype("float64") / den.where(den.abs() > 1e-12)).astype("float64")
+
+
+def latency_attribution(engine: Engine, start: datetime, end: datetime, baseline_days: int,
+                        spans: pd.DataFrame) -> pd.DataFrame:
+    """``latency_attribution_hourly`` rows (without window columns)."""
+    base_windows = baseline_windows(start, end, baseline_days)
+    now = reading.step_percentiles(engine, [(start, end)])
+    keys = ["route", "span_name", "span_kind"]
+    if now.empty:
+        return pd.DataFrame(columns=[*keys, "calls"])
+    base = reading.step_percentiles(engine, base_windows).rename(
+        columns={"calls": "baseline_calls", "p95_ms": "baseline_p95_ms"}).drop(columns="p50_ms")
+    routes_now = reading.route_percentiles(engine, [(start, end)])[["route", "p95_ms"]].rename(
+        columns={"p95_ms": "route_p95_ms"})
+    routes_base = reading.route_percentiles(engine, base_windows)[["route", "p95_ms"]].rename(
+        columns={"p95_ms": "route_baseline_p95_ms"})
+    out = now.merge(base, on=keys, how="left").merge(routes_now, on="route", how="left").merge(
+        routes_base, on="route", how="left")
+    out["baseline_calls"] = out["baseline_calls"].fillna(0).astype("int64")
+    out["delta_p95_ms"] = out["p95_ms"] - out["baseline_p95_ms"]
+    out["route_delta_p95_ms"] = out["route_p95_ms"] - out["route_baseline_p95_ms"]
+    out["share_of_route_change"] = _ratio(out["delta_p95_ms"], out["route_delta_p95_ms"])
+    # steps that have children in the window (their time repeats their children's)
+    parents = spans.loc[spans["span_id"].isin(spans["parent_span_id"].dropna()), ["name", "kind"]]
+    wrapping = set(zip(parents["name"].fillna(NULL_LABEL), parents["kind"].fillna(NULL_LABEL)))
+    out["wraps_steps"] = [(n, k) in wrapping for n, k in zip(out["span_name"], out["span_kind"])]
+    order = out.assign(_d=out["delta_p95_ms"].fillna(-np.inf)).sort_values(
+        ["wraps_steps", "_d", *keys], ascending=[True, False, True, True, True], kind="stable")
+    out.loc[order.index, "rank"] = np.arange(1, len(order) + 1)
+    out["rank"] = out["rank"].astype("int64")
+    return out.sort_values("rank").reset_index(drop=True)
+
+
+# ---- cost ------------------------------------------------------------------------------------------------
+
+def _calls(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.DataFrame:
+    """The window's llm / embedding calls with their request's route and user, prompt version and cost."""
+    calls = spans[spans["kind"].isin(("llm", "embedding"))].assign(cost=costs)
+    by_trace = requests.set_index("trace_id")
+    route = calls["trace_id"].map(by_trace["route"])
+    user = calls["trace_id"].map(by_trace["user_id"])
+    prompt = np.where(calls["prompt_name"].notna() & calls["prompt_version"].notna(),
+                      calls["prompt_name"].fillna("") + "@" + calls["prompt_version"].fillna(""),
+                      calls["prompt_version"].fillna(calls["prompt_name"]).fillna(NULL_LABEL))
+    return pd.DataFrame({
+        "route": route.fillna(NULL_LABEL),
+        # the canonical model key (as monitoring's rollups): a failed call names the request model, a
+        # successful one the dated response model, and both are one model
+        "model": model_keys(calls["model"]).fillna(NULL_LABEL),
+        "prompt_version": prompt,
+        "user": user.fillna(calls["user_id"]).fillna(NULL_LABEL),
+        "input_tokens": calls["input_tokens"].fillna(0),
+        "output_tokens": calls["output_tokens"].fillna(0),
+        "cost": calls["cost"].fillna(0.0),
+    })
+
+
+def _by_dimension(calls: pd.DataFrame, top_users: Sequence[str]) -> pd.DataFrame:
+    calls = calls.assign(user_segment=calls["user"].where(calls["user"].isin(top_users), OTHER_LABEL))
+    parts = []
+    for dim in COST_DIMENSIONS:
+        g = calls.groupby(dim).agg(calls=("cost", "size"), input_tokens=("input_tokens", "sum"),
+                                   output_tokens=("output_tokens", "sum"), cost_usd=("cost", "sum"))
+        parts.append(g.rename_axis("dimension_value").reset_index().assign(dimension=dim))
+    if not parts:
+        return pd.DataFrame(columns=["dimension", "dimension_value", "calls", "input_tokens", "output_tokens",
+                                     "cost_usd"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def cost_attribution(now_calls: pd.DataFrame, baseline_calls: Sequence[pd.DataFrame], top_n_users: int) -> pd.DataFrame:
+    """``cost_attribution_hourly`` rows (without window columns). ``now_calls`` / ``baseline_calls``: the
+    hour's and each baseline hour's calls (``calls_of``)."""
+    keys = ["dimension", "dimension_value"]
+    top_users = (now_calls[now_calls["user"] != NULL_LABEL].groupby("user")["cost"].sum()
+                 .sort_values(ascending=False, kind="stable").index[:top_n_users].tolist())
+    now = _by_dimension(now_calls, top_users)
+    days = max(len(baseline_calls), 1)
+    base_all = pd.concat(list(baseline_calls), ignore_index=True) if baseline_calls else now_calls.iloc[0:0]
+    base = _by_dimension(base_all, top_users)[[*keys, "calls", "cost_usd"]].rename(
+        columns={"calls": "baseline_calls", "cost_usd": "baseline_cost_usd"})
+    base[["baseline_calls", "baseline_cost_usd"]] = base[["baseline_calls", "baseline_cost_usd"]] / days
+    # values seen only in the baseline (a route that stopped) are rows too: their cost went to zero
+    out = now.merge(base, on=keys, how="outer")
+    for col in ("calls", "input_tokens", "output_tokens"):
+        out[col] = out[col].fillna(0).astype("int64")
+    for col in ("cost_usd", "baseline_calls", "baseline_cost_usd"):
+        out[col] = out[col].astype("float64").fillna(0.0)
+    out["delta_cost_usd"] = out["cost_usd"] - out["baseline_cost_usd"]
+    total_delta = float(now_calls["cost"].sum()) - float(base_all["cost"].sum()) / days
+    out["share_of_change"] = out["delta_cost_usd"] / total_delta if abs(total_delta) > 1e-12 else np.nan
+    unit_now = _ratio(out["cost_usd"], out["calls"]).fillna(0.0)
+    unit_base = _ratio(out["baseline_cost_usd"], out["baseline_calls"])
+    # a value new in this hour has no baseline cost per call: its whole cost is volume
+    unit_base = unit_base.fillna(unit_now)
+    out["volume_effect_usd"] = (out["calls"] - out["baseline_calls"]) * unit_base
+    out["unit_cost_effect_usd"] = out["calls"] * (unit_now - unit_base)
+    out["driver"] = np.where(out["unit_cost_effect_usd"].abs() > out["volume_effect_usd"].abs(), "unit_cost",
+                             "volume")
+    out = out.sort_values(["dimension", "delta_cost_usd", "dimension_value"], ascending=[True, False, True],
+                          kind="stable")
+    out["rank"] = out.groupby("dimension").cumcount().astype("int64") + 1
+    return out.reset_index(drop=True)
+
+
+def calls_of(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.DataFrame:
+    return _calls(spans, requests, costs)

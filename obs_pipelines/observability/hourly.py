@@ -1,0 +1,86 @@
+"""One hour of the observability tables: read the window once, derive every hourly table from it.
+
+``hourly_tables`` returns a frame per table, shaped like the table (window columns, computed_at, column
+order), ready for ``db.replace_windows``; ``daily_tables`` the same for the daily session rollup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.observability import agents, attribution, errors, reading, requests, retrieval, sessions
+from obs_pipelines.observability.config import ObservabilitySettings
+from obs_pipelines.observability.tables import (
+    agent_paths,
+    cost_attribution_hourly,
+    error_causes_hourly,
+    latency_attribution_hourly,
+    retrieval_log,
+    retrieval_rollup_hourly,
+    session_rollup_daily,
+    traces,
+)
+from obs_pipelines.pricing import PriceTable
+from obs_pipelines.store import db
+
+
+def shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime) -> pd.DataFrame:
+    """The table's columns in order, with the window and computed_at filled in."""
+    out = frame.copy()
+    out["window_start"] = db.to_naive_utc(start)
+    out["window_end"] = db.to_naive_utc(end)
+    out["computed_at"] = db.utcnow()
+    cols = [c.name for c in table.columns]
+    for col in cols:
+        if col not in out:
+            out[col] = None
+    return out[cols].reset_index(drop=True)
+
+
+class Hour:
+    """What an hour's tables are made of (kept for the exemplar traces of the metadata)."""
+
+    def __init__(self, engine: Engine, start: datetime, end: datetime) -> None:
+        self.start, self.end = start, end
+        self.requests = reading.requests(engine, start, end)
+        self.spans = reading.spans(engine, start, end)
+        self.texts = reading.texts(engine, start, end)
+        self.routes = self.requests.set_index("trace_id")["route"]
+
+
+def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: ObservabilitySettings,
+                  prices: PriceTable) -> tuple[dict[str, pd.DataFrame], Hour]:
+    """Every hourly table of [start, end), by table name, and the hour's inputs."""
+    hour = Hour(engine, start, end)
+    rules = settings.error_rules
+    costs = requests.span_costs(hour.spans, prices)
+    trace_rows = requests.traces_frame(hour.requests, hour.spans, prices, rules)
+    baseline_calls = []
+    for b_start, b_end in attribution.baseline_windows(start, end, settings.baseline_days):
+        b_spans = reading.spans(engine, b_start, b_end)
+        if b_spans.empty:
+            continue
+        b_requests = reading.requests(engine, b_start, b_end)
+        baseline_calls.append(attribution.calls_of(b_spans, b_requests, requests.span_costs(b_spans, prices)))
+    log = retrieval.retrieval_log(hour.spans, hour.texts, hour.routes, settings.low_score_threshold)
+    frames = {
+        traces: trace_rows,
+        latency_attribution_hourly: attribution.latency_attribution(engine, start, end, settings.baseline_days,
+                                                                    hour.spans),
+        cost_attribution_hourly: attribution.cost_attribution(
+            attribution.calls_of(hour.spans, hour.requests, costs), baseline_calls, settings.top_n_users),
+        error_causes_hourly: errors.error_causes(hour.spans, hour.routes, rules),
+        retrieval_log: log,
+        retrieval_rollup_hourly: retrieval.retrieval_rollup(log),
+        agent_paths: agents.agent_paths(hour.spans, hour.texts, hour.routes, settings),
+    }
+    return {t.name: shape(f, t, start, end) for t, f in frames.items()}, hour
+
+
+def daily_tables(engine: Engine, day_start: datetime, day_end: datetime) -> dict[str, pd.DataFrame]:
+    rows = sessions.session_rollup(engine, day_start, day_end)
+    return {session_rollup_daily.name: shape(rows, session_rollup_daily, day_start, day_end)}

@@ -1,0 +1,86 @@
+"""The retrieval log (one row per retrieval span: query, documents, scores, ranks, previews, flags) and its
+hourly rollup per route. A vector store that returns nothing shows here as the empty rate, even when the
+retrieval spans are fast and in status ok.
+
+Documents are the contract's ``attributes["retrieval.documents"]`` (``[{"id", "content", "score", ...}]``,
+what ingest makes of OpenInference's ``retrieval.documents.N.document.*``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from obs_pipelines.store.traces import NULL_LABEL
+
+ALL_ROUTES = "(all)"
+PREVIEW_CHARS = 120
+QUERY_CHARS = 1000
+
+
+def _documents(attributes) -> list:
+    if attributes is None:
+        return []
+    if isinstance(attributes, str | bytes):
+        try:
+            attributes = json.loads(attributes)
+        except ValueError:
+            return []
+    docs = attributes.get("retrieval.documents") if isinstance(attributes, dict) else None
+    return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+
+
+def _score(doc: dict):
+    value = doc.get("score")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def retrieval_log(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, low_score: float) -> pd.DataFrame:
+    """``retrieval_log`` rows (without window columns): the window's retrieval spans."""
+    columns = ["trace_id", "span_id", "route", "span_name", "start_time", "latency_ms", "status", "query",
+               "document_count", "document_ids", "scores", "ranks", "previews", "top_score", "no_documents",
+               "all_below_threshold", "duplicate_documents"]
+    base = spans.loc[spans["kind"] == "retrieval", ["trace_id", "span_id", "name", "start_time", "duration_ms",
+                                                    "status", "route"]]
+    if base.empty:
+        return pd.DataFrame(columns=columns)
+    extra = texts.loc[texts["kind"] == "retrieval", ["trace_id", "span_id", "input", "attributes"]]
+    out = base.merge(extra, on=["trace_id", "span_id"], how="left")
+    # one parse per retrieval span (its document list is JSON in the attributes)
+    docs = out["attributes"].map(_documents)
+    ids = docs.map(lambda ds: [None if d.get("id") is None else str(d.get("id")) for d in ds])
+    scores = docs.map(lambda ds: [_score(d) for d in ds])
+    out["document_count"] = docs.map(len).astype("int64")
+    out["document_ids"] = ids.map(json.dumps)
+    out["scores"] = scores.map(json.dumps)
+    out["ranks"] = out["document_count"].map(lambda n: json.dumps(list(range(1, n + 1))))
+    out["previews"] = docs.map(lambda ds: json.dumps([str(d.get("content") or "")[:PREVIEW_CHARS] for d in ds]))
+    known = scores.map(lambda s: [x for x in s if x is not None])
+    out["top_score"] = known.map(lambda s: max(s) if s else np.nan).astype("float64")
+    out["no_documents"] = out["document_count"] == 0
+    out["all_below_threshold"] = (out["document_count"] > 0) & known.map(
+        lambda s: bool(s) and max(s) < low_score)
+    out["duplicate_documents"] = ids.map(lambda i: len([x for x in i if x]) != len({x for x in i if x}))
+    out["route"] = out["trace_id"].map(routes).fillna(out["route"]).fillna(NULL_LABEL)
+    out["query"] = out["input"].astype("object").where(out["input"].notna(), None).str.slice(0, QUERY_CHARS)
+    out = out.rename(columns={"name": "span_name", "duration_ms": "latency_ms"})
+    return out.sort_values(["start_time", "trace_id", "span_id"])[columns].reset_index(drop=True)
+
+
+def retrieval_rollup(log: pd.DataFrame) -> pd.DataFrame:
+    """``retrieval_rollup_hourly`` rows: per route and over all routes."""
+    columns = ["route", "retrievals", "empty_rate", "low_score_rate", "duplicate_rate", "mean_top_score",
+               "mean_documents", "error_rate"]
+    if log.empty:
+        return pd.DataFrame(columns=columns)
+    frame = log.assign(is_error=(log["status"] == "error").astype("float64"))
+    parts = [frame, frame.assign(route=ALL_ROUTES)]
+    g = pd.concat(parts, ignore_index=True).groupby("route")
+    out = g.agg(retrievals=("span_id", "size"), empty_rate=("no_documents", "mean"),
+                low_score_rate=("all_below_threshold", "mean"), duplicate_rate=("duplicate_documents", "mean"),
+                mean_top_score=("top_score", "mean"), mean_documents=("document_count", "mean"),
+                error_rate=("is_error", "mean")).reset_index()
+    for col in columns[2:]:
+        out[col] = out[col].astype("float64")
+    return out[columns]

@@ -1,7 +1,7 @@
-"""the online evals phase's tables (eval_scores, score rollups).
+"""the online evals phase's tables: eval_scores (every production response scored by the selected scorers)
+and score_rollup_hourly (online_evals/tables.py), each with its window index and a unique key on its grain.
 
-Reserved in the lineage so the phases can be built side by side without two heads; the phase fills in
-upgrade() / downgrade() when it ships its tables.
+A frozen snapshot of online_evals/tables.py when the phase shipped: later changes come as new revisions.
 
 Revision ID: 0005
 Revises: 0004
@@ -10,15 +10,84 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
+from obs_pipelines.store.migrations.helpers import add_grain_key, drop_grain_key
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# table -> (comment, [(column, type, nullable, comment)], extra indexes, grain columns after window_start)
+TABLES = {
+    'eval_scores': (
+        'Every production response scored by the selected scorers: one row per (response span, scorer, scorer version).',
+        [
+            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
+            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('trace_id', sa.Text, False, 'Trace of the scored response.'),
+            ('span_id', sa.Text, False, "The scored span: the request's root span, or an llm / other span a rule names."),
+            ('span_kind', sa.Text, True, "'root' for the request's root span, else the span's kind (llm ...)."),
+            ('route', sa.Text, True, "Route of the trace ('(none)' when unknown)."),
+            ('model', sa.Text, True, "Model of the span, or for a root span the model of the trace's last llm call."),
+            ('prompt_version', sa.Text, True, 'Prompt version, taken like the model.'),
+            ('rule', sa.Text, True, 'Settings rule that selected the scorer for this response.'),
+            ('scorer', sa.Text, False, 'Scorer name (docs/online_evals.md).'),
+            ('scorer_version', sa.Text, False, 'Scorer code version + hash of its options: a change re-scores its rows.'),
+            ('score', sa.Float, True, 'Score in [0, 1] (1 = best); null when the scorer does not apply or failed.'),
+            ('passed', sa.Boolean, True, 'score >= threshold; null with the score.'),
+            ('threshold', sa.Float, True, 'Threshold of the rule for this scorer.'),
+            ('reason', sa.Text, True, "Why the score is null when the scorer does not apply (e.g. 'no context')."),
+            ('details', sa.Text, True, "JSON of the scorer's details (findings are masked)."),
+            ('error', sa.Text, True, 'Exception of a scorer that failed on this response (the partition goes on).'),
+            ('scored_at', sa.DateTime, True, 'When the score was computed (UTC).'),
+        ],
+        [('ix_eval_scores_trace_id', ['trace_id']), ('ix_eval_scores_window_start', ['window_start'])],
+        ('trace_id', 'span_id', 'scorer', 'scorer_version'),
+    ),
+    'score_rollup_hourly': (
+        'Scores per hour by scorer, overall and by route, model and prompt version; user feedback alongside.',
+        [
+            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
+            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('scorer', sa.Text, False, 'Scorer name, or feedback:<name> for user feedback from the feedback table.'),
+            ('scorer_version', sa.Text, True, "Scorer version of the hour's scores (null for feedback)."),
+            ('dimension', sa.Text, False, 'overall, route, model or prompt_version.'),
+            ('dimension_value', sa.Text, True, "Value of the dimension ('(none)' when missing); null on the overall row."),
+            ('response_count', sa.BigInteger, True, 'Responses the scorer ran on (feedback: feedback records).'),
+            ('scored_count', sa.BigInteger, True, 'Responses with a score (not null).'),
+            ('null_count', sa.BigInteger, True, 'Responses the scorer did not apply to (null score, no error).'),
+            ('error_count', sa.BigInteger, True, 'Responses on which the scorer failed.'),
+            ('mean_score', sa.Float, True, 'Mean score (feedback: mean value).'),
+            ('p10_score', sa.Float, True, '10th percentile of the scores (linear interpolation, = percentile_cont).'),
+            ('p50_score', sa.Float, True, 'Median score.'),
+            ('below_threshold_share', sa.Float, True, "Share of scored responses below the rule's threshold."),
+            ('threshold', sa.Float, True, 'The threshold (the lowest one if rules differ).'),
+            ('computed_at', sa.DateTime, True, 'When this row was computed (UTC).'),
+        ],
+        [('ix_score_rollup_hourly_window_start', ['window_start'])],
+        ('scorer', 'dimension', 'dimension_value'),
+    ),
+}
+
 
 def upgrade() -> None:
-    pass
+    for name, (comment, columns, indexes, grain) in TABLES.items():
+        op.create_table(
+            name,
+            *(sa.Column(c, t, nullable=nullable, comment=text) for c, t, nullable, text in columns),
+            comment=comment,
+        )
+        for index, cols in indexes:
+            op.create_index(index, name, cols)
+        add_grain_key(name, grain, newest_first="scored_at" if name == "eval_scores" else "computed_at")
 
 
 def downgrade() -> None:
-    pass
+    for name, (_comment, _columns, indexes, _grain) in TABLES.items():
+        drop_grain_key(name)
+        for index, _cols in indexes:
+            op.drop_index(index, table_name=name)
+        op.drop_table(name)

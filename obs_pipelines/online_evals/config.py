@@ -1,0 +1,92 @@
+"""The online evals block of the settings (``online_evals:`` in the YAML; config/example.yaml documents it):
+which scorers score which production responses, how many of them, and the threshold a score must reach.
+
+A response is a span: the request's root span (kind ``root`` in the rules) or any span of a kind named in a
+rule (``llm`` for every model call). A rule matches a response by kind, route, model and prompt version; its
+``sample_rate`` keeps a deterministic share of traces (by a hash of the trace id, so a trace is scored by
+all its rules or none, and a re-run picks the same traces).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ROOT = "root"  # rule kind of the request's root span (whatever its span kind)
+
+
+def _default_scorers() -> list[str]:
+    from obs_pipelines.online_evals.registry import DEFAULT_SCORERS
+
+    return list(DEFAULT_SCORERS)
+
+
+class EvalRule(BaseModel):
+    """Scorers for the responses this rule matches (a missing filter matches everything)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    scorers: list[str] = Field(default_factory=_default_scorers)
+    span_kinds: list[str] = Field(default_factory=lambda: [ROOT])  # root, llm, agent, chain ...
+    routes: list[str] | None = None
+    models: list[str] | None = None
+    prompt_versions: list[str] | None = None
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # passed = score >= threshold
+    thresholds: dict[str, float] = Field(default_factory=dict)  # per scorer, overrides `threshold`
+
+    @field_validator("scorers")
+    @classmethod
+    def _known_scorers(cls, value: list[str]) -> list[str]:
+        from obs_pipelines.online_evals.registry import get
+
+        for name in value:
+            get(name)  # raises with the closest known name
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds_of_selected_scorers(self) -> "EvalRule":
+        unknown = sorted(set(self.thresholds) - set(self.scorers))
+        if unknown:
+            raise ValueError(f"rule {self.name}: thresholds for scorers the rule does not run: {unknown}")
+        return self
+
+    def threshold_of(self, scorer: str) -> float:
+        return self.thresholds.get(scorer, self.threshold)
+
+    def matches(self, kind: str, route: str | None, model: str | None, prompt_version: str | None) -> bool:
+        return (kind in self.span_kinds
+                and (self.routes is None or route in self.routes)
+                and (self.models is None or model in self.models)
+                and (self.prompt_versions is None or prompt_version in self.prompt_versions))
+
+
+class OnlineEvalsSettings(BaseModel):
+    """Rules (first match per scorer wins), per-scorer options, and a bound on the text a scorer reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[EvalRule] = Field(default_factory=lambda: [EvalRule(name="responses")])
+    # options of a scorer wherever a rule runs it, e.g. {word_count_bounds: {max_words: 250}}; an option change
+    # changes the scorer's version, so the next run re-scores exactly that scorer's rows
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    max_text_chars: int = Field(default=20000, ge=100)  # longer inputs / outputs are cut before scoring
+
+    @field_validator("scorer_options")
+    @classmethod
+    def _valid_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from obs_pipelines.online_evals.registry import get
+
+        for name, options in value.items():
+            get(name, **options)  # unknown scorer or option: ValueError naming it
+        return value
+
+
+def sampled(trace_id: str, rate: float) -> bool:
+    """Deterministic sampling by trace id: the same traces are kept on every run and by every rule."""
+    if rate >= 1.0:
+        return True
+    return zlib.crc32(str(trace_id).encode()) / 2**32 < rate

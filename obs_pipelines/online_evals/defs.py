@@ -1,0 +1,177 @@
+"""Dagster wiring of phase 3, online evals: every production response of the hour scored by the scorers the
+settings select (``eval_scores``) and the hour's score rollups (``score_rollup_hourly``), one multi-asset over
+hourly partitions; the hourly job and its schedule.
+
+The logic lives in the plain modules next to this file (responses, scoring, rollups, scorers/, registry);
+this module only turns it into an asset, a job and a schedule.
+
+Backfills over history are a partition range in the UI (``BackfillPolicy.single_run()``: one run scores many
+hours) or ``obs-pipelines run online_evals --start --end``. Each hour keeps the scores it already has for the
+current scorer versions, so a second backfill of a scored range computes nothing and a new or changed scorer
+gets exactly its own rows (tag a run ``obs_pipelines/rescore=true`` to score everything again). An hour that
+fails is reported with its reason while the other hours of the range are written and reported; the run's log
+shows progress (hours done, responses scored, rate, ETA).
+"""
+
+import time
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+
+from obs_pipelines.online_evals import rollups, scoring
+from obs_pipelines.online_evals.tables import TABLE_COLUMNS, eval_scores, score_rollup_hourly
+from obs_pipelines.orchestration.metadata import table_spec
+from obs_pipelines.orchestration.partitions import hourly_partitions
+from obs_pipelines.orchestration.reporting import PartitionReport, emit
+from obs_pipelines.orchestration.windows import HOUR, run_window, windows
+from obs_pipelines.raw_assets import SPANS
+from obs_pipelines.settings import Settings
+from obs_pipelines.store import db
+from obs_pipelines.store.resource import TraceStore
+
+GROUP = "online_evals"
+HOURLY_JOB = "online_evals_hourly_job"
+# runs over the same hours queue on one slot: a schedule tick and a backfill never rewrite an hour together
+HOURLY_POOL = "online_evals_hourly"
+RESCORE_TAG = "obs_pipelines/rescore"
+SCHEDULE_MINUTE = 30  # after monitoring (:10) and with late spans of the hour mostly in
+PREVIEW_ROWS = 10
+
+DESCRIPTIONS = {
+    eval_scores.name: "Every production response of the hour (root spans, and the span kinds the settings' rules "
+                      "name) scored by the scorers the rules select: one row per (response, scorer, scorer version), "
+                      "with the score in [0, 1], passed against the rule's threshold, details, or the error of a "
+                      "scorer that failed on it. Rows of the current scorer versions are kept across runs.",
+    score_rollup_hourly.name: "Scores per hour and scorer, overall and by route, model and prompt version: "
+                              "responses, scored, nulls, errors, mean, p10, p50, share below the threshold; user "
+                              "feedback (feedback table) as feedback:<name> rows.",
+}
+
+
+def _score_figures(hour: scoring.HourScores, written: int | None) -> dict:
+    figures: dict = {
+        "rows": written if written is not None else len(hour.frame),
+        "responses": hour.responses,
+        "scored_now": hour.scored,
+        "kept": hour.kept,
+        "scorer_errors": hour.errors,
+        "unchanged": hour.unchanged,
+        "seconds": round(hour.seconds, 3),
+    }
+    for name, values in sorted(hour.by_scorer.items()):
+        figures[f"mean/{name}"] = float(sum(values) / len(values))
+    return figures
+
+
+def _rollup_figures(rollup: pd.DataFrame, rows: int) -> dict:
+    figures: dict = {"rows": rows, **rollups.headline(rollup)}
+    if not rollup.empty:
+        overall = rollup[rollup["dimension"] == "overall"]
+        shown = overall[["scorer", "response_count", "scored_count", "mean_score", "p10_score",
+                         "below_threshold_share", "error_count"]].head(PREVIEW_ROWS)
+        figures["preview"] = dg.MetadataValue.json(shown.astype(object).where(shown.notna(), None).to_dict("records"))
+    return figures
+
+
+class _Progress:
+    """Hours done, responses scored, rate and ETA of a run over many hours, logged every few seconds."""
+
+    def __init__(self, context: dg.AssetExecutionContext, hours: int):
+        self.context, self.hours, self.done, self.responses = context, hours, 0, 0
+        self.began = self.last = time.monotonic()
+
+    def step(self, responses: int) -> None:
+        self.done += 1
+        self.responses += responses
+        now = time.monotonic()
+        if now - self.last < 5 and self.done < self.hours:
+            return
+        self.last = now
+        elapsed = max(now - self.began, 1e-9)
+        eta = (self.hours - self.done) * elapsed / self.done
+        self.context.log.info(f"online evals: {self.done}/{self.hours} hours, {self.responses} responses, "
+                              f"{self.responses / elapsed:.0f} responses/s, ETA {timedelta(seconds=round(eta))}")
+
+
+def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> dg.AssetsDefinition:
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+    specs = [
+        table_spec(eval_scores, TABLE_COLUMNS[eval_scores.name], group=GROUP, deps=[SPANS], freshness=freshness,
+                   description=DESCRIPTIONS[eval_scores.name]),
+        table_spec(score_rollup_hourly, TABLE_COLUMNS[score_rollup_hourly.name], group=GROUP, freshness=freshness,
+                   deps=[eval_scores.name], description=DESCRIPTIONS[score_rollup_hourly.name]),
+    ]
+    assets = [spec.key.to_user_string() for spec in specs]
+    config = settings.online_evals
+
+    @dg.multi_asset(
+        name="online_evals_hourly",
+        specs=specs,
+        partitions_def=hourly,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+        pool=HOURLY_POOL,
+    )
+    def online_evals_hourly(context: dg.AssetExecutionContext, trace_store: TraceStore):
+        engine = trace_store.engine
+        scorers = scoring.scorers_for(config)
+        rescore = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
+        report = PartitionReport()
+        report.common[eval_scores.name] = {"scorers": sorted(f"{n}@{s.fingerprint}" for n, s in scorers.items()),
+                                           "rules": [r.name for r in config.rules]}
+        run_start, run_end = run_window(context)
+        progress = _Progress(context, int((run_end - run_start) / HOUR))
+        db.create_tables(engine)
+        for start, end in windows(run_start, run_end, HOUR):
+            key = start.strftime("%Y-%m-%d-%H:%M")
+            try:
+                stored = None if rescore else scoring.stored_scores(engine, start, end)
+                hour = scoring.score_hour(engine, start, end, config, scorers, stored, rescore)
+                rollup = rollups.score_rollup(hour.frame, rollups.read_feedback(engine, start, end), start, end)
+                frames = {score_rollup_hourly: rollup}
+                if not hour.unchanged:
+                    frames[eval_scores] = hour.frame
+                written = db.replace_windows(engine, start, end, frames)
+            except Exception as exc:  # noqa: BLE001 - one bad hour must not stop the others of a backfill
+                context.log.error(f"online evals: hour {key} failed: {type(exc).__name__}: {exc}")
+                report.refuse(key, [f"{type(exc).__name__}: {exc}"[:500]])
+                progress.step(0)
+                continue
+            report.add(eval_scores.name, key, _score_figures(hour, written.get(eval_scores.name)))
+            report.add(score_rollup_hourly.name, key, _rollup_figures(rollup, written[score_rollup_hourly.name]))
+            progress.step(hour.responses)
+        yield from emit(context, report, assets)
+
+    return online_evals_hourly
+
+
+def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition,
+                     scoring_asset: dg.AssetsDefinition) -> dg.Definitions:
+    job = dg.define_asset_job(
+        HOURLY_JOB,
+        selection=dg.AssetSelection.assets(scoring_asset),
+        partitions_def=hourly,
+        description="Each hour: score its production responses with the selected scorers, then roll the scores up.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        job,
+        name="online_evals_hourly_schedule",
+        minute_of_hour=SCHEDULE_MINUTE,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Scores each hour {SCHEDULE_MINUTE} minutes after it closes.",
+    )
+    return dg.Definitions(jobs=[job], schedules=[schedule])
+
+
+# the phase's jobs in the order `obs-pipelines run online_evals` runs them
+JOBS = (HOURLY_JOB,)
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    hourly = hourly_partitions(settings)
+    scoring_asset = build_scoring(settings, hourly)
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[scoring_asset]),
+        build_automation(settings, hourly, scoring_asset),
+    )

@@ -1,0 +1,87 @@
+"""Tables written by the online evals phase (SQLAlchemy Core, their own MetaData), published for the other
+phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules read the rollups).
+
+* ``eval_scores``: one row per (response span, scorer, scorer version) of an hour; the hour is the one the
+  response span starts in. Grain key (migration 0005): window_start, trace_id, span_id, scorer, scorer_version.
+* ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
+  p10, share below the threshold, nulls, errors; user feedback from the ``feedback`` table as scorers named
+  ``feedback:<name>``. Grain key: window_start, scorer, dimension, dimension_value.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+online_evals_metadata = sa.MetaData()
+
+_T = {"datetime": sa.DateTime, "text": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean}
+
+_WINDOW = [
+    ("window_start", "datetime", "Start of the hour (UTC, inclusive)."),
+    ("window_end", "datetime", "End of the hour (UTC, exclusive)."),
+]
+_SCORES = [
+    *_WINDOW,
+    ("trace_id", "text", "Trace of the scored response."),
+    ("span_id", "text", "The scored span: the request's root span, or an llm / other span a rule names."),
+    ("span_kind", "text", "'root' for the request's root span, else the span's kind (llm ...)."),
+    ("route", "text", "Route of the trace ('(none)' when unknown)."),
+    ("model", "text", "Model of the span, or for a root span the model of the trace's last llm call."),
+    ("prompt_version", "text", "Prompt version, taken like the model."),
+    ("rule", "text", "Settings rule that selected the scorer for this response."),
+    ("scorer", "text", "Scorer name (docs/online_evals.md)."),
+    ("scorer_version", "text", "Scorer code version + hash of its options: a change re-scores its rows."),
+    ("score", "float", "Score in [0, 1] (1 = best); null when the scorer does not apply or failed."),
+    ("passed", "bool", "score >= threshold; null with the score."),
+    ("threshold", "float", "Threshold of the rule for this scorer."),
+    ("reason", "text", "Why the score is null when the scorer does not apply (e.g. 'no context')."),
+    ("details", "text", "JSON of the scorer's details (findings are masked)."),
+    ("error", "text", "Exception of a scorer that failed on this response (the partition goes on)."),
+    ("scored_at", "datetime", "When the score was computed (UTC)."),
+]
+_ROLLUP = [
+    *_WINDOW,
+    ("scorer", "text", "Scorer name, or feedback:<name> for user feedback from the feedback table."),
+    ("scorer_version", "text", "Scorer version of the hour's scores (null for feedback)."),
+    ("dimension", "text", "overall, route, model or prompt_version."),
+    ("dimension_value", "text", "Value of the dimension ('(none)' when missing); null on the overall row."),
+    ("response_count", "int", "Responses the scorer ran on (feedback: feedback records)."),
+    ("scored_count", "int", "Responses with a score (not null)."),
+    ("null_count", "int", "Responses the scorer did not apply to (null score, no error)."),
+    ("error_count", "int", "Responses on which the scorer failed."),
+    ("mean_score", "float", "Mean score (feedback: mean value)."),
+    ("p10_score", "float", "10th percentile of the scores (linear interpolation, = percentile_cont)."),
+    ("p50_score", "float", "Median score."),
+    ("below_threshold_share", "float", "Share of scored responses below the rule's threshold."),
+    ("threshold", "float", "The threshold (the lowest one if rules differ)."),
+    ("computed_at", "datetime", "When this row was computed (UTC)."),
+]
+
+TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
+
+
+def _table(name: str, columns: list[tuple[str, str, str]], not_null: tuple[str, ...], description: str,
+           *indexes: sa.Index) -> sa.Table:
+    TABLE_COLUMNS[name] = [{"name": n, "type": t, "description": d} for n, t, d in columns]
+    return sa.Table(
+        name,
+        online_evals_metadata,
+        *(sa.Column(n, _T[t], nullable=n not in not_null, comment=d) for n, t, d in columns),
+        sa.Index(f"ix_{name}_window_start", "window_start"),
+        *indexes,
+        comment=description,
+    )
+
+
+eval_scores = _table("eval_scores", _SCORES,
+                     ("window_start", "window_end", "trace_id", "span_id", "scorer", "scorer_version"), "Every production response scored by the selected scorers: one row "
+                     "per (response span, scorer, scorer version).", sa.Index("ix_eval_scores_trace_id", "trace_id"))
+score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "window_end", "scorer", "dimension"),
+                             "Scores per hour by scorer, overall and by route, model and prompt version; user "
+                             "feedback alongside.")
+
+SCORE_COLUMNS = [c[0] for c in _SCORES]
+ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
+
+__all__ = ["ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_scores", "online_evals_metadata",
+           "score_rollup_hourly"]

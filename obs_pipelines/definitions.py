@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 PHASE_MODULES: dict[str, str | None] = {
     "monitoring": "obs_pipelines.monitoring.defs",
     "observability": "obs_pipelines.observability.defs",
-    "online_evals": None,
+    "online_evals": "obs_pipelines.online_evals.defs",
     "offline_evals": None,
 }
 assert set(PHASE_MODULES) == set(PHASES)

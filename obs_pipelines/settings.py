@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from obs_pipelines.ingest.limits import IngestLimits
 from obs_pipelines.observability.config import ObservabilitySettings
+from obs_pipelines.online_evals.config import OnlineEvalsSettings
 from obs_pipelines.store.db import default_db_url
 
 DB_URL_ENV = "OBS_PIPELINES_DB_URL"
@@ -78,6 +79,9 @@ class Settings(BaseModel):
     landing_retry_backoff_seconds: float = Field(default=60.0, ge=0)
     # phase 2: baselines, retrieval and loop thresholds, extra error rules (config/example.yaml: observability)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+
+    # phase 3: which scorers score which production responses, sampling, thresholds (example.yaml: online_evals)
+    online_evals: OnlineEvalsSettings = Field(default_factory=OnlineEvalsSettings)
 
     @field_validator("phases")
     @classmethod

@@ -28,7 +28,7 @@ PHASE_MODULES: dict[str, str | None] = {
     "monitoring": "obs_pipelines.monitoring.defs",
     "observability": "obs_pipelines.observability.defs",
     "online_evals": "obs_pipelines.online_evals.defs",
-    "offline_evals": None,
+    "offline_evals": "obs_pipelines.offline_evals.defs",
 }
 assert set(PHASE_MODULES) == set(PHASES)
 

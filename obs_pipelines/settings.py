@@ -41,6 +41,54 @@ class SLOSpec(BaseModel):
     model: str | None = None
 
 
+# ---- offline evals (phase 4): regression datasets from production, experiments, the CI gate -------------------
+CASE_SOURCES = ("low_score", "error", "negative_feedback", "alert_exemplar", "agent_loop", "empty_retrieval")
+
+
+class DatasetRules(BaseModel):
+    """How one regression dataset is curated from production (docs/offline_evals.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # why a trace becomes a case (its tags): any of CASE_SOURCES
+    sources: list[str] = Field(default_factory=lambda: list(CASE_SOURCES))
+    lookback_days: int = Field(default=14, ge=1)  # a version holds the cases of the last N daily partitions
+    per_tag: int = Field(default=50, ge=1)  # at most this many cases per tag (balance)
+    max_cases: int = Field(default=200, ge=1)  # size cap of a version
+    routes: list[str] | None = None  # only traces of these routes (default: every route)
+    low_score_max: float = 0.5  # an online eval score at or below this selects the trace
+    negative_feedback_max: float = 0.0  # a feedback value at or below this is negative
+    correction_names: list[str] = Field(default_factory=lambda: ["correction", "expected_output"])
+    loop_min_repeats: int = Field(default=4, ge=2)  # the same tool call this many times in a trace is a loop
+    near_duplicate_similarity: float = Field(default=92.0, ge=0, le=100)  # rapidfuzz ratio of normalised inputs
+    scrub_pii: bool = True
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CASE_SOURCES))
+        if unknown:
+            raise ValueError(f"unknown case sources {unknown}; valid: {list(CASE_SOURCES)}")
+        return value
+
+
+class OfflineEvalsSettings(BaseModel):
+    """Regression datasets, experiments and the CI gate (phase 4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: dict[str, DatasetRules] = Field(default_factory=lambda: {"production": DatasetRules()})
+    concurrency: int = Field(default=20, ge=1)  # task calls in flight during `eval run`
+    timeout_s: float = Field(default=60.0, gt=0)  # a task call running longer is recorded as a timeout
+    main_branch: str = "main"  # `eval compare` / `eval gate` compare against this branch's latest experiment
+    tolerance: float = Field(default=0.02, ge=0)  # a drop of a mean score up to this is never a regression
+    # of the paired bootstrap interval and the sign test: 0.99 so that a task of the same quality fails about
+    # one gate in a thousand (a gate that cries wolf gets switched off), while a real drop still fails it
+    confidence: float = Field(default=0.99, gt=0, lt=1)
+    bootstrap_resamples: int = Field(default=5000, ge=100)
+    error_score: float = Field(default=0.0, ge=0, le=1)  # the score of a case whose task raised or timed out
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # `slo:` or `phasess:` must fail, not be ignored
 
@@ -82,6 +130,8 @@ class Settings(BaseModel):
 
     # phase 3: which scorers score which production responses, sampling, thresholds (example.yaml: online_evals)
     online_evals: OnlineEvalsSettings = Field(default_factory=OnlineEvalsSettings)
+    # phase 4: regression datasets, experiments, the CI gate (config/example.yaml: offline_evals)
+    offline_evals: OfflineEvalsSettings = Field(default_factory=OfflineEvalsSettings)
 
     @field_validator("phases")
     @classmethod

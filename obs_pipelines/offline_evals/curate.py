@@ -1,0 +1,295 @@
+"""Selecting regression cases from production, one day at a time, by the rules of a dataset (settings).
+
+Sources (a case's tags say which selected it):
+- ``error``: traces with a span in status error;
+- ``negative_feedback``: feedback at or below ``negative_feedback_max``, and corrections (their comment is the
+  expected output of the case);
+- ``low_score``: an online eval score at or below ``low_score_max`` (table ``eval_scores``, skipped with a log
+  line while the online evals phase has not written it);
+- ``alert_exemplar``: exemplar traces of alerts of the day (table ``alerts``, skipped likewise);
+- ``agent_loop``: the same tool called with the same input ``loop_min_repeats`` times or more in a trace;
+- ``empty_retrieval``: a retrieval span that returned no document.
+
+Loops and empty retrievals are computed from ``spans`` here (the observability phase's tables are not a
+dependency of this phase). Each selected trace becomes one case: the root span's input and output, the
+retrieved documents as context, the newest correction as expected output; PII scrubbed, deduplicated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from obs_pipelines.offline_evals import datasets
+from obs_pipelines.offline_evals.tables import regression_cases as rc
+from obs_pipelines.settings import DatasetRules
+from obs_pipelines.store import db
+from obs_pipelines.store.query import fetch_frame, window_params
+from obs_pipelines.store.schema import feedback, spans
+from obs_pipelines.store.traces import WINDOW
+
+IN_CHUNK = 500  # trace ids per IN (...) list
+# where the online evals phase's and the alerts' tables keep what this phase reads (first name found wins)
+SCORE_COLUMNS = ("score", "value")
+SCORER_COLUMNS = ("scorer", "scorer_name", "name")
+SCORE_TIME_COLUMNS = ("window_start", "start_time", "scored_at", "computed_at", "created_at")
+
+
+@dataclass
+class Curated:
+    """One day's cases of one dataset, and what happened on the way."""
+
+    cases: list[dict]
+    selected: dict[str, int] = field(default_factory=dict)  # traces selected per source
+    skipped: dict[str, str] = field(default_factory=dict)  # source -> why it was not read
+    scrubbed: dict[str, int] = field(default_factory=dict)  # PII values replaced per kind
+    duplicates: int = 0  # cases merged into another by the dedup
+
+
+# ---- the sources: each returns {trace_id: metadata} ----------------------------------------------------------
+def _errors(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    frame = fetch_frame(engine, f"SELECT trace_id, MIN(error_type) AS error_type, MIN(error_message) AS message "
+                                f"FROM spans WHERE {WINDOW} AND status = 'error' GROUP BY trace_id",
+                        window_params(start, end))
+    return {r.trace_id: {"error_type": r.error_type, "error_message": (r.message or "")[:300]}
+            for r in frame.itertuples()}
+
+
+def _agent_loops(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    frame = fetch_frame(engine, f"SELECT trace_id, name, COUNT(*) AS n FROM spans WHERE {WINDOW} AND kind = 'tool' "
+                                "GROUP BY trace_id, name, input HAVING COUNT(*) >= :repeats",
+                        {**window_params(start, end), "repeats": rules.loop_min_repeats})
+    found: dict[str, dict] = {}
+    for r in frame.sort_values("n", ascending=False).itertuples():
+        found.setdefault(r.trace_id, {"loop_tool": r.name, "loop_repeats": int(r.n)})
+    return found
+
+
+def _empty_retrievals(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    if db.is_postgres(engine):
+        docs = "attributes -> 'retrieval.documents'"
+        count = f"CASE WHEN json_typeof({docs}) = 'array' THEN json_array_length({docs}) END"
+    else:
+        count = "json_array_length(attributes, '$.\"retrieval.documents\"')"
+    frame = fetch_frame(engine, f"SELECT DISTINCT trace_id FROM spans WHERE {WINDOW} AND kind = 'retrieval' "
+                                f"AND status = 'ok' AND COALESCE({count}, 0) = 0", window_params(start, end))
+    return {t: {"empty_retrieval": True} for t in frame["trace_id"]}
+
+
+def _negative_feedback(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    query = (sa.select(feedback.c.trace_id, feedback.c.name, feedback.c.value, feedback.c.comment)
+             .where(feedback.c.created_at >= start, feedback.c.created_at < end,
+                    (feedback.c.value <= rules.negative_feedback_max) | feedback.c.name.in_(rules.correction_names))
+             .order_by(feedback.c.created_at))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    found: dict[str, dict] = {}
+    for trace_id, name, value, comment in rows:
+        found.setdefault(trace_id, {"feedback": []})["feedback"].append(
+            {"name": name, "value": value, "comment": (comment or "")[:300]})
+    return found
+
+
+def _first(columns: Iterable[str], candidates: tuple[str, ...]) -> str | None:
+    present = set(columns)
+    return next((c for c in candidates if c in present), None)
+
+
+def _low_scores(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("eval_scores")]
+    score, scorer, when = (_first(columns, SCORE_COLUMNS), _first(columns, SCORER_COLUMNS),
+                           _first(columns, SCORE_TIME_COLUMNS))
+    if "trace_id" not in columns or not score or not when:
+        raise _Skip(f"eval_scores has no trace_id / score / time column (columns: {', '.join(columns)})")
+    name = scorer or "NULL"
+    frame = fetch_frame(engine, f"SELECT trace_id, {name} AS scorer, MIN({score}) AS score FROM eval_scores "
+                                f"WHERE {when} >= :start AND {when} < :end AND {score} <= :max "
+                                f"GROUP BY trace_id, {name}",
+                        {**window_params(start, end), "max": rules.low_score_max})
+    found: dict[str, dict] = {}
+    for r in frame.itertuples():
+        found.setdefault(r.trace_id, {"low_scores": {}})["low_scores"][str(r.scorer)] = float(r.score)
+    return found
+
+
+def _alert_exemplars(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    """Exemplar traces of the alerts whose first breached window starts in the day: a column
+    ``exemplar_trace_ids``, else the alert JSON in ``payload`` (the alerts phase's table)."""
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("alerts")]
+    source = next((c for c in ("exemplar_trace_ids", "payload") if c in columns), None)
+    if source is None or "window_start" not in columns:
+        raise _Skip(f"alerts has no exemplar_trace_ids / payload / window_start column (columns: {', '.join(columns)})")
+    rule = "rule" if "rule" in columns else "NULL"
+    frame = fetch_frame(engine, f"SELECT {rule} AS rule, {source} AS ids FROM alerts "
+                                "WHERE window_start >= :start AND window_start < :end", window_params(start, end))
+    found: dict[str, dict] = {}
+    for r in frame.itertuples():
+        ids = json.loads(r.ids) if isinstance(r.ids, str) else r.ids
+        if isinstance(ids, dict):  # the alert payload
+            ids = ids.get("exemplar_trace_ids")
+        for trace_id in ids or ():
+            found.setdefault(str(trace_id), {"alerts": []})["alerts"].append(r.rule)
+    return found
+
+
+class _Skip(Exception):
+    """A source that cannot be read on this store (its table is missing or has another shape)."""
+
+
+SOURCES: dict[str, tuple[Callable[..., dict[str, dict]], str | None]] = {
+    # source: (reader, table it needs beyond the raw tables)
+    "error": (_errors, None),
+    "negative_feedback": (_negative_feedback, None),
+    "low_score": (_low_scores, "eval_scores"),
+    "alert_exemplar": (_alert_exemplars, "alerts"),
+    "agent_loop": (_agent_loops, None),
+    "empty_retrieval": (_empty_retrievals, None),
+}
+
+
+def select_traces(engine: Engine, start: datetime, end: datetime, rules: DatasetRules,
+                  log: Callable[[str], None] = lambda _m: None) -> tuple[dict[str, dict], Curated]:
+    """trace_id -> {"tags": [...], "metadata": {...}} of the traces the rules select in [start, end)."""
+    report = Curated(cases=[])
+    selected: dict[str, dict] = {}
+    tables = set(sa.inspect(engine).get_table_names())
+    for source in rules.sources:
+        reader, needs = SOURCES[source]
+        if needs and needs not in tables:
+            report.skipped[source] = f"table {needs} does not exist (yet): source {source} skipped"
+            log(report.skipped[source])
+            continue
+        try:
+            found = reader(engine, start, end, rules)
+        except _Skip as exc:
+            report.skipped[source] = f"{exc}: source {source} skipped"
+            log(report.skipped[source])
+            continue
+        report.selected[source] = len(found)
+        for trace_id, metadata in found.items():
+            entry = selected.setdefault(trace_id, {"tags": [], "metadata": {}})
+            entry["tags"].append(source)
+            entry["metadata"].update(metadata)
+    return selected, report
+
+
+# ---- traces -> cases --------------------------------------------------------------------------------------
+_SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "kind", "start_time", "route", "model", "input", "output")
+
+
+def _trace_spans(engine: Engine, trace_ids: list[str]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The spans of the traces (no attributes) and the retrieved document texts per trace."""
+    frames, context = [], {}
+    cols = [spans.c[c] for c in _SPAN_COLUMNS]
+    with engine.connect() as conn:
+        for i in range(0, len(trace_ids), IN_CHUNK):
+            chunk = trace_ids[i:i + IN_CHUNK]
+            rows = conn.execute(sa.select(*cols).where(spans.c.trace_id.in_(chunk))).all()
+            frames.append(pd.DataFrame(rows, columns=list(_SPAN_COLUMNS)))
+            docs = conn.execute(sa.select(spans.c.trace_id, spans.c.attributes)
+                                .where(spans.c.trace_id.in_(chunk), spans.c.kind == "retrieval")
+                                .order_by(spans.c.trace_id, spans.c.start_time)).all()
+            for trace_id, attributes in docs:
+                for doc in (attributes or {}).get("retrieval.documents") or ():
+                    text = doc.get("content") or doc.get("text") if isinstance(doc, dict) else doc
+                    if text:
+                        context.setdefault(trace_id, []).append(str(text))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(_SPAN_COLUMNS))
+    return frame, context
+
+
+def _corrections(engine: Engine, trace_ids: list[str], names: list[str]) -> dict[str, str]:
+    """The newest correction (feedback comment) per trace: the expected output of its case."""
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(trace_ids), IN_CHUNK):
+            rows = conn.execute(sa.select(feedback.c.trace_id, feedback.c.comment)
+                                .where(feedback.c.trace_id.in_(trace_ids[i:i + IN_CHUNK]),
+                                       feedback.c.name.in_(names), feedback.c.comment.is_not(None))
+                                .order_by(feedback.c.created_at)).all()
+            found.update({t: c for t, c in rows if c})
+    return found
+
+
+def build_cases(engine: Engine, selected: dict[str, dict], rules: DatasetRules) -> list[dict]:
+    """One case per selected trace that has an input: the root span's input / output (else the first span
+    with an input), route, model of its first llm call, retrieved documents, expected output."""
+    trace_ids = sorted(selected)
+    if not trace_ids:
+        return []
+    frame, context = _trace_spans(engine, trace_ids)
+    expected = _corrections(engine, trace_ids, rules.correction_names)
+    cases = []
+    frame["is_root"] = frame["parent_span_id"].isna()
+    frame = frame.sort_values(["trace_id", "is_root", "start_time"], ascending=[True, False, True])
+    for trace_id, group in frame.groupby("trace_id", sort=False):
+        root = group.iloc[0]
+        with_input = group[group["input"].notna()]
+        if with_input.empty:
+            continue  # nothing to replay
+        first = root if pd.notna(root["input"]) else with_input.iloc[0]
+        llm = group[(group["kind"] == "llm") & group["model"].notna()]
+        routes = group["route"].dropna()
+        if rules.routes is not None and (routes.empty or routes.iloc[0] not in rules.routes):
+            continue
+        cases.append({
+            "input": first["input"],
+            "output": first["output"] if pd.notna(first["output"]) else None,
+            "expected": expected.get(trace_id),
+            "context": context.get(trace_id, []),
+            "tags": sorted(set(selected[trace_id]["tags"])),
+            "trace_id": trace_id,
+            "route": routes.iloc[0] if not routes.empty else None,
+            "metadata": {**selected[trace_id]["metadata"],
+                         **({"model": llm["model"].iloc[0]} if not llm.empty else {})},
+            "selected_at": root["start_time"],
+        })
+    return cases
+
+
+def curate_day(engine: Engine, start: datetime, end: datetime, rules: DatasetRules,
+               log: Callable[[str], None] = lambda _m: None) -> Curated:
+    """The cases the rules select from the traces of [start, end): scrubbed, with their ids, deduplicated."""
+    selected, report = select_traces(engine, start, end, rules, log)
+    cases = build_cases(engine, selected, rules)
+    if rules.scrub_pii:
+        cases = [datasets.scrub_case(c, report.scrubbed) for c in cases]
+    for case in cases:  # the id of what is stored: the scrubbed input
+        case["case_id"] = datasets.case_id(case["input"])
+    report.cases = datasets.deduplicate(cases, rules.near_duplicate_similarity)
+    report.duplicates = len(cases) - len(report.cases)
+    return report
+
+
+def cases_frame(dataset: str, start: datetime, end: datetime, cases: list[dict]) -> pd.DataFrame:
+    """Rows of ``regression_cases`` for one day of one dataset."""
+    now = db.utcnow()
+    rows = [{"window_start": start, "window_end": end, "dataset": dataset, **datasets._row(c),
+             "selected_at": pd.Timestamp(c["selected_at"]).to_pydatetime() if c.get("selected_at") else None,
+             "computed_at": now} for c in cases]
+    return pd.DataFrame(rows)
+
+
+def window_cases(engine: Engine, dataset: str, start: datetime, end: datetime) -> list[dict]:
+    """The stored regression cases of ``dataset`` curated for the days in [start, end)."""
+    query = sa.select(rc).where(rc.c.dataset == dataset, rc.c.window_start >= start, rc.c.window_start < end)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{**datasets.case_from_row(dict(r)), "selected_at": r["selected_at"]} for r in rows]
+
+
+def build_version(engine: Engine, dataset: str, rules: DatasetRules, day_start: datetime,
+                  day_end: datetime) -> tuple[str, bool, list[dict]]:
+    """The dataset version as of the day ending at ``day_end``: the cases of the last ``lookback_days`` days,
+    deduplicated across days, balanced per tag with the size cap; stored unless that content exists."""
+    window_start = day_end - (day_end - day_start) * rules.lookback_days
+    cases = datasets.deduplicate(window_cases(engine, dataset, window_start, day_end), rules.near_duplicate_similarity)
+    cases = datasets.balance(cases, rules.per_tag, rules.max_cases)
+    version, created = datasets.save_version(engine, dataset, cases, "production", (window_start, day_end))
+    return version, created, cases

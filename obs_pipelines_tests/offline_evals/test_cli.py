@@ -1,0 +1,118 @@
+"""The `dataset` and `eval` command groups in a temporary git repository (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+
+from obs_pipelines.cli_offline import dataset_group, eval_group
+from obs_pipelines.offline_evals import datasets, experiments
+from obs_pipelines.online_evals import registry
+from obs_pipelines_tests.offline_evals.conftest import git
+
+CASES = [{"input": f"What is {i} + {i}?", "expected": str(2 * i), "tags": ["math"]} for i in range(40)]
+
+
+@pytest.fixture
+def repo(git_repo, store, monkeypatch) -> Path:
+    """The git repository as working directory, the store as OBS_PIPELINES_DB_URL, a hand-made dataset."""
+    monkeypatch.setenv("OBS_PIPELINES_DB_URL", store.db_url)
+    (git_repo / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    return git_repo
+
+
+def invoke(group, *args: str, code: int = 0):
+    result = CliRunner().invoke(group, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def _task_module(repo: Path, body: str) -> str:
+    """A module of tasks in the repository, under a fresh name (imports are cached per process)."""
+    name = f"tasks_{uuid.uuid4().hex[:8]}"
+    (repo / f"{name}.py").write_text(body)
+    return name
+
+
+GOOD = "def task(text):\n    a = int(text.split()[2])\n    return str(2 * a)\n"
+WORSE = "def task(text):\n    a = int(text.split()[2])\n    return str(2 * a) if a % 2 else 'no idea'\n"
+
+
+def test_import_export_pin_round_trip(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    version = datasets.latest_version(store.engine, "math")
+    invoke(dataset_group, "pin", "math")
+    lock = json.loads((repo / datasets.LOCK_FILE).read_text())
+    assert lock["datasets"]["math"]["version"] == version
+    # a newer version appears; the pinned one is still what is exported
+    (repo / "more.jsonl").write_text(json.dumps({"input": "a new question"}) + "\n")
+    invoke(dataset_group, "import", "math", "more.jsonl")
+    assert datasets.latest_version(store.engine, "math") != version
+    invoke(dataset_group, "export", "math", "-o", "out.jsonl")
+    exported = [json.loads(line) for line in (repo / "out.jsonl").read_text().splitlines()]
+    assert {c["input"] for c in exported} == {c["input"] for c in CASES}
+    # importing the export gives back the very same version
+    out = invoke(dataset_group, "import", "again", "out.jsonl").output
+    assert datasets.latest_version(store.engine, "again") == version
+    assert "new version" in out
+    listed = invoke(dataset_group, "list").output
+    assert version in listed
+
+
+def test_eval_run_records_the_git_state_and_a_dagster_materialization(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    module = _task_module(repo, GOOD)
+    git(repo, "add", f"{module}.py")
+    git(repo, "commit", "-q", "-m", "task")
+    out = invoke(eval_group, "run", "--dataset", "math", "--task", f"{module}:task", "--scorers",
+                 "exact_match", "--no-progress").output
+    assert "40 cases, 0 errors" in out
+    (exp,) = experiments.list_experiments(store.engine).to_dict("records")
+    assert exp["git_commit"] == git(repo, "rev-parse", "HEAD")
+    assert exp["git_branch"] == "main" and exp["git_dirty"] is False
+    assert exp["dataset_version"] == datasets.latest_version(store.engine, "math")
+    assert json.loads(exp["scorers"]) == {"exact_match": str(registry.get("exact_match").version)}
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("experiments"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["score/exact_match"].value == 1.0
+    assert metadata["experiment_id"].value == exp["experiment_id"]
+
+
+def test_the_gate_fails_a_worse_branch_and_passes_an_equal_one(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    good, worse = _task_module(repo, GOOD), _task_module(repo, WORSE)
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
+           "--no-progress")  # the baseline, on main
+    git(repo, "checkout", "-q", "-b", "feature")
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{worse}:task", "--scorers", "exact_match",
+           "--no-progress")
+    out = invoke(eval_group, "gate", "--report", "gate.md", "--junit", "gate.xml", code=1).output
+    assert "regression: exact_match" in out
+    assert "regressed" in (repo / "gate.md").read_text()
+    assert ET.parse(repo / "gate.xml").getroot().get("failures") == "1"
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
+           "--no-progress")
+    invoke(eval_group, "gate", "--report", "gate.md", code=0)
+    assert "no significant regression" in (repo / "gate.md").read_text()
+
+
+def test_eval_run_on_a_pinned_version_and_an_explicit_one(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    pinned = datasets.latest_version(store.engine, "math")
+    invoke(dataset_group, "pin", "math")
+    (repo / "more.jsonl").write_text(json.dumps({"input": "What is 100 + 100?", "expected": "200"}) + "\n")
+    invoke(dataset_group, "import", "math", "more.jsonl")
+    newest = datasets.latest_version(store.engine, "math")
+    module = _task_module(repo, GOOD)
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{module}:task", "--scorers", "exact_match",
+           "--no-progress")
+    invoke(eval_group, "run", "--dataset", f"math@{newest[:8]}", "--task", f"{module}:task", "--scorers",
+           "exact_match", "--no-progress")
+    versions = experiments.list_experiments(store.engine)["dataset_version"].tolist()
+    assert versions == [newest, pinned]  # newest first

@@ -1,0 +1,152 @@
+"""Curation from production: incidents become cases with the right tags; missing sources are skipped; the
+daily asset keeps the version of unchanged data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from obs_pipelines.offline_evals import curate, datasets
+from obs_pipelines.offline_evals.defs import build_defs
+from obs_pipelines.settings import DatasetRules, OfflineEvalsSettings, Settings
+from obs_pipelines_tests.offline_evals.conftest import DAY, add_feedback, production
+
+
+def _by_trace(cases: list[dict]) -> dict[str, dict]:
+    return {c["trace_id"]: c for c in cases}
+
+
+def _incident_traces(traces: list[list[dict]], incident: str) -> set[str]:
+    return {t[0]["trace_id"] for t in traces
+            if any(incident in str((s["attributes"] or {}).get("synth.incident", "")) for s in t)}
+
+
+def test_incidents_become_cases_with_the_right_tags(store, rules):
+    traces = production(store)
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1),
+                                rules.model_copy(update={"near_duplicate_similarity": 100.0}))
+    tags = datasets.tag_counts(curated.cases)
+    assert {"error", "agent_loop", "empty_retrieval"} <= set(tags)
+    # provenance: a tool-loop trace was selected as a loop, an empty-retrieval case is a retrieval_miss trace
+    selected = {c["trace_id"]: c for c in curate.build_cases(
+        store.engine, curate.select_traces(store.engine, DAY, DAY + timedelta(days=1), rules)[0], rules)}
+    loops = [t for t, c in selected.items() if "agent_loop" in c["tags"]]
+    assert loops and set(loops) <= _incident_traces(traces, "tool_loop")
+    empty = [t for t, c in selected.items() if "empty_retrieval" in c["tags"]]
+    assert empty and set(empty) <= _incident_traces(traces, "retrieval_miss")
+    assert all(c["input"] for c in curated.cases)
+
+
+def test_negative_feedback_selects_the_trace_and_a_correction_is_its_expected_output(store, rules):
+    traces = production(store)
+    clean = next(t for t in traces if t[0]["route"] == "classify" and all(s["status"] == "ok" for s in t))
+    other = next(t for t in traces if t[0]["route"] == "summarize" and all(s["status"] == "ok" for s in t))
+    add_feedback(store, [
+        {"trace_id": clean[0]["trace_id"], "name": "thumbs", "value": 0.0, "comment": "wrong"},
+        {"trace_id": clean[0]["trace_id"], "name": "correction", "value": None, "comment": "billing"},
+        {"trace_id": other[0]["trace_id"], "name": "thumbs", "value": 1.0, "comment": "great"},  # positive
+    ])
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1),
+                                rules.model_copy(update={"sources": ["negative_feedback"]}))
+    assert [c["trace_id"] for c in curated.cases] == [clean[0]["trace_id"]]
+    assert curated.cases[0]["expected"] == "billing"
+    assert curated.cases[0]["tags"] == ["negative_feedback"]
+
+
+def test_sources_whose_tables_do_not_exist_are_skipped_with_a_log_line(store, rules):
+    production(store, hours=1)
+    logged: list[str] = []
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1), rules, logged.append)
+    tables = set(sa.inspect(store.engine).get_table_names())
+    for source, table in (("low_score", "eval_scores"), ("alert_exemplar", "alerts")):
+        if table not in tables:
+            assert source in curated.skipped
+            assert any(table in line and source in line for line in logged)
+
+
+def test_pii_in_production_inputs_is_scrubbed_in_the_cases(store, rules):
+    traces = production(store, hours=1)
+    target = next(t for t in traces if t[0]["route"] == "classify")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE spans SET input = :text WHERE trace_id = :t AND parent_span_id IS NULL"),
+                     {"text": "I am bob@example.org, card 4111 1111 1111 1111", "t": target[0]["trace_id"]})
+    add_feedback(store, [{"trace_id": target[0]["trace_id"], "name": "thumbs", "value": 0.0, "comment": None}])
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1), rules)
+    case = _by_trace(curated.cases)[target[0]["trace_id"]]
+    assert case["input"] == "I am <EMAIL>, card <CARD>"
+    assert curated.scrubbed["email"] >= 1 and curated.scrubbed["card"] >= 1
+
+
+def _settings() -> Settings:
+    return Settings(partitions_start="2026-11-01-00:00",
+                    offline_evals=OfflineEvalsSettings(datasets={"prod": DatasetRules(lookback_days=2)}))
+
+
+def _materialize(store, instance):
+    defs = build_defs(_settings())
+    asset = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition))
+    return dg.materialize([asset], partition_key=DAY.strftime("%Y-%m-%d"), instance=instance,
+                          resources={"trace_store": store})
+
+
+def test_rematerializing_unchanged_data_keeps_the_version(store):
+    production(store)
+    instance = dg.DagsterInstance.ephemeral()
+    first = _materialize(store, instance)
+    assert first.success
+    version = datasets.latest_version(store.engine, "prod")
+    _materialize(store, instance)
+    assert datasets.versions(store.engine, "prod")["version"].tolist() == [version]
+    event = instance.get_latest_materialization_event(dg.AssetKey("dataset_versions"))
+    assert event.asset_materialization.metadata["prod/version"].value == version
+    assert event.asset_materialization.metadata["prod/new_version"].value is False
+    # new production data of the day: a new version
+    add_feedback(store, [{"trace_id": "0" * 32, "name": "thumbs", "value": 0.0, "comment": None}])
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE spans SET input = 'a brand new question?' WHERE parent_span_id IS NULL "
+                             "AND trace_id = (SELECT MIN(trace_id) FROM spans WHERE status = 'error')"))
+    _materialize(store, instance)
+    assert datasets.latest_version(store.engine, "prod") != version
+
+
+def _insert_reflected(store, table_name: str, rows: list[dict]) -> None:
+    """Rows into a table another phase owns (its migration made it, or we make a minimal one): required
+    columns we do not care about get a placeholder value."""
+    table = sa.Table(table_name, sa.MetaData(), autoload_with=store.engine)
+    fill = {sa.DateTime: DAY, sa.Float: 0.0, sa.Integer: 0, sa.Boolean: False}
+    full = []
+    for row in rows:
+        row = dict(row)
+        for column in table.columns:
+            if column.name not in row and not column.nullable:
+                row[column.name] = next((v for t, v in fill.items() if isinstance(column.type, t)), "x")
+        full.append(row)
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(table), full)
+
+
+def _ensure_table(store, name: str, *columns: sa.Column) -> None:
+    if name not in sa.inspect(store.engine).get_table_names():
+        sa.Table(name, sa.MetaData(), *columns).create(store.engine)
+
+
+def test_low_online_scores_and_alert_exemplars_select_their_traces(store, rules):
+    traces = production(store, hours=1)
+    ok = [t for t in traces if all(s["status"] == "ok" for s in t) and t[0]["route"] == "summarize"]
+    other = next(t for t in ok[1:] if t[0]["input"] != ok[0][0]["input"])  # not one case after the dedup
+    low, alerted = ok[0][0]["trace_id"], other[0]["trace_id"]
+    _ensure_table(store, "eval_scores", sa.Column("window_start", sa.DateTime), sa.Column("trace_id", sa.Text),
+                  sa.Column("scorer", sa.Text), sa.Column("score", sa.Float))
+    _ensure_table(store, "alerts", sa.Column("rule", sa.Text), sa.Column("window_start", sa.DateTime),
+                  sa.Column("payload", sa.Text))
+    _insert_reflected(store, "eval_scores", [
+        {"window_start": DAY, "trace_id": low, "scorer": "groundedness", "score": 0.1},
+        {"window_start": DAY, "trace_id": alerted, "scorer": "groundedness", "score": 0.9}])
+    _insert_reflected(store, "alerts", [{"rule": "p95", "window_start": DAY + timedelta(hours=2),
+                                         "payload": '{"exemplar_trace_ids": ["%s"]}' % alerted}])
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1),
+                                rules.model_copy(update={"sources": ["low_score", "alert_exemplar"]}))
+    assert {c["trace_id"]: c["tags"] for c in curated.cases} == {low: ["low_score"], alerted: ["alert_exemplar"]}
+    assert _by_trace(curated.cases)[low]["metadata"]["low_scores"] == {"groundedness": 0.1}

@@ -1,0 +1,74 @@
+"""Experiments: sync and async tasks, concurrency, per-case errors and timeouts, storage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from obs_pipelines.offline_evals import datasets, experiments
+from obs_pipelines_tests.offline_evals.conftest import Exact
+
+
+def _cases(n: int) -> list[dict]:
+    return [{"case_id": datasets.case_id(f"q{i}"), "input": f"q{i}", "expected": f"a{i}", "context": [], "tags": []}
+            for i in range(n)]
+
+
+def answer(text: str) -> str:
+    return "a" + text[1:]
+
+
+def test_a_task_that_raises_or_hangs_on_some_cases_is_recorded_and_the_experiment_completes():
+    def flaky(text: str) -> str:
+        if text == "q1":
+            raise RuntimeError("upstream said no")
+        if text == "q2":
+            time.sleep(60)  # hangs: the timeout records it, its daemon thread is left behind
+        return answer(text)
+
+    began = time.perf_counter()
+    exp = experiments.run_experiment("d", "v", _cases(6), flaky, "t:flaky", [Exact()], timeout_s=0.5)
+    assert time.perf_counter() - began < 5
+    by_case = {r.case_id: r for r in exp.results}
+    assert by_case[datasets.case_id("q1")].error == "RuntimeError: upstream said no"
+    assert by_case[datasets.case_id("q2")].error == "timeout after 0.5 s"
+    assert exp.error_count == 2
+    assert by_case[datasets.case_id("q1")].scores == {"exact": 0.0}  # a failed case scores error_score
+    assert exp.mean_scores() == {"exact": 4 / 6}
+
+
+def test_async_tasks_run_concurrently_and_report_cost():
+    async def task(text: str, case: dict) -> dict:
+        await asyncio.sleep(0.1)
+        return {"output": case["expected"], "cost_usd": 0.001}
+
+    seen: list[int] = []
+    began = time.perf_counter()
+    exp = experiments.run_experiment("d", "v", _cases(100), task, "t:task", [Exact()], concurrency=25,
+                                     progress=seen.append)
+    assert time.perf_counter() - began < 2.5  # 100 x 100 ms at 25 in flight: about 0.4 s
+    assert len(seen) == 100 and exp.error_count == 0
+    assert exp.mean_scores() == {"exact": 1.0}
+    assert all(r.cost_usd == 0.001 and r.latency_ms >= 100 for r in exp.results)
+
+
+def test_sync_tasks_run_concurrently_on_threads():
+    def slow(text: str) -> str:
+        time.sleep(0.1)
+        return answer(text)
+
+    began = time.perf_counter()
+    exp = experiments.run_experiment("d", "v", _cases(60), slow, "t:slow", [Exact()], concurrency=20)
+    assert time.perf_counter() - began < 2.0  # serially: 6 s
+    assert exp.mean_scores() == {"exact": 1.0}
+
+
+def test_an_experiment_is_stored_with_its_cases_scores_and_scorer_versions(store):
+    exp = experiments.run_experiment("d", "v1", _cases(5), answer, "mod:answer", [Exact()])
+    experiments.save_experiment(store.engine, exp)
+    row = experiments.get_experiment(store.engine, exp.experiment_id[:12])
+    assert (row["dataset"], row["dataset_version"], row["task"], row["case_count"]) == ("d", "v1", "mod:answer", 5)
+    assert experiments.json.loads(row["scorers"]) == {"exact": "2"}
+    scores = experiments.experiment_scores(store.engine, exp.experiment_id)
+    assert sorted(scores["exact"]) == [1.0] * 5
+    assert scores["latency_ms"].notna().all()

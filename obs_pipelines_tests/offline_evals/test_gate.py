@@ -42,6 +42,10 @@ def test_a_same_quality_task_passes_the_gate_over_20_seeds():
     # 20 independent trials: a baseline run and a candidate run of the same task, each with its own noise
     results = [_gate(_scores(seed=2 * s), _scores(seed=2 * s + 1)) for s in range(20)]
     assert [r.regressed for r in results] == [[]] * 20
+    # and the harder case: 20 candidates against one baseline run that happened to be lucky
+    lucky = _scores(seed=1000)
+    assert lucky["exact"].mean() > sum(DIFFICULTY) / N_CASES + 0.05
+    assert [_gate(lucky, _scores(seed)).regressed for seed in range(20)] == [[]] * 20
     # it is noise, not blindness: the candidates' means do move around the baseline's
     assert len({round(r.scorers[0].delta, 3) for r in results}) > 5
 

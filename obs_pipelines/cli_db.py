@@ -69,13 +69,15 @@ def revision(message: str, autogenerate: bool, db_url: str | None) -> None:
 
 def _all_metadata() -> list:
     """Every phase's published tables (the lineage covers them all)."""
+    from obs_pipelines.alerts.tables import alerts_metadata
     from obs_pipelines.monitoring.tables import monitoring_metadata
     from obs_pipelines.offline_evals.tables import offline_evals_metadata
     from obs_pipelines.observability.tables import observability_metadata
     from obs_pipelines.online_evals.tables import online_evals_metadata
     from obs_pipelines.store.schema import metadata
 
-    return [metadata, monitoring_metadata, observability_metadata, online_evals_metadata, offline_evals_metadata]
+    return [metadata, monitoring_metadata, observability_metadata, online_evals_metadata, offline_evals_metadata,
+            alerts_metadata]
 
 
 __all__ = ["db_group"]

@@ -59,7 +59,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         importlib.import_module(PHASE_MODULES[p]).build_defs(settings)  # type: ignore[arg-type]
         for p in available_phases(settings)
     ]
-    return dg.Definitions.merge(foundation, *phases)
+    defs = dg.Definitions.merge(foundation, *phases)
+    if settings.alerts.rules:  # the rules become checks on the assets above, plus the alert sensors
+        from obs_pipelines.alerts.defs import build_defs as build_alert_defs
+
+        keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()]
+        defs = dg.Definitions.merge(defs, build_alert_defs(settings, keys))
+    return defs
 
 
 defs = build_definitions()

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from obs_pipelines.alerts.rules import AlertSettings
 from obs_pipelines.ingest.limits import IngestLimits
 from obs_pipelines.observability.config import ObservabilitySettings
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
@@ -125,6 +126,8 @@ class Settings(BaseModel):
     # A failed ingest run is retried, waiting backoff x 2^(n-1) after the n-th failure, up to this many runs.
     landing_max_attempts: int = Field(default=3, ge=1)
     landing_retry_backoff_seconds: float = Field(default=60.0, ge=0)
+    # Alert rules, destinations and delivery policy (obs_pipelines/alerts, docs/alerts.md); no rules: no alerts
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # phase 2: baselines, retrieval and loop thresholds, extra error rules (config/example.yaml: observability)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 

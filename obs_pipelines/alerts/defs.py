@@ -1,0 +1,269 @@
+"""Dagster wiring of the alerts: the rules as asset checks on the tables they read (per partition), a job
+running those checks, a sensor that runs them after each rollup run, and the alert sensor that turns new
+check failures and recoveries into alerts and delivers them through the outbox.
+
+Assembled by obs_pipelines/definitions.py whenever the settings have rules. The logic lives in rules.py,
+evaluate.py, source.py, payload.py, notifiers.py and outbox.py (no dagster there).
+"""
+
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from datetime import datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from obs_pipelines.alerts import outbox, source
+from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate, hour_starts
+from obs_pipelines.alerts.outbox import Observation
+from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
+from obs_pipelines.orchestration.reporting import check_evaluation
+from obs_pipelines.settings import Settings
+from obs_pipelines.store import db
+from obs_pipelines.store.resource import TraceStore
+
+RULES_JOB = "alerts_rules_job"
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+MAX_GROUPS_IN_METADATA = 50
+SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warning": dg.AssetCheckSeverity.WARN,
+            "info": dg.AssetCheckSeverity.WARN}
+log = logging.getLogger("obs_pipelines.alerts")
+
+
+def hour_key(start: datetime) -> str:
+    return start.strftime(HOUR_KEY_FORMAT)
+
+
+def _metric(rule) -> str:
+    if rule.kind == "burn_rate":
+        return f"burn_rate({rule.slo})"
+    if rule.kind == "eval_score":
+        return f"{rule.statistic}({rule.scorer})"
+    return rule.metric
+
+
+def _clean(value):
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def _result_dict(result: RuleResult, attribution: list | None = None, exemplars: list | None = None) -> dict:
+    return {"group": result.group, "value": _clean(result.value), "threshold": _clean(result.threshold),
+            "samples": _clean(result.samples), "judged": result.judged, "passed": result.passed,
+            "baseline": _clean(result.baseline), "attribution": attribution or [],
+            "exemplar_trace_ids": exemplars or []}
+
+
+def hour_metadata(engine, rule, results: list[RuleResult], link: str) -> tuple[bool, dict]:
+    """Whether the hour passed, and the check's metadata: every group's result; the breached ones with
+    attribution and exemplar traces; the worst breach's figures at the top level."""
+    breached = [r for r in results if not r.passed]
+    entries = []
+    for r in breached[:MAX_GROUPS_IN_METADATA]:
+        entries.append(_result_dict(r, source.attribution(engine, rule, r), source.exemplar_trace_ids(engine, rule, r)))
+    entries += [_result_dict(r) for r in results if r.passed][: MAX_GROUPS_IN_METADATA]
+    metadata: dict = {
+        "metric": _metric(rule),
+        "groups_judged": sum(r.judged for r in results),
+        "groups_breached": len(breached),
+        "results": dg.MetadataValue.json(json.loads(json.dumps(entries, default=str))),
+        "link": dg.MetadataValue.url(link),
+    }
+    if breached:
+        worst = entries[0]
+        metadata.update({
+            "value": worst["value"] if worst["value"] is not None else float("nan"),
+            "threshold": worst["threshold"] if worst["threshold"] is not None else float("nan"),
+            "group": dg.MetadataValue.json(worst["group"]),
+            "attribution": dg.MetadataValue.json(worst["attribution"]),
+            "exemplar_trace_ids": dg.MetadataValue.json(worst["exemplar_trace_ids"]),
+        })
+    return not breached, metadata
+
+
+# ---- the rules as asset checks ----------------------------------------------------------------------------
+def rule_tables(settings: Settings, asset_keys: Iterable[str]) -> dict[str, list]:
+    """Rules by the table (= asset) they read; rules on tables no shipped phase defines are left out, with
+    a log line (they come back once the phase ships its table)."""
+    present = set(asset_keys)
+    out: dict[str, list] = {}
+    for rule in settings.alerts.parsed_rules():
+        if rule.table not in present:
+            log.warning(f"alert rule {rule.name!r} skipped: table {rule.table!r} is not an asset of this code "
+                        "location (its phase is not enabled or not shipped yet)")
+            continue
+        out.setdefault(rule.table, []).append(rule)
+    return out
+
+
+def _check_run_window(context, hourly: dg.HourlyPartitionsDefinition) -> tuple[datetime, datetime]:
+    """The run's partition (or range) as Dagster tags it: a check op has no partition context of its own."""
+    tags = context.run.tags
+    first = tags.get("dagster/partition") or tags["dagster/asset_partition_range_start"]
+    last = tags.get("dagster/partition") or tags["dagster/asset_partition_range_end"]
+    return (db.to_naive_utc(hourly.time_window_for_partition_key(first).start),
+            db.to_naive_utc(hourly.time_window_for_partition_key(last).end))
+
+
+def build_rule_checks(settings: Settings, table: str, rules: list,
+                      hourly: dg.HourlyPartitionsDefinition) -> dg.AssetChecksDefinition:
+    """The rules on one table, evaluated hour by hour over the run's window: one evaluation per rule and
+    hour (so the UI shows which hours broke which rule after a range run) plus one summary per rule."""
+
+    @dg.multi_asset_check(
+        name=f"alerts_{table}_rules",
+        specs=[dg.AssetCheckSpec(rule.name, asset=table, description=rule.description or
+                                 f"Alert rule ({rule.kind}) on {table}: {_metric(rule)}.") for rule in rules],
+        description=f"Alert rules on {table}, hour by hour; the alert sensor turns failures into alerts.",
+    )
+    def rule_checks(context: dg.AssetCheckExecutionContext, trace_store: TraceStore):
+        engine = trace_store.engine
+        start, end = _check_run_window(context, hourly)
+        present = sa.inspect(engine).has_table(table)
+        for rule in rules:
+            if not present:
+                context.log.warning(f"alert rule {rule.name} skipped: table {table} does not exist in the store yet")
+                yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=True,
+                                          metadata={"skipped": f"table {table} does not exist yet"})
+                continue
+            results = by_window(evaluate(rule, source.read_rule_frame(engine, rule, start, end), start, end))
+            failing: list[str] = []
+            for hour in hour_starts(start, end):
+                link = source.partition_link(settings.alerts.ui_base_url, table, hour)
+                passed, metadata = hour_metadata(engine, rule, results.get(hour, []), link)
+                yield check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
+                                       SEVERITY[rule.severity], metadata)
+                if not passed:
+                    failing.append(hour_key(hour))
+            yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=not failing,
+                                      severity=SEVERITY[rule.severity],
+                                      metadata={"partitions_checked": len(hour_starts(start, end)),
+                                                "failing_partitions": failing[:50]})
+
+    return rule_checks
+
+
+# ---- sensors ----------------------------------------------------------------------------------------------
+def observations(record: dg.EventLogRecord, rules: dict[str, object]) -> list[Observation]:
+    """The per-group results one check evaluation carries, if it is a rule's per-hour evaluation."""
+    evaluation = record.event_log_entry.dagster_event.event_specific_data
+    rule = rules.get(evaluation.check_name)
+    if rule is None or evaluation.partition is None or rule.table != evaluation.asset_key.to_user_string():
+        return []
+    start = datetime.strptime(evaluation.partition, HOUR_KEY_FORMAT)
+    meta = evaluation.metadata
+    entries = meta["results"].value if "results" in meta else []
+    link = meta["link"].value if "link" in meta else None
+    metric = meta["metric"].value if "metric" in meta else ""
+    return [Observation(rule=rule.name, window_start=start, window_end=start + HOUR,
+                        group=e["group"], value=e["value"], threshold=e["threshold"], judged=e["judged"],
+                        passed=e["passed"], metric=metric, samples=e.get("samples"),
+                        attribution=e.get("attribution", []), exemplar_trace_ids=e.get("exemplar_trace_ids", []),
+                        link=link)
+            for e in entries]
+
+
+def process_check_events(instance: dg.DagsterInstance, engine, settings: Settings, after: int,
+                         logger=None, limit: int = 1000) -> tuple[int, list, outbox.DeliveryReport]:
+    """New rule evaluations since storage id ``after`` -> alerts + outbox; then deliver what is due.
+    Returns the new cursor, the transitions and the delivery report (the sensor and `alerts evaluate`)."""
+    rules = {r.name: r for r in settings.alerts.parsed_rules()}
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
+        limit=limit, ascending=True)
+    found = [o for record in records for o in observations(record, rules)]
+    transitions = outbox.record(engine, rules, found, settings.alerts) if found else []
+    report = outbox.deliver_due(engine, settings.alerts, logger=logger)
+    last = max([after, *(r.storage_id for r in records)])
+    return last, transitions, report
+
+
+def build_alert_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="alerts_sensor",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Turns new failures (and recoveries) of the alert rules' checks into alerts, stores them in "
+                    "`alerts` and delivers them through the outbox (webhook / Slack / log), retrying failed "
+                    "destinations with backoff on later ticks.",
+    )
+    def alerts_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        last, transitions, report = process_check_events(
+            context.instance, trace_store.engine, settings, cursor.get("after", 0), logger=context.log)
+        parts = [f"{len(transitions)} alert change(s)", f"{len(report.delivered)} delivered"]
+        if report.failed:
+            parts.append(f"{len(report.failed)} failed (retried later): "
+                         + "; ".join(f"{k[:8]}: {v}" for k, v in list(report.failed.items())[:3]))
+            context.log.warning(parts[-1])
+        return dg.SensorResult(skip_reason=", ".join(parts), cursor=json.dumps({"after": last}))
+
+    return alerts_sensor
+
+
+def _consecutive_hours(keys: list[str]) -> list[tuple[str, str, list[str]]]:
+    """Sorted hour keys -> (first, last, keys) of each run of consecutive hours."""
+    runs: list[list[str]] = []
+    for k in keys:
+        if runs and datetime.strptime(k, HOUR_KEY_FORMAT) - datetime.strptime(runs[-1][-1], HOUR_KEY_FORMAT) == HOUR:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return [(r[0], r[-1], r) for r in runs]
+
+
+def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="alerts_rules_sensor",
+        job=rules_job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs the alert rules over every hour of the rule tables materialized since its last tick.",
+    )
+    def alerts_rules_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        newest: dict[str, int] = {}
+        for table in tables:
+            after = cursor.get(table)
+            page = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(table), after_storage_id=after), limit=1000,
+                ascending=True)
+            for record in page.records:
+                partition = record.asset_materialization.partition if record.asset_materialization else None
+                if partition:
+                    newest[partition] = max(newest.get(partition, 0), record.storage_id)
+                cursor[table] = max(cursor.get(table) or 0, record.storage_id)
+        if not newest:
+            return dg.SensorResult(skip_reason="no rule table materialized since the last tick",
+                                   cursor=json.dumps(cursor))
+        # one run per run of consecutive hours (a check-only job takes its window from the range tags)
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"alerts_rules:{first}:{last}:{max(newest[k] for k in keys)}",
+                                        tags={**range_tags(first, last), "obs_pipelines/reason": "alert_rules"})
+                          for first, last, keys in _consecutive_hours(sorted(newest))],
+            cursor=json.dumps(cursor))
+
+    return alerts_rules_sensor
+
+
+def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
+    hourly = hourly_partitions(settings)
+    by_table = rule_tables(settings, asset_keys)
+    checks = [build_rule_checks(settings, table, rules, hourly) for table, rules in sorted(by_table.items())]
+    sensors = [build_alert_sensor(settings)]
+    jobs = []
+    if checks:
+        rules_job = dg.define_asset_job(
+            RULES_JOB, selection=dg.AssetSelection.checks(*checks), partitions_def=hourly,
+            description="The alert rules over an hour (or a range): one check evaluation per rule and hour.")
+        jobs.append(rules_job)
+        sensors.append(build_rules_sensor(settings, sorted(by_table), rules_job))
+    return dg.Definitions(asset_checks=checks, jobs=jobs, sensors=sensors)
+
+
+# in the order `obs-pipelines run alerts` would run them
+JOBS = (RULES_JOB,)

@@ -1,0 +1,263 @@
+"""A rule over a table's rows -> one result per (window, group): value, threshold, samples, passed.
+
+Pure pandas: the frames come from `source.py` (the rule's table over the windows judged plus the history the
+rule needs), the results go to the asset checks and the alert sensor. A result whose group has too few samples
+(or an anomaly without enough baseline) is not judged (``judged`` False, ``passed`` True): it neither fires nor
+counts as a good window for a recovery.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from obs_pipelines.alerts.rules import AnomalyRule, BurnRateRule, EvalScoreRule, ThresholdRule
+
+HOUR = timedelta(hours=1)
+MAD_SCALE = 1.4826  # MAD x this estimates the standard deviation of normal data
+COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+RESULT_COLUMNS = ["window_start", "window_end", "group_key", "group", "value", "threshold", "samples",
+                  "judged", "passed", "baseline"]
+
+
+@dataclass
+class RuleResult:
+    """One rule's verdict on one group in one window."""
+
+    rule: str
+    window_start: datetime
+    window_end: datetime
+    group: dict[str, Any]
+    value: float | None
+    threshold: float | None
+    samples: float | None
+    judged: bool
+    passed: bool
+    baseline: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_key(self) -> str:
+        return group_key(self.group)
+
+
+def group_key(group: dict[str, Any]) -> str:
+    """A stable text key of a group (``{}`` for overall)."""
+    return json.dumps(group, sort_keys=True, default=str)
+
+
+def history_needed(rule) -> timedelta:
+    """How far before the first judged window the rule reads rows."""
+    if isinstance(rule, AnomalyRule):
+        if rule.baseline == "same_hour_previous_days":
+            return timedelta(days=rule.baseline_windows)
+        return rule.baseline_windows * HOUR
+    if isinstance(rule, BurnRateRule):
+        return max(w.long_hours for w in rule.windows) * HOUR
+    return timedelta(0)
+
+
+def hour_starts(start: datetime, end: datetime) -> list[datetime]:
+    out, t = [], start
+    while t < end:
+        out.append(t)
+        t += HOUR
+    return out
+
+
+# ---- grouping ---------------------------------------------------------------------------------------------
+def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rule's rows with a ``group_key`` column (and ``group`` dicts): rollup tables by their
+    dimension / dimension_value pair, other tables by plain columns. ``where`` filters first."""
+    frame = frame.copy()
+    for column, value in getattr(rule, "where", {}).items():
+        frame = frame[frame[column].astype(str) == str(value)]
+    group_by = rule.group_by
+    if isinstance(group_by, str) and "dimension" in frame.columns:
+        frame = frame[frame["dimension"] == group_by]
+        if group_by == "overall":
+            groups = [{} for _ in range(len(frame))]
+        else:
+            groups = [{group_by: v} for v in frame["dimension_value"]]
+    else:
+        columns = [group_by] if isinstance(group_by, str) and group_by != "overall" else (
+            [] if group_by == "overall" else list(group_by))
+        groups = [{c: row[c] for c in columns} for _, row in frame[columns].iterrows()] if columns else (
+            [{} for _ in range(len(frame))])
+    frame["group"] = groups
+    frame["group_key"] = [group_key(g) for g in groups]
+    frame["window_start"] = pd.to_datetime(frame["window_start"])
+    if getattr(rule, "aggregate", None):
+        frame = _aggregated(rule, frame)
+    return frame
+
+
+def _aggregated(rule, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per window and group: the metric aggregated over the table's items, ``_rows`` counted."""
+    values = pd.to_numeric(frame[rule.metric].map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce")
+    frame = frame.assign(_m=values)
+    keys = ["window_start", "group_key"]
+    out = frame.groupby(keys, as_index=False).agg(_m=("_m", "count" if rule.aggregate == "count" else rule.aggregate),
+                                                  _rows=("_m", "size"), group=("group", "first"))
+    return out.rename(columns={"_m": rule.metric})
+
+
+def metric_values(rule, rows: pd.DataFrame) -> pd.Series:
+    """The rule's metric: a column, or a ratio of two columns (``cost_usd / call_count``; 0 / 0 is null)."""
+    if rule.metric in rows.columns:
+        return pd.to_numeric(rows[rule.metric], errors="coerce")
+    numerator, denominator = (part.strip() for part in rule.metric.split("/"))
+    den = pd.to_numeric(rows[denominator], errors="coerce")
+    return pd.to_numeric(rows[numerator], errors="coerce") / den.where(den != 0)
+
+
+def _samples(rule, rows: pd.DataFrame) -> pd.Series:
+    if getattr(rule, "aggregate", None):
+        return rows["_rows"].astype(float)
+    if rule.sample_column:
+        return pd.to_numeric(rows[rule.sample_column], errors="coerce").fillna(0)
+    return pd.Series(np.inf, index=rows.index)
+
+
+# ---- the rule kinds ---------------------------------------------------------------------------------------
+def evaluate_threshold(rule: ThresholdRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
+    rows = grouped(rule, frame)
+    rows = rows[(rows["window_start"] >= start) & (rows["window_start"] < end)]
+    values = metric_values(rule, rows)
+    samples = _samples(rule, rows)
+    results = []
+    for (idx, row), value, n in zip(rows.iterrows(), values, samples):
+        judged = bool(n >= rule.min_samples and pd.notna(value))
+        breached = judged and COMPARE[rule.comparison](value, rule.threshold)
+        results.append(RuleResult(rule.name, row["window_start"].to_pydatetime(),
+                                  row["window_start"].to_pydatetime() + HOUR, row["group"],
+                                  None if pd.isna(value) else float(value), rule.threshold,
+                                  None if np.isinf(n) else float(n), judged, not breached))
+    return results
+
+
+def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
+    """Each window's value against the median / MAD of its baseline windows of the same group."""
+    rows = grouped(rule, frame)
+    rows = rows.assign(_value=metric_values(rule, rows), _n=_samples(rule, rows))
+    history = {(k, t): (v, n) for k, t, v, n in zip(rows["group_key"], rows["window_start"], rows["_value"], rows["_n"])}
+    judged_rows = rows[(rows["window_start"] >= start) & (rows["window_start"] < end)]
+    results = []
+    for _, row in judged_rows.iterrows():
+        t = row["window_start"]
+        if rule.baseline == "same_hour_previous_days":
+            base_times = [t - timedelta(days=d) for d in range(1, rule.baseline_windows + 1)]
+        else:
+            base_times = [t - h * HOUR for h in range(1, rule.baseline_windows + 1)]
+        base = [history[(row["group_key"], b)] for b in base_times if (row["group_key"], b) in history]
+        base_values = np.array([v for v, n in base if pd.notna(v) and n >= rule.min_samples], dtype=float)
+        value, n = row["_value"], row["_n"]
+        judged = bool(pd.notna(value) and n >= rule.min_samples and len(base_values) >= rule.min_baseline_windows)
+        median = float(np.median(base_values)) if len(base_values) else None
+        band = None
+        breached = False
+        if judged:
+            mad = float(np.median(np.abs(base_values - median)))
+            band = max(rule.mad_factor * MAD_SCALE * mad, rule.min_abs_change)
+            change = value - median
+            if rule.direction == "up":
+                breached = change > band
+            elif rule.direction == "down":
+                breached = -change > band
+            else:
+                breached = abs(change) > band
+        threshold = None
+        if band is not None:
+            threshold = median - band if rule.direction == "down" else median + band
+        results.append(RuleResult(rule.name, t.to_pydatetime(), t.to_pydatetime() + HOUR, row["group"],
+                                  None if pd.isna(value) else float(value), threshold,
+                                  None if np.isinf(n) else float(n), judged, not breached, baseline=median,
+                                  detail={"baseline_windows": int(len(base_values)),
+                                          "mad_band": band}))
+    return results
+
+
+def evaluate_burn_rate(rule: BurnRateRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
+    """Burn rate over the last N hours = share of bad hours / (1 - target), from the SLO status table's
+    ``met`` column; the rule breaks in a window when, for some pair, both the long and the short window burn
+    at least ``factor``. The value reported is the short window's burn rate of the worst pair."""
+    rows = frame[frame["slo_name"] == rule.slo].copy()
+    rows["window_start"] = pd.to_datetime(rows["window_start"])
+    met = rows.set_index("window_start")["met"]
+    target = float(rows["target"].iloc[0]) if len(rows) else None
+    group = {"slo": rule.slo}
+    results = []
+    for t in hour_starts(start, end):
+        ts = pd.Timestamp(t)
+        if target is None or ts not in met.index or pd.isna(met.get(ts)):
+            results.append(RuleResult(rule.name, t, t + HOUR, group, None, None, None, False, True))
+            continue
+        budget = max(1.0 - target, 1e-9)
+
+        def burn(hours: int) -> tuple[float, int]:
+            span = met[(met.index > ts - hours * HOUR) & (met.index <= ts)].dropna()
+            bad = int((span.astype(str).str.lower().isin(["false", "0"])).sum())
+            return (bad / len(span) / budget if len(span) else 0.0), len(span)
+
+        breached, detail = False, {}
+        for w in rule.windows:
+            long_burn, _ = burn(w.long_hours)
+            short_burn, _ = burn(w.short_hours)
+            detail[f"burn_{w.long_hours}h"] = long_burn
+            detail[f"burn_{w.short_hours}h"] = short_burn
+            if long_burn >= w.factor and short_burn >= w.factor:
+                breached = True
+        first = rule.windows[0]
+        results.append(RuleResult(rule.name, t, t + HOUR, group, float(detail[f"burn_{first.short_hours}h"]),
+                                  first.factor, None, True, not breached, detail=detail))
+    return results
+
+
+def evaluate_eval_score(rule: EvalScoreRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
+    """Per hour and group: the mean score, or the share of scores below ``cut``."""
+    rows = frame[frame[rule.scorer_column] == rule.scorer].copy()
+    rows["_t"] = pd.to_datetime(rows[rule.time_column]).dt.floor("h")
+    rows = rows[(rows["_t"] >= start) & (rows["_t"] < end)]
+    rows["_score"] = pd.to_numeric(rows[rule.score_column], errors="coerce")
+    rows = rows[rows["_score"].notna()]
+    results = []
+    keys = ["_t", *rule.group_by]
+    for key, part in rows.groupby(keys, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        t = key[0].to_pydatetime()
+        group = dict(zip(rule.group_by, key[1:]))
+        scores = part["_score"]
+        value = float(scores.mean()) if rule.statistic == "mean" else float((scores < rule.cut).mean())
+        judged = len(scores) >= rule.min_samples
+        breached = judged and COMPARE[rule.comparison](value, rule.threshold)
+        results.append(RuleResult(rule.name, t, t + HOUR, group, value, rule.threshold, float(len(scores)),
+                                  judged, not breached))
+    return results
+
+
+EVALUATORS = {
+    "threshold": evaluate_threshold,
+    "anomaly": evaluate_anomaly,
+    "burn_rate": evaluate_burn_rate,
+    "eval_score": evaluate_eval_score,
+}
+
+
+def evaluate(rule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
+    """Results of ``rule`` for the hours in [start, end) (``frame`` also holds the history it needs)."""
+    if frame.empty:
+        return []
+    return EVALUATORS[rule.kind](rule, frame, start, end)
+
+
+def by_window(results: list[RuleResult]) -> dict[datetime, list[RuleResult]]:
+    out: dict[datetime, list[RuleResult]] = {}
+    for r in results:
+        out.setdefault(r.window_start, []).append(r)
+    return out

@@ -1,0 +1,84 @@
+"""The alert JSON of ARCHITECTURE.md ("Alerts"): id, rule, severity, status, metric, value, threshold,
+window_start, window_end, group, attribution, exemplar_trace_ids, summary, plus the UI link of the partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from obs_pipelines.alerts.evaluate import group_key
+
+
+def alert_id(rule: str, window_start: datetime, group: dict[str, Any]) -> str:
+    """Stable for one rule + window + group: a redelivery carries the same id."""
+    raw = f"{rule}|{window_start:%Y-%m-%dT%H:%M}|{group_key(group)}"
+    return f"{rule}-{window_start:%Y%m%d%H}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_line(rule: str, status: str, metric: str, value: Any, threshold: Any, group: dict[str, Any],
+                 window_start: datetime, attribution: list[dict]) -> str:
+    """One readable line: what, where, how much, and the top contributor."""
+    where = ", ".join(f"{k}={v}" for k, v in group.items()) or "overall"
+    line = (f"[{status.upper()}] {rule}: {metric} = {_fmt(value)} (threshold {_fmt(threshold)}) for {where} "
+            f"in {window_start:%Y-%m-%d %H:00} UTC")
+    if attribution:
+        top = attribution[0]
+        line += f"; top contributor {top['dimension']}={top['value']} ({top['share']:.0%})"
+    return line
+
+
+def build_alert(*, rule, status: str, metric: str, value: Any, threshold: Any, window_start: datetime,
+                window_end: datetime, group: dict[str, Any], attribution: list[dict], exemplar_trace_ids: list[str],
+                link: str | None, alert_id_: str | None = None, samples: Any = None) -> dict[str, Any]:
+    return {
+        "id": alert_id_ or alert_id(rule.name, window_start, group),
+        "rule": rule.name,
+        "severity": rule.severity,
+        "status": status,
+        "metric": metric,
+        "value": value,
+        "threshold": threshold,
+        "window_start": window_start.isoformat(),
+        "window_end": window_end.isoformat(),
+        "group": group,
+        "samples": samples,
+        "attribution": attribution,
+        "exemplar_trace_ids": exemplar_trace_ids,
+        "summary": summary_line(rule.name, status, metric, value, threshold, group, window_start, attribution),
+        "link": link,
+    }
+
+
+def notification(alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of one notification: the alert itself, or for related alerts of the same window and status
+    a group listing the rule names."""
+    if len(alerts) == 1:
+        return alerts[0]
+    first = alerts[0]
+    rules = sorted({a["rule"] for a in alerts})
+    return {
+        "status": first["status"],
+        "window_start": first["window_start"],
+        "window_end": first["window_end"],
+        "rules": rules,
+        "summary": f"[{first['status'].upper()}] {len(alerts)} alerts in {first['window_start'][:13]}:00 UTC: "
+                   + ", ".join(rules),
+        "alerts": alerts,
+    }
+
+
+def idempotency_key(alerts: list[dict[str, Any]]) -> str:
+    """Same alerts in the same state -> same key, on every attempt and after a crash."""
+    raw = json.dumps(sorted(f"{a['id']}:{a['status']}" for a in alerts))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]

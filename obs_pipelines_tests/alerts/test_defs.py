@@ -1,0 +1,153 @@
+"""The alerts as Dagster runs them: the rules as asset checks per partition, the sensors, end to end on the
+generator's incidents with the shipped example rules, against a real webhook on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from obs_pipelines.alerts.defs import RULES_JOB
+from obs_pipelines.alerts.tables import alerts
+from obs_pipelines.definitions import build_definitions
+from obs_pipelines.settings import Settings, load_settings
+from obs_pipelines.store import db
+from obs_pipelines.synth.generator import generate_traces, parse_incident
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+START = datetime(2026, 11, 2, 9, 0)  # afternoon traffic: ~200-300 requests an hour at rate 0.05
+HOURS = 6
+OUTAGE = START + timedelta(hours=4)  # 13:00, provider_outage of openai over the whole hour
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def key(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d-%H:%M")
+
+
+@pytest.fixture(scope="module")
+def outage_spans() -> list[dict]:
+    incident = parse_incident(f"provider_outage@{OUTAGE:%Y-%m-%dT%H:%M}+1h")
+    gc.disable()
+    try:
+        return [row for trace in generate_traces(START, HOURS, 0.05, 7, [incident]) for row in trace]
+    finally:
+        gc.enable()
+
+
+def example_settings(store) -> Settings:
+    base = load_settings(EXAMPLE)
+    return base.model_copy(update={"db_url": store.db_url, "phases": ["monitoring"],
+                                   "partitions_start": "2026-11-01-00:00"})
+
+
+def run_range(defs: dg.Definitions, job: str, instance, first: datetime, last: datetime):
+    result = defs.resolve_job_def(job).execute_in_process(
+        tags=dict(zip(RANGE, (key(first), key(last)))), instance=instance, raise_on_error=False)
+    assert result.success
+    return result
+
+
+@pytest.fixture
+def checked(store, outage_spans):
+    """The outage hours loaded, rolled up and checked by the rules (one range run each)."""
+    db.insert_spans(store.engine, outage_spans)
+    settings = example_settings(store)
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    last = START + timedelta(hours=HOURS - 1)
+    run_range(defs, "monitoring_hourly_job", instance, START, last)
+    result = run_range(defs, RULES_JOB, instance, START, last)
+    return store, settings, defs, instance, result
+
+
+def sensor_tick(defs, instance, store, name: str, cursor: str | None = None):
+    sensor = defs.resolve_sensor_def(name)
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                                        resources={"trace_store": store}))
+
+
+def failed_openai_traces(store) -> set[str]:
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT DISTINCT trace_id FROM spans WHERE provider = 'openai' AND status = 'error'")).scalars())
+
+
+def test_rules_are_checks_on_the_rollup_assets_and_rules_on_absent_tables_are_skipped(store, caplog):
+    with caplog.at_level(logging.WARNING, logger="obs_pipelines.alerts"):
+        defs = build_definitions(example_settings(store))
+    checks = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
+    assert ("error_rollup_hourly", "provider_error_rate") in checks
+    assert ("slo_status_hourly", "error_budget_burn") in checks
+    assert ("request_rollup_hourly", "route_p95_latency_anomaly") in checks
+    for rule, table in [("empty_retrievals", "retrieval_rollup_hourly"), ("agent_loops", "agent_paths"),
+                        ("groundedness_drop", "eval_scores")]:
+        assert f"alert rule {rule!r} skipped: table {table!r}" in caplog.text
+    assert {s.name for s in defs.sensors} >= {"alerts_sensor", "alerts_rules_sensor"}
+
+
+def test_without_rules_the_alerts_add_nothing(store):
+    defs = build_definitions(Settings(db_url=store.db_url, phases=["monitoring"]))
+    assert not any(s.name.startswith("alerts_") for s in defs.sensors)
+
+
+def test_a_range_run_reports_each_hour_of_each_rule_with_value_group_attribution_and_exemplars(checked):
+    store, _, _, _, result = checked
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == "provider_error_rate"]
+    per_hour = {e.partition: e.passed for e in evaluations if e.partition}
+    assert per_hour == {key(START + timedelta(hours=h)): START + timedelta(hours=h) != OUTAGE for h in range(HOURS)}
+    [outage] = [e for e in evaluations if e.partition == key(OUTAGE)]
+    assert outage.metadata["group"].value == {"provider": "openai"}
+    assert outage.metadata["value"].value > outage.metadata["threshold"].value == 0.25
+    assert outage.metadata["attribution"].value[0] == {**outage.metadata["attribution"].value[0],
+                                                       "dimension": "error_class", "value": "provider_5xx"}
+    exemplars = outage.metadata["exemplar_trace_ids"].value
+    assert exemplars and set(exemplars) <= failed_openai_traces(store)
+    [summary] = [e for e in evaluations if e.partition is None]
+    assert summary.metadata["failing_partitions"].value == [key(OUTAGE)]
+
+
+def test_the_alert_sensor_delivers_the_outage_once_pointing_at_the_provider_and_exemplar_traces(checked, webhook):
+    store, _, defs, instance, _ = checked
+    tick = sensor_tick(defs, instance, store, "alerts_sensor")
+    bodies = [r["body"] for r in webhook.received]
+    alerts_sent = [a for b in bodies for a in b.get("alerts", [b])]
+    fired = {a["rule"]: a for a in alerts_sent}
+    assert "provider_error_rate" in fired
+    alert = fired["provider_error_rate"]
+    assert alert["status"] == "firing" and alert["group"] == {"provider": "openai"}
+    assert alert["window_start"] == OUTAGE.isoformat()
+    assert alert["attribution"][0]["value"] == "provider_5xx"
+    assert alert["exemplar_trace_ids"] and set(alert["exemplar_trace_ids"]) <= failed_openai_traces(store)
+    assert "openai" in alert["summary"] and alert["link"].endswith(f"partition={key(OUTAGE)}")
+    # only the outage hour fired (the hours after it are clean)
+    assert {a["window_start"] for a in alerts_sent} == {OUTAGE.isoformat()}
+    again = sensor_tick(defs, instance, store, "alerts_sensor", cursor=tick.cursor)
+    assert len(webhook.received) == len(bodies)
+    assert json.loads(again.cursor)["after"] >= json.loads(tick.cursor)["after"]
+
+
+def test_a_fresh_sensor_cursor_over_the_same_check_results_sends_nothing_twice(checked, webhook):
+    store, _, defs, instance, _ = checked
+    sensor_tick(defs, instance, store, "alerts_sensor")
+    sent = len(webhook.received)
+    sensor_tick(defs, instance, store, "alerts_sensor")  # cursor lost: every check result read again
+    assert len(webhook.received) == sent
+    with store.engine.connect() as conn:
+        statuses = conn.execute(sa.select(alerts.c.rule, alerts.c.status)).all()
+    assert ("provider_error_rate", "firing") in statuses
+
+
+def test_the_rules_sensor_requests_a_check_run_per_rolled_up_hour(checked):
+    store, _, defs, instance, _ = checked
+    tick = sensor_tick(defs, instance, store, "alerts_rules_sensor")
+    [request] = tick.run_requests  # the six hours are consecutive: one run over the range
+    assert [request.tags[t] for t in RANGE] == [key(START), key(START + timedelta(hours=HOURS - 1))]
+    assert request.run_key.startswith("alerts_rules:")
+    quiet = sensor_tick(defs, instance, store, "alerts_rules_sensor", cursor=tick.cursor)
+    assert not quiet.run_requests

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from obs_pipelines.cli_db import db_group
+from obs_pipelines.cli_offline import dataset_group, eval_group
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
 from obs_pipelines.synth.incidents import INCIDENT_DESCRIPTIONS
@@ -158,6 +159,8 @@ def demo(days: float, rate: float, seed: int) -> None:
 
 
 main.add_command(db_group)  # obs-pipelines db upgrade | current | revision
+main.add_command(dataset_group)  # obs-pipelines dataset list | export | pin | import
+main.add_command(eval_group)  # obs-pipelines eval run | list | compare | gate
 
 
 if __name__ == "__main__":

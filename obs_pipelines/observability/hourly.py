@@ -76,7 +76,8 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
         error_causes_hourly: errors.error_causes(hour.spans, hour.routes, rules),
         retrieval_log: log,
         retrieval_rollup_hourly: retrieval.retrieval_rollup(log),
-        agent_paths: agents.agent_paths(hour.spans, hour.texts, hour.routes, settings),
+        agent_paths: agents.agent_paths(*reading.agent_steps(engine, start, end, hour.requests["trace_id"]),
+                                        hour.routes, settings),
     }
     return {t.name: shape(f, t, start, end) for t, f in frames.items()}, hour
 

@@ -9,7 +9,7 @@ Percentiles over pooled windows are computed in SQL on PostgreSQL (``percentile_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from obs_pipelines.store.query import fetch_frame, window_params
 
 WINDOW = traces.WINDOW
 REQUEST_COLUMNS = ("trace_id", "user_id", "session_id", "service_name")
+# an agent request's steps are read up to this long after its hour closes (its path belongs to its root's hour)
+AGENT_LOOKAHEAD = timedelta(hours=1)
 
 # the HTTP status a client span received, a hint for the error classifier (SQLite's json_extract raises on
 # malformed JSON, which an app writing spans directly may store)
@@ -77,6 +79,19 @@ def spans(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame
+
+
+def agent_steps(engine: Engine, start: datetime, end: datetime, trace_ids: pd.Series,
+                lookahead: timedelta = AGENT_LOOKAHEAD) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tool and llm spans (and their texts) of the window's requests, including the spans that start up to
+    ``lookahead`` after the window closes: a request's path is whole in the window of its root."""
+    params = window_params(start, end + lookahead)
+    sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE[db.is_postgres(engine)]) + " AND kind IN ('tool', 'llm')"
+    frame = _times(fetch_frame(engine, sql, params), "start_time", "end_time")
+    frame = frame[frame["trace_id"].isin(trace_ids)].reset_index(drop=True)
+    frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
+    texts = fetch_frame(engine, _TEXTS_SQL, params)
+    return frame, texts[texts["trace_id"].isin(trace_ids) & texts["kind"].isin(("tool", "llm"))]
 
 
 def texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:

@@ -164,9 +164,10 @@ _RETRIEVAL_ROLLUP = [
 ]
 _AGENT_PATHS = [
     *_WINDOW,
-    ("trace_id", "text", "A request with at least one tool call."),
+    ("trace_id", "text", "A request of the hour (store/traces.py) with at least one tool call."),
     ("route", "text", "Route of the request."),
-    ("tool_calls", "int", "Tool spans of the request."),
+    ("tool_calls", "int", "Tool spans of the request (its steps starting up to an hour after its hour closes "
+                          "count: a request's path is whole in the hour of its root)."),
     ("llm_calls", "int", "llm spans of the request."),
     ("total_steps", "int", "tool_calls + llm_calls."),
     ("distinct_tools", "int", "Distinct tool names called."),

@@ -21,7 +21,6 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-
 # table -> (comment, [(column, type, comment)], grain columns after window_start)
 TABLES = {
     'agent_paths': (
@@ -29,9 +28,9 @@ TABLES = {
         [
             ('window_start', sa.DateTime, 'Start of the window (UTC, inclusive): the hour (the day for daily tables).'),
             ('window_end', sa.DateTime, 'End of the window (UTC, exclusive).'),
-            ('trace_id', sa.Text, 'A request with at least one tool call.'),
+            ('trace_id', sa.Text, 'A request of the hour (store/traces.py) with at least one tool call.'),
             ('route', sa.Text, 'Route of the request.'),
-            ('tool_calls', sa.BigInteger, 'Tool spans of the request.'),
+            ('tool_calls', sa.BigInteger, "Tool spans of the request (its steps starting up to an hour after its hour closes count: a request's path is whole in the hour of its root)."),
             ('llm_calls', sa.BigInteger, 'llm spans of the request.'),
             ('total_steps', sa.BigInteger, 'tool_calls + llm_calls.'),
             ('distinct_tools', sa.BigInteger, 'Distinct tool names called.'),
@@ -50,7 +49,7 @@ TABLES = {
         [
             ('window_start', sa.DateTime, 'Start of the window (UTC, inclusive): the hour (the day for daily tables).'),
             ('window_end', sa.DateTime, 'End of the window (UTC, exclusive).'),
-            ('dimension', sa.Text, "route, model, prompt_version or user_segment (top N users by cost + '(other)')."),
+            ('dimension', sa.Text, "route, model (canonical model key, as monitoring's rollups), prompt_version (prompt_name@version) or user_segment (top N users by cost + '(other)')."),
             ('dimension_value', sa.Text, "Value of the dimension; '(none)' when the call does not carry it."),
             ('calls', sa.BigInteger, 'llm and embedding calls.'),
             ('input_tokens', sa.BigInteger, 'Input tokens (including cached).'),
@@ -217,7 +216,6 @@ TABLES = {
         ('trace_id',),
     ),
 }
-
 
 def upgrade() -> None:
     for name, (comment, columns, grain) in TABLES.items():

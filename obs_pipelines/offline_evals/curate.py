@@ -180,28 +180,34 @@ def select_traces(engine: Engine, start: datetime, end: datetime, rules: Dataset
 
 
 # ---- traces -> cases --------------------------------------------------------------------------------------
-_SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "kind", "start_time", "route", "model", "input", "output")
+_SPAN_COLUMNS = ("trace_id", "parent_span_id", "kind", "start_time", "route", "model", "input", "output")
 
 
-def _trace_spans(engine: Engine, trace_ids: list[str]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """The spans of the traces (no attributes) and the retrieved document texts per trace."""
-    frames, context = [], {}
+def _spans_of(engine: Engine, trace_ids: list[str], *where) -> pd.DataFrame:
+    """Span rows (no attributes) of the traces, ``where`` filters added; IN lists of IN_CHUNK ids."""
     cols = [spans.c[c] for c in _SPAN_COLUMNS]
+    frames = []
     with engine.connect() as conn:
         for i in range(0, len(trace_ids), IN_CHUNK):
-            chunk = trace_ids[i:i + IN_CHUNK]
-            rows = conn.execute(sa.select(*cols).where(spans.c.trace_id.in_(chunk))).all()
-            frames.append(pd.DataFrame(rows, columns=list(_SPAN_COLUMNS)))
-            docs = conn.execute(sa.select(spans.c.trace_id, spans.c.attributes)
-                                .where(spans.c.trace_id.in_(chunk), spans.c.kind == "retrieval")
+            query = sa.select(*cols).where(spans.c.trace_id.in_(trace_ids[i:i + IN_CHUNK]), *where)
+            frames.append(pd.DataFrame(conn.execute(query).all(), columns=list(_SPAN_COLUMNS)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(_SPAN_COLUMNS))
+
+
+def _contexts(engine: Engine, trace_ids: list[str]) -> dict[str, list[str]]:
+    """The retrieved document texts of each trace, in retrieval order."""
+    context: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(trace_ids), IN_CHUNK):
+            rows = conn.execute(sa.select(spans.c.trace_id, spans.c.attributes)
+                                .where(spans.c.trace_id.in_(trace_ids[i:i + IN_CHUNK]), spans.c.kind == "retrieval")
                                 .order_by(spans.c.trace_id, spans.c.start_time)).all()
-            for trace_id, attributes in docs:
+            for trace_id, attributes in rows:
                 for doc in (attributes or {}).get("retrieval.documents") or ():
-                    text = doc.get("content") or doc.get("text") if isinstance(doc, dict) else doc
+                    text = (doc.get("content") or doc.get("text")) if isinstance(doc, dict) else doc
                     if text:
                         context.setdefault(trace_id, []).append(str(text))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(_SPAN_COLUMNS))
-    return frame, context
+    return context
 
 
 def _corrections(engine: Engine, trace_ids: list[str], names: list[str]) -> dict[str, str]:
@@ -217,39 +223,58 @@ def _corrections(engine: Engine, trace_ids: list[str], names: list[str]) -> dict
     return found
 
 
+def _requests(engine: Engine, trace_ids: list[str]) -> pd.DataFrame:
+    """Per trace: the input / output to replay (the root span's, else the first span's with an input), the
+    route and the root's start time. Only root spans are read, except for traces whose root has no input."""
+    roots = _spans_of(engine, trace_ids, spans.c.parent_span_id.is_(None))
+    roots = roots.sort_values(["trace_id", "start_time"], kind="stable").drop_duplicates("trace_id")
+    lacking = sorted(set(trace_ids) - set(roots.loc[roots["input"].notna(), "trace_id"]))
+    if lacking:  # rootless traces, or roots without an input: the first span (root first) with an input
+        rest = _spans_of(engine, lacking)
+        rest["is_root"] = rest["parent_span_id"].isna()
+        rest = rest.sort_values(["trace_id", "is_root", "start_time"], ascending=[True, False, True], kind="stable")
+        first_route = rest[rest["route"].notna()].drop_duplicates("trace_id").set_index("trace_id")["route"]
+        picked = rest[rest["input"].notna()].drop_duplicates("trace_id").set_index("trace_id")
+        picked["route"] = first_route.reindex(picked.index)
+        start = rest.drop_duplicates("trace_id").set_index("trace_id")["start_time"]
+        picked["start_time"] = start.reindex(picked.index)
+        roots = pd.concat([roots[~roots["trace_id"].isin(lacking)], picked.reset_index()], ignore_index=True)
+    return roots[roots["input"].notna()]
+
+
+def _models(engine: Engine, trace_ids: list[str]) -> dict[str, str]:
+    """The model of each trace's first llm call."""
+    calls = _spans_of(engine, trace_ids, spans.c.kind == "llm", spans.c.model.is_not(None))
+    calls = calls.sort_values(["trace_id", "start_time"], kind="stable").drop_duplicates("trace_id")
+    return dict(zip(calls["trace_id"], calls["model"]))
+
+
 def build_cases(engine: Engine, selected: dict[str, dict], rules: DatasetRules) -> list[dict]:
-    """One case per selected trace that has an input: the root span's input / output (else the first span
-    with an input), route, model of its first llm call, retrieved documents, expected output."""
+    """One case per distinct input among the selected traces (the newest trace's; the tags of all of them):
+    its input and output, route, expected output (the newest correction), retrieved documents and the model
+    of its first llm call. Inputs repeat a lot in production, so documents and models are read only for the
+    traces that stay after the exact dedup."""
     trace_ids = sorted(selected)
     if not trace_ids:
         return []
-    frame, context = _trace_spans(engine, trace_ids)
+    requests = _requests(engine, trace_ids)
+    if rules.routes is not None:
+        requests = requests[requests["route"].isin(rules.routes)]
     expected = _corrections(engine, trace_ids, rules.correction_names)
-    cases = []
-    frame["is_root"] = frame["parent_span_id"].isna()
-    frame = frame.sort_values(["trace_id", "is_root", "start_time"], ascending=[True, False, True])
-    for trace_id, group in frame.groupby("trace_id", sort=False):
-        root = group.iloc[0]
-        with_input = group[group["input"].notna()]
-        if with_input.empty:
-            continue  # nothing to replay
-        first = root if pd.notna(root["input"]) else with_input.iloc[0]
-        llm = group[(group["kind"] == "llm") & group["model"].notna()]
-        routes = group["route"].dropna()
-        if rules.routes is not None and (routes.empty or routes.iloc[0] not in rules.routes):
-            continue
-        cases.append({
-            "input": first["input"],
-            "output": first["output"] if pd.notna(first["output"]) else None,
-            "expected": expected.get(trace_id),
-            "context": context.get(trace_id, []),
-            "tags": sorted(set(selected[trace_id]["tags"])),
-            "trace_id": trace_id,
-            "route": routes.iloc[0] if not routes.empty else None,
-            "metadata": {**selected[trace_id]["metadata"],
-                         **({"model": llm["model"].iloc[0]} if not llm.empty else {})},
-            "selected_at": root["start_time"],
-        })
+    cases = [{
+        "case_id": datasets.case_id(r.input), "input": r.input,
+        "output": r.output if pd.notna(r.output) else None, "expected": expected.get(r.trace_id),
+        "context": [], "tags": sorted(set(selected[r.trace_id]["tags"])), "trace_id": r.trace_id,
+        "route": r.route if pd.notna(r.route) else None, "metadata": dict(selected[r.trace_id]["metadata"]),
+        "selected_at": r.start_time,
+    } for r in requests.itertuples(index=False)]
+    cases = datasets.deduplicate(cases, similarity=100.0)
+    kept = [c["trace_id"] for c in cases]
+    context, models = _contexts(engine, kept), _models(engine, kept)
+    for case in cases:
+        case["context"] = context.get(case["trace_id"], [])
+        if case["trace_id"] in models:
+            case["metadata"]["model"] = models[case["trace_id"]]
     return cases
 
 
@@ -263,7 +288,7 @@ def curate_day(engine: Engine, start: datetime, end: datetime, rules: DatasetRul
     for case in cases:  # the id of what is stored: the scrubbed input
         case["case_id"] = datasets.case_id(case["input"])
     report.cases = datasets.deduplicate(cases, rules.near_duplicate_similarity)
-    report.duplicates = len(cases) - len(report.cases)
+    report.duplicates = len(selected) - len(report.cases)
     return report
 
 

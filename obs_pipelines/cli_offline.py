@@ -16,7 +16,10 @@ from rich.table import Column, Table
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
 
-console = Console()
+
+def _console() -> Console:
+    """A console per command: rich reads the width (COLUMNS) when it is made, not at import."""
+    return Console()
 
 
 def _settings() -> Settings:
@@ -75,7 +78,7 @@ def dataset_list(name: str | None) -> None:
     for r in frame.itertuples():
         table.add_row(r.dataset, r.version, str(r.case_count), r.tag_counts or "", r.source or "",
                       str(r.last_built_at)[:19])
-    console.print(table if len(frame) else "no dataset versions yet")
+    _console().print(table if len(frame) else "no dataset versions yet")
 
 
 @dataset_group.command("export")
@@ -90,7 +93,7 @@ def dataset_export(name: str, version: str | None, output: str, lock: str | None
 
     found, cases = _resolve(_engine(_settings()), name, version, lock)
     n = datasets.export_jsonl(cases, Path(output))
-    console.print(f"{name}@{found}: {n} cases -> {output}", highlight=False)
+    _console().print(f"{name}@{found}: {n} cases -> {output}", highlight=False)
 
 
 @dataset_group.command("pin")
@@ -108,7 +111,7 @@ def dataset_pin(name: str, version: str | None, lock: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     path = _lock_path(lock)
     datasets.write_lock(path, name, found, len(cases))
-    console.print(f"pinned {name}@{found} ({len(cases)} cases) in {path}", highlight=False)
+    _console().print(f"pinned {name}@{found} ({len(cases)} cases) in {path}", highlight=False)
 
 
 @dataset_group.command("import")
@@ -125,7 +128,7 @@ def dataset_import(name: str, path: str, scrub: bool) -> None:
         raise click.ClickException(str(exc)) from None
     version, created = datasets.save_version(_engine(_settings()), name, cases, f"import:{Path(path).name}")
     state = "new version" if created else "unchanged, same version"
-    console.print(f"{name}@{version}: {len(cases)} cases ({state})", highlight=False)
+    _console().print(f"{name}@{version}: {len(cases)} cases ({state})", highlight=False)
 
 
 # ---- eval --------------------------------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ def eval_run(dataset_ref: str, task: str, scorers: tuple[str, ...], concurrency:
     except (ImportError, AttributeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     with Progress(TextColumn(f"{dataset}@{found}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not progress) as bar:
+                  console=_console(), disable=not progress) as bar:
         tracker = bar.add_task("cases", total=len(cases))
         exp = experiments.run_experiment(
             dataset, found, cases, fn, task, loaded, concurrency=concurrency or cfg.concurrency,
@@ -178,10 +181,10 @@ def eval_run(dataset_ref: str, task: str, scorers: tuple[str, ...], concurrency:
     table = Table("scorer", "version", "mean")
     for scorer, mean in exp.mean_scores().items():
         table.add_row(scorer, exp.scorers[scorer], "–" if mean is None else f"{mean:.3f}")
-    console.print(table)
+    _console().print(table)
     git = exp.git
     where = f"{git.branch}@{git.commit[:10]}{' (dirty)' if git.dirty else ''}" if git.commit else "no git repository"
-    console.print(f"experiment {exp.experiment_id}: {len(exp.results)} cases, {exp.error_count} errors, {where}",
+    _console().print(f"experiment {exp.experiment_id}: {len(exp.results)} cases, {exp.error_count} errors, {where}",
                   highlight=False)
 
 
@@ -213,7 +216,7 @@ def _comparison(engine, settings: Settings, candidate_id: str | None, baseline_i
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if baseline["dataset_version"] != candidate["dataset_version"]:
-        console.print(f"[yellow]note: dataset versions differ ({baseline['dataset_version']} vs "
+        _console().print(f"[yellow]note: dataset versions differ ({baseline['dataset_version']} vs "
                       f"{candidate['dataset_version']}): only the cases both share are compared[/yellow]")
     scorers = sorted(set(json.loads(candidate["scorers"])) & set(json.loads(baseline["scorers"])))
     cmp = compare.compare_scores(
@@ -235,10 +238,10 @@ def _print_comparison(cmp) -> None:
         table.add_row(s.scorer, str(s.cases), fmt(s.baseline_mean), fmt(s.candidate_mean), fmt(s.delta, True), ci,
                       "–" if s.p_value is None else f"{s.p_value:.3g}",
                       f"[red]{s.verdict}[/red]" if s.regressed else s.verdict)
-    console.print(table)
+    _console().print(table)
     for s in cmp.scorers:
         if s.worse:
-            console.print(f"{s.scorer}: worse on " + ", ".join(f"{w['case_id']} ({w['delta']:+.2f})" for w in s.worse),
+            _console().print(f"{s.scorer}: worse on " + ", ".join(f"{w['case_id']} ({w['delta']:+.2f})" for w in s.worse),
                           highlight=False)
 
 
@@ -284,7 +287,7 @@ def eval_gate(candidate: str | None, baseline: str | None, dataset: str | None, 
         text = f"no baseline experiment on {settings.offline_evals.main_branch} for {candidate_row['dataset']}"
         if report:
             Path(report).write_text(f"### Eval gate: {text}, nothing compared\n")
-        console.print(f"[yellow]{text}[/yellow]")
+        _console().print(f"[yellow]{text}[/yellow]")
         sys.exit(1 if require_baseline else 0)
     _print_comparison(cmp)
     if report:
@@ -292,9 +295,9 @@ def eval_gate(candidate: str | None, baseline: str | None, dataset: str | None, 
     if junit:
         Path(junit).write_text(compare.junit_xml(cmp))
     if cmp.regressed:
-        console.print(f"[red]regression: {', '.join(s.scorer for s in cmp.regressed)}[/red]")
+        _console().print(f"[red]regression: {', '.join(s.scorer for s in cmp.regressed)}[/red]")
         sys.exit(1)
-    console.print("no significant regression")
+    _console().print("no significant regression")
 
 
 @eval_group.command("list")
@@ -310,7 +313,7 @@ def eval_list(dataset: str | None) -> None:
         table.add_row(r.experiment_id, f"{r.dataset}@{r.dataset_version}", r.task, r.git_branch or "",
                       (r.git_commit or "")[:10] + ("*" if r.git_dirty else ""), str(r.case_count),
                       str(r.error_count), r.mean_scores or "")
-    console.print(table if len(frame) else "no experiments yet")
+    _console().print(table if len(frame) else "no experiments yet")
 
 
 __all__ = ["dataset_group", "eval_group"]

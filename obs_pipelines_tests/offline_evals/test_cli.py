@@ -23,6 +23,7 @@ CASES = [{"input": f"What is {i} + {i}?", "expected": str(2 * i), "tags": ["math
 def repo(git_repo, store, monkeypatch) -> Path:
     """The git repository as working directory, the store as OBS_PIPELINES_DB_URL, a hand-made dataset."""
     monkeypatch.setenv("OBS_PIPELINES_DB_URL", store.db_url)
+    monkeypatch.setenv("COLUMNS", "250")  # tables unwrapped in the captured output
     (git_repo / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
     return git_repo
 
@@ -116,3 +117,19 @@ def test_eval_run_on_a_pinned_version_and_an_explicit_one(repo, store):
            "exact_match", "--no-progress")
     versions = experiments.list_experiments(store.engine)["dataset_version"].tolist()
     assert versions == [newest, pinned]  # newest first
+
+
+def test_compare_shows_the_delta_against_main_and_the_cases_that_got_worse(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    good, worse = _task_module(repo, GOOD), _task_module(repo, WORSE)
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
+           "--no-progress")
+    git(repo, "checkout", "-q", "-b", "feature")
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{worse}:task", "--scorers", "exact_match",
+           "--no-progress")
+    listed = experiments.list_experiments(store.engine)
+    candidate, baseline = listed["experiment_id"].tolist()
+    out = invoke(eval_group, "compare", candidate[:20]).output  # baseline: the latest on main
+    assert baseline in out.replace("\n", "")
+    assert "-0.500" in out and "regressed" in out
+    assert "worse on" in out

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from obs_pipelines.offline_evals import curate, datasets
 from obs_pipelines.offline_evals.defs import build_defs
 from obs_pipelines.settings import DatasetRules, OfflineEvalsSettings, Settings
+from obs_pipelines.store import db
 from obs_pipelines_tests.offline_evals.conftest import DAY, add_feedback, production
 
 
@@ -150,3 +151,31 @@ def test_low_online_scores_and_alert_exemplars_select_their_traces(store, rules)
                                 rules.model_copy(update={"sources": ["low_score", "alert_exemplar"]}))
     assert {c["trace_id"]: c["tags"] for c in curated.cases} == {low: ["low_score"], alerted: ["alert_exemplar"]}
     assert _by_trace(curated.cases)[low]["metadata"]["low_scores"] == {"groundedness": 0.1}
+
+
+def test_none_of_200_pii_values_planted_in_production_survives_in_the_dataset_or_its_export(store, tmp_path):
+    from obs_pipelines_tests.offline_evals.test_datasets import _planted
+
+    traces = production(store)
+    failed = [t[0]["trace_id"] for t in traces if any(s["status"] == "error" for s in t)][:100]
+    assert len(failed) == 100
+    planted = _planted(__import__("random").Random(5))
+    with store.engine.begin() as conn:
+        for i, trace_id in enumerate(failed):  # two values per trace: one in the input, one in the output
+            conn.execute(sa.text("UPDATE spans SET input = :i, output = :o WHERE trace_id = :t "
+                                 "AND parent_span_id IS NULL"),
+                         {"i": f"request {i}: reach me at {planted[2 * i][0]}",
+                          "o": f"sure, noted {planted[2 * i + 1][0]}", "t": trace_id})
+    # exact dedup only: the planted inputs differ by one number, near-duplicates after scrubbing
+    rules = DatasetRules(sources=["error"], per_tag=500, max_cases=500, near_duplicate_similarity=100)
+    curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1), rules)
+    db.replace_window(store.engine, curate.rc, DAY, DAY + timedelta(days=1),
+                      curate.cases_frame("prod", DAY, DAY + timedelta(days=1), curated.cases))
+    version, _created, cases = curate.build_version(store.engine, "prod", rules, DAY, DAY + timedelta(days=1))
+    assert sum(f"request {i}:" in (c["input"] or "") for c in cases for i in range(100)) == 100
+    out = tmp_path / "cases.jsonl"
+    datasets.export_jsonl(datasets.load_version(store.engine, "prod", version)[1], out)
+    with store.engine.connect() as conn:
+        stored = " ".join(str(v) for row in conn.execute(sa.select(curate.rc)).all() for v in row)
+    for text in (out.read_text(), stored):
+        assert [value for value, _kind in planted if value in text] == []

@@ -166,7 +166,8 @@ def eval_run(dataset_ref: str, task: str, scorers: tuple[str, ...], concurrency:
     found, cases = _resolve(engine, dataset, version or None, lock)
     try:
         fn = experiments.load_callable(task)
-        loaded = experiments.load_scorers(_split_names(scorers))
+        options = getattr(getattr(settings, "online_evals", None), "scorer_options", None)
+        loaded = experiments.load_scorers(_split_names(scorers), options)
     except (ImportError, AttributeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     with Progress(TextColumn(f"{dataset}@{found}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

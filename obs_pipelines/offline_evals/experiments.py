@@ -97,9 +97,11 @@ def load_callable(spec: str) -> Callable:
     return target
 
 
-def load_scorers(names: Sequence[str], registry_get: Callable[[str], Scorer] | None = None) -> list[Scorer]:
-    """Scorers by registry name (online_evals/registry.py), or ``module:attribute`` for a scorer of the
-    user's own (an instance, or a class / factory called without arguments)."""
+def load_scorers(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
+                 registry_get: Callable[..., Scorer] | None = None) -> list[Scorer]:
+    """Scorers by registry name (online_evals/registry.py) with their ``options`` (the settings'
+    online_evals.scorer_options: offline and online scores then mean the same), or ``module:attribute`` for a
+    scorer of the user's own (an instance, or a class / factory called without arguments)."""
     found = []
     for name in names:
         if ":" in name:
@@ -110,7 +112,7 @@ def load_scorers(names: Sequence[str], registry_get: Callable[[str], Scorer] | N
                 from obs_pipelines.online_evals import registry  # the scorer library of the online phase
 
                 registry_get = registry.get
-            scorer = registry_get(name)
+            scorer = registry_get(name, **dict((options or {}).get(name, {})))
         found.append(scorer)
     return found
 
@@ -234,10 +236,15 @@ def run_experiment(dataset: str, version: str, cases: Sequence[dict], task: Call
         _score(by_id[result.case_id], result, scorers, error_score)
     return Experiment(
         experiment_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", dataset=dataset, dataset_version=version,
-        task=task_name, scorers={s.name: str(getattr(s, "version", "1")) for s in scorers}, git=git_state(cwd),
+        task=task_name, scorers={s.name: _scorer_version(s) for s in scorers}, git=git_state(cwd),
         started_at=started, finished_at=db.utcnow(), results=results, concurrency=concurrency,
         timeout_s=timeout_s, name=name, error_score=error_score,
     )
+
+
+def _scorer_version(scorer: Scorer) -> str:
+    """The scorer's fingerprint (code version + hash of its options) when it has one, else its version."""
+    return str(getattr(scorer, "fingerprint", None) or getattr(scorer, "version", "1"))
 
 
 # ---- storing and reading -----------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_eval_run_records_the_git_state_and_a_dagster_materialization(repo, stor
     assert exp["git_commit"] == git(repo, "rev-parse", "HEAD")
     assert exp["git_branch"] == "main" and exp["git_dirty"] is False
     assert exp["dataset_version"] == datasets.latest_version(store.engine, "math")
-    assert json.loads(exp["scorers"]) == {"exact_match": str(registry.get("exact_match").version)}
+    assert json.loads(exp["scorers"]) == {"exact_match": registry.get("exact_match").fingerprint}
     event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("experiments"))
     metadata = event.asset_materialization.metadata
     assert metadata["score/exact_match"].value == 1.0

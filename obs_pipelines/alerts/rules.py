@@ -98,7 +98,7 @@ class EvalScoreRule(_Rule):
     table: str = "eval_scores"  # one row per scored response (online_evals)
     scorer_column: str = "scorer"
     score_column: str = "score"
-    time_column: str = "created_at"
+    time_column: str = "window_start"
     group_by: list[str] = Field(default_factory=list)  # e.g. [route]
     statistic: Literal["mean", "share_below"] = "mean"
     cut: float | None = None  # share_below: scores under this value count as bad

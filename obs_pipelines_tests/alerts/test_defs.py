@@ -151,3 +151,44 @@ def test_the_rules_sensor_requests_a_check_run_per_rolled_up_hour(checked):
     assert request.run_key.startswith("alerts_rules:")
     quiet = sensor_tick(defs, instance, store, "alerts_rules_sensor", cursor=tick.cursor)
     assert not quiet.run_requests
+
+
+def test_with_observability_the_alert_carries_its_error_causes_and_its_rules_on_its_tables_run(store, outage_spans,
+                                                                                                 webhook):
+    db.insert_spans(store.engine, outage_spans)
+    settings = example_settings(store).model_copy(update={"phases": ["monitoring", "observability"]})
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"empty_retrievals", "agent_loops"} <= checks
+    run_range(defs, "monitoring_hourly_job", instance, OUTAGE, OUTAGE)
+    run_range(defs, "observability_hourly_job", instance, OUTAGE, OUTAGE)
+    run_range(defs, RULES_JOB, instance, OUTAGE, OUTAGE)
+    sensor_tick(defs, instance, store, "alerts_sensor")
+    alerts_sent = [a for r in webhook.received for a in r["body"].get("alerts", [r["body"]])]
+    alert = next(a for a in alerts_sent if a["rule"] == "provider_error_rate")
+    dimensions = {c["dimension"] for c in alert["attribution"]}
+    assert alert["attribution"][0] == {**alert["attribution"][0], "dimension": "error_class", "value": "provider_5xx"}
+    assert "span" in dimensions  # the failing step, from error_causes_hourly
+    assert set(alert["exemplar_trace_ids"]) <= failed_openai_traces(store)
+
+
+def test_48_clean_hours_fire_nothing_with_the_shipped_example_rules(store, webhook):
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the rules read the same rollups on both databases; one run of 48 hours is enough")
+    start = datetime(2026, 11, 5, 0, 0)
+    gc.disable()
+    try:
+        rows = [row for trace in generate_traces(start, 48, 0.03, 11) for row in trace]
+    finally:
+        gc.enable()
+    db.insert_spans(store.engine, rows)
+    settings = example_settings(store).model_copy(update={"phases": ["monitoring", "observability"]})
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    last = start + timedelta(hours=47)
+    run_range(defs, "monitoring_hourly_job", instance, start, last)
+    run_range(defs, "observability_hourly_job", instance, start, last)
+    result = run_range(defs, RULES_JOB, instance, start, last)
+    failed = sorted((e.check_name, e.partition) for e in result.get_asset_check_evaluations() if not e.passed)
+    assert failed == []
+    sensor_tick(defs, instance, store, "alerts_sensor")
+    assert webhook.received == []

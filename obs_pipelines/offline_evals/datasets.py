@@ -166,22 +166,32 @@ def save_version(engine: Engine, dataset: str, cases: Sequence[dict], source: st
     version = content_hash(cases)
     now = now or db.utcnow()
     key = (dataset_versions.c.dataset == dataset) & (dataset_versions.c.version == version)
-    with engine.begin() as conn:
-        exists = conn.execute(sa.select(sa.func.count()).select_from(dataset_versions).where(key)).scalar_one()
-        if exists:
+
+    def touch() -> None:
+        with engine.begin() as conn:
             conn.execute(sa.update(dataset_versions).where(key).values(last_built_at=now))
-            return version, False
-        conn.execute(sa.insert(dataset_versions), [{
-            "dataset": dataset, "version": version, "case_count": len(cases),
-            "tag_counts": json.dumps(tag_counts(cases)), "source": source,
-            "window_start": window[0] if window else None, "window_end": window[1] if window else None,
-            "created_at": now, "last_built_at": now,
-        }])
-        if cases:
-            conn.execute(sa.insert(dataset_version_cases), [
-                {**_row(case), "dataset": dataset, "version": version, "position": i}
-                for i, case in enumerate(sorted(cases, key=lambda c: c["case_id"]))
-            ])
+
+    with engine.connect() as conn:
+        exists = conn.execute(sa.select(sa.func.count()).select_from(dataset_versions).where(key)).scalar_one()
+    if exists:
+        touch()
+        return version, False
+    try:
+        with engine.begin() as conn:  # the version row and its cases together, or neither
+            conn.execute(sa.insert(dataset_versions), [{
+                "dataset": dataset, "version": version, "case_count": len(cases),
+                "tag_counts": json.dumps(tag_counts(cases)), "source": source,
+                "window_start": window[0] if window else None, "window_end": window[1] if window else None,
+                "created_at": now, "last_built_at": now,
+            }])
+            if cases:
+                conn.execute(sa.insert(dataset_version_cases), [
+                    {**_row(case), "dataset": dataset, "version": version, "position": i}
+                    for i, case in enumerate(sorted(cases, key=lambda c: c["case_id"]))
+                ])
+    except sa.exc.IntegrityError:  # another process stored the same content meanwhile: same version
+        touch()
+        return version, False
     return version, True
 
 

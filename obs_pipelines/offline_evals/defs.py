@@ -88,6 +88,12 @@ def report_experiment(instance: dg.DagsterInstance, exp: Experiment) -> None:
         "git_dirty": bool(exp.git.dirty), "scorer_versions": dg.MetadataValue.json(dict(exp.scorers)),
         "duration_s": (exp.finished_at - exp.started_at).total_seconds(),
     })
+    latencies = [r.latency_ms for r in exp.results if r.latency_ms is not None]
+    costs = [r.cost_usd for r in exp.results if r.cost_usd is not None]
+    if latencies:
+        metadata["mean_latency_ms"] = sum(latencies) / len(latencies)
+    if costs:
+        metadata["total_cost_usd"] = float(sum(costs))
     instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key=EXPERIMENTS, metadata=metadata,
         tags={"obs_pipelines/dataset": exp.dataset, "obs_pipelines/git_commit": exp.git.commit or ""},

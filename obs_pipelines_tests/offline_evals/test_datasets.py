@@ -107,3 +107,14 @@ def test_the_latest_version_is_the_last_built_content(store):
     datasets.save_version(store.engine, "prod", [case("a question")], "production")  # data went back
     assert datasets.latest_version(store.engine, "prod") == old
     assert datasets.load_version(store.engine, "prod", old[:6])[0] == old  # a prefix names a version
+
+
+def test_two_processes_saving_the_same_content_get_one_version(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [case(f"question {i}") for i in range(50)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: datasets.save_version(store.engine, "prod", cases, "production"), range(4)))
+    assert len({v for v, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(datasets.load_version(store.engine, "prod")[1]) == 50

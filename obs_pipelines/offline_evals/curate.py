@@ -1,7 +1,7 @@
 """Selecting regression cases from production, one day at a time, by the rules of a dataset (settings).
 
 Sources (a case's tags say which selected it):
-- ``error``: traces with a span in status error;
+- ``error``: requests that failed (the root span in status error);
 - ``negative_feedback``: feedback at or below ``negative_feedback_max``, and corrections (their comment is the
   expected output of the case);
 - ``low_score``: an online eval score at or below ``low_score_max`` (table ``eval_scores``, skipped with a log
@@ -54,11 +54,14 @@ class Curated:
 
 # ---- the sources: each returns {trace_id: metadata} ----------------------------------------------------------
 def _errors(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
-    frame = fetch_frame(engine, f"SELECT trace_id, MIN(error_type) AS error_type, MIN(error_message) AS message "
+    """Requests that failed: the root span is in error (a call that failed and was retried successfully is
+    not a regression case). The error type and message are the failed spans' (the smallest, deterministic)."""
+    frame = fetch_frame(engine, f"SELECT trace_id, MIN(error_type) AS error_type, MIN(error_message) AS message, "
+                                "MAX(CASE WHEN parent_span_id IS NULL THEN 1 ELSE 0 END) AS root_failed "
                                 f"FROM spans WHERE {WINDOW} AND status = 'error' GROUP BY trace_id",
                         window_params(start, end))
     return {r.trace_id: {"error_type": r.error_type, "error_message": (r.message or "")[:300]}
-            for r in frame.itertuples()}
+            for r in frame.itertuples() if r.root_failed == 1}
 
 
 def _agent_loops(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:

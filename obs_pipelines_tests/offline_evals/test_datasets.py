@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from obs_pipelines.offline_evals import datasets, pii
 from obs_pipelines.online_evals.scorers.safety import luhn_valid
 
@@ -118,3 +120,16 @@ def test_two_processes_saving_the_same_content_get_one_version(store):
     assert len({v for v, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert len(datasets.load_version(store.engine, "prod")[1]) == 50
+
+
+def test_a_hand_made_file_is_read_leniently_and_a_bad_line_is_named(tmp_path):
+    good = tmp_path / "cases.jsonl"
+    good.write_text('{"input": "Where is my order?", "expected": "in transit", "context": "doc one", '
+                    '"tags": "billing"}\n\n{"input": "Call me on +1 415 555 0134", "expected": {"intent": "call"}}\n')
+    first, second = sorted(datasets.read_jsonl(good), key=lambda c: c["input"])
+    assert (first["input"], first["expected"]) == ("Call me on <PHONE>", '{"intent": "call"}')
+    assert (second["context"], second["tags"]) == (["doc one"], ["billing"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "fine"}\n{"expected": "no input"}\n')
+    with pytest.raises(datasets.DatasetError, match=r"bad\.jsonl:2: expected an object with a string 'input'"):
+        datasets.read_jsonl(bad)

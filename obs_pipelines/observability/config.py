@@ -47,5 +47,9 @@ class ObservabilitySettings(BaseModel):
     # ... or this many consecutive model outputs each at least this similar (rapidfuzz ratio, 0-100)
     loop_similar_outputs: int = Field(default=3, ge=2)
     output_similarity: float = Field(default=95.0, ge=0, le=100)
+    # prompt_version_comparison_daily: versions with fewer calls in the day are marked, not judged ...
+    comparison_min_samples: int = Field(default=30, ge=2)
+    # ... and a difference counts when its test's p-value is below this (for the family of four tests)
+    comparison_alpha: float = Field(default=0.001, gt=0, lt=1)
     # extra error classes by regex, tried before the built-in classifier
     error_rules: list[ErrorRule] = Field(default_factory=list)

@@ -21,6 +21,7 @@ from obs_pipelines.observability.tables import (
     cost_attribution_hourly,
     error_causes_hourly,
     latency_attribution_hourly,
+    prompt_version_comparison_daily,
     retrieval_log,
     retrieval_rollup_hourly,
     session_rollup_daily,
@@ -64,6 +65,10 @@ DESCRIPTIONS = {
                                   "documents (an empty vector store shows here while latency looks healthy).",
     agent_paths.name: "Per request with tool calls: the ordered tool path and the loop detector (repeated call, "
                       "repeated cycle, near-identical model outputs) with its evidence.",
+    prompt_version_comparison_daily.name: "Per day, route and prompt: each version against the previous one — "
+                                          "calls, latency p50 / p95, cost per call, error rate, output tokens, "
+                                          "Mann-Whitney U / Fisher tests and a verdict (regression, changed, "
+                                          "no_change, insufficient_samples).",
     session_rollup_daily.name: "Per session and day, from the traces table: user, first / last seen, turns, "
                                "errors, tokens, cost, routes, whether it ended on an error.",
 }
@@ -191,8 +196,9 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("complete day, or an hour of it updated (last 7 days)")
+    deps = {session_rollup_daily.name: [traces.name], prompt_version_comparison_daily.name: [SPANS]}
     specs = [table_spec(table, TABLE_COLUMNS[name], group=GROUP, description=DESCRIPTIONS[name],
-                        deps=[traces.name], automation_condition=condition)
+                        deps=deps[name], automation_condition=condition)
              for name, table in DAILY_TABLES.items()]
     assets = [spec.key.to_user_string() for spec in specs]
 
@@ -200,9 +206,10 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
                     backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False, pool=DAILY_POOL)
     def observability_daily_tables(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
+        prices = load_prices(settings.price_overrides)
         report = PartitionReport()
         for day_start, day_end in windows(*run_window(context), DAY):
-            frames = logic.daily_tables(engine, day_start, day_end)
+            frames = logic.daily_tables(engine, day_start, day_end, settings.observability, prices)
             written = db.replace_windows(engine, day_start, day_end, {DAILY_TABLES[n]: f for n, f in frames.items()})
             rows = frames[session_rollup_daily.name]
             report.add(session_rollup_daily.name, day_start.strftime(DAY_KEY_FORMAT), {
@@ -213,6 +220,14 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
                 "preview": dg.MetadataValue.md(_md_table(rows.sort_values("turns", ascending=False),
                                                          ["session_id", "user_id", "turns", "errors", "routes",
                                                           "ended_on_error"]))})
+            comparison = frames[prompt_version_comparison_daily.name]
+            report.add(prompt_version_comparison_daily.name, day_start.strftime(DAY_KEY_FORMAT), {
+                "rows": written[prompt_version_comparison_daily.name],
+                "regressions": int((comparison["verdict"] == "regression").sum()),
+                "changed": int((comparison["verdict"] == "changed").sum()),
+                "preview": dg.MetadataValue.md(_md_table(comparison, ["route", "prompt_name", "prompt_version",
+                                                                     "previous_version", "calls", "verdict",
+                                                                     "reasons"]))})
         yield from emit(context, report, assets)
 
     return observability_daily_tables
@@ -225,7 +240,7 @@ def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, 
                                      partitions_def=hourly,
                                      description="Each hour: traces, attribution, error causes, retrieval, agent paths.")
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(daily_tables),
-                                    partitions_def=daily, description="Sessions per day, from the traces table.")
+                                    partitions_def=daily, description="Sessions per day (from the traces table) and prompt versions compared.")
     minute = settings.observability.schedule_minute
     schedule = dg.build_schedule_from_partitioned_job(
         hourly_job, name="observability_hourly_schedule", minute_of_hour=minute,

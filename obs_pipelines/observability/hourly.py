@@ -12,13 +12,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.observability import agents, attribution, errors, reading, requests, retrieval, sessions
+from obs_pipelines.observability import agents, attribution, errors, prompts, reading, requests, retrieval, sessions
 from obs_pipelines.observability.config import ObservabilitySettings
 from obs_pipelines.observability.tables import (
     agent_paths,
     cost_attribution_hourly,
     error_causes_hourly,
     latency_attribution_hourly,
+    prompt_version_comparison_daily,
     retrieval_log,
     retrieval_rollup_hourly,
     session_rollup_daily,
@@ -82,6 +83,11 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     return {t.name: shape(f, t, start, end) for t, f in frames.items()}, hour
 
 
-def daily_tables(engine: Engine, day_start: datetime, day_end: datetime) -> dict[str, pd.DataFrame]:
-    rows = sessions.session_rollup(engine, day_start, day_end)
-    return {session_rollup_daily.name: shape(rows, session_rollup_daily, day_start, day_end)}
+def daily_tables(engine: Engine, day_start: datetime, day_end: datetime, settings: ObservabilitySettings,
+                 prices: PriceTable) -> dict[str, pd.DataFrame]:
+    frames = {
+        session_rollup_daily: sessions.session_rollup(engine, day_start, day_end),
+        prompt_version_comparison_daily: prompts.prompt_comparison(
+            engine, day_start, day_end, prices, settings.comparison_min_samples, settings.comparison_alpha),
+    }
+    return {t.name: shape(f, t, day_start, day_end) for t, f in frames.items()}

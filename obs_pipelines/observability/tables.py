@@ -183,6 +183,35 @@ _AGENT_PATHS = [
     *_COMPUTED,
 ]
 
+_PROMPT_COMPARISON = [
+    *_WINDOW,
+    ("route", "text", f"Route of the llm calls ({NULL_LABEL!r} when they carry none)."),
+    ("prompt_name", "text", "Prompt name."),
+    ("prompt_version", "text", "The version judged."),
+    ("previous_version", "text", "The version before it (natural version order) seen the same day."),
+    ("calls", "int", "llm calls of the version in the day."),
+    ("previous_calls", "int", "llm calls of the previous version in the day."),
+    ("latency_p50_ms", "float", "Median call latency of the version (ms)."),
+    ("latency_p95_ms", "float", "95th percentile call latency of the version (ms)."),
+    ("previous_latency_p95_ms", "float", "95th percentile call latency of the previous version (ms)."),
+    ("cost_per_call_usd", "float", "Mean cost per call (reported, else tokens x price table)."),
+    ("previous_cost_per_call_usd", "float", "Mean cost per call of the previous version."),
+    ("error_rate", "float", "Share of the version's calls in status error."),
+    ("previous_error_rate", "float", "Share of the previous version's calls in status error."),
+    ("output_tokens_mean", "float", "Mean output tokens per call."),
+    ("previous_output_tokens_mean", "float", "Mean output tokens per call of the previous version."),
+    ("latency_p_value", "float", "Mann-Whitney U (two-sided) on call latency; null when not judged."),
+    ("cost_p_value", "float", "Mann-Whitney U (two-sided) on cost per call."),
+    ("error_p_value", "float", "Fisher's exact test on the error counts."),
+    ("output_tokens_p_value", "float", "Mann-Whitney U (two-sided) on output tokens."),
+    ("mean_score", "float", "Mean online eval score of the version (null until online evals publish scores)."),
+    ("verdict", "text", "regression (significantly slower, costlier or failing more), changed (significant "
+                        "differences in the other direction or in output length), no_change, or "
+                        "insufficient_samples (fewer than comparison_min_samples calls on either side)."),
+    ("reasons", "text", "The significant differences, e.g. 'output tokens down (p=1e-40)'."),
+    *_COMPUTED,
+]
+
 TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
 # table -> the text columns that, with window_start, make a row unique (migration 0004's grain keys)
 GRAINS: dict[str, tuple[str, ...]] = {}
@@ -219,6 +248,9 @@ retrieval_log = _table("retrieval_log", _RETRIEVAL_LOG, ("trace_id", "span_id"),
                        "One row per retrieval span: query, documents, scores, ranks, previews and quality flags.")
 retrieval_rollup_hourly = _table("retrieval_rollup_hourly", _RETRIEVAL_ROLLUP, ("route",),
                                  "Per hour and route: retrievals, empty and low-score rates, mean top score.")
+prompt_version_comparison_daily = _table(
+    "prompt_version_comparison_daily", _PROMPT_COMPARISON, ("route", "prompt_name", "prompt_version"),
+    "Per day, route and prompt: each version against the previous one, with sample sizes and significance tests.")
 agent_paths = _table("agent_paths", _AGENT_PATHS, ("trace_id",),
                      "Per request with tool calls: the ordered tool path and the loop detector's verdict.")
 
@@ -226,7 +258,7 @@ HOURLY_TABLES: dict[str, sa.Table] = {
     t.name: t for t in (traces, latency_attribution_hourly, cost_attribution_hourly, error_causes_hourly,
                         retrieval_log, retrieval_rollup_hourly, agent_paths)
 }
-DAILY_TABLES: dict[str, sa.Table] = {session_rollup_daily.name: session_rollup_daily}
+DAILY_TABLES: dict[str, sa.Table] = {t.name: t for t in (session_rollup_daily, prompt_version_comparison_daily)}
 
 __all__ = [
     "COUNTED_KINDS",
@@ -240,6 +272,7 @@ __all__ = [
     "error_causes_hourly",
     "latency_attribution_hourly",
     "observability_metadata",
+    "prompt_version_comparison_daily",
     "retrieval_log",
     "retrieval_rollup_hourly",
     "session_rollup_daily",

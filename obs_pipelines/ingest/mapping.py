@@ -34,8 +34,11 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
 
 import orjson
 
@@ -276,229 +279,6 @@ def _vercel_kind(op: str) -> str:
     return "chain"
 
 
-# ---- the key table -------------------------------------------------------------------------------
-# key -> (group, priority, keep_in_attributes). Lower priority wins. keep=True: the key is a hint that
-# also stays in attributes (it carries more than the column does).
-
-_G_MODEL_RESP = 0
-_G_MODEL_REQ = 1
-_G_PROVIDER = 2
-_G_IN = 3
-_G_OUT = 4
-_G_CACHE = 5
-_G_COST = 6
-_G_INPUT = 7
-_G_OUTPUT = 8
-_G_ROUTE = 9
-_G_USER = 10
-_G_SESSION = 11
-_G_PROMPT_NAME = 12
-_G_PROMPT_VERSION = 13
-_G_ERROR_TYPE = 14
-_G_ERROR_MSG = 15
-_G_LF_LEVEL = 16
-_G_LF_USAGE = 17
-_G_LF_COST = 18
-_G_K_LANGFUSE = 19
-_G_K_OPENINFERENCE = 20
-_G_K_TRACELOOP = 21
-_G_K_REQUEST_TYPE = 22
-_G_K_OPERATION = 23
-_G_K_VERCEL = 24
-_G_K_LANGSMITH = 25
-_G_K_TOOL = 26
-_G_K_AGENT = 27
-
-_KEYMAP: dict[str, tuple[int, int, bool]] = {}
-
-
-def _reg(group: int, keys: list[str], keep: bool = False) -> None:
-    for prio, key in enumerate(keys):
-        _KEYMAP[key] = (group, prio, keep)
-
-
-_reg(_G_MODEL_RESP, ["gen_ai.response.model", "ai.response.model", "llm.response.model"])
-_reg(
-    _G_MODEL_REQ,
-    [
-        "langfuse.observation.model.name",
-        "llm.model_name",
-        "gen_ai.request.model",
-        "ai.model.id",
-        "llm.request.model",
-        "embedding.model_name",
-        "reranker.model_name",
-    ],
-)
-_reg(
-    _G_PROVIDER,
-    ["gen_ai.provider.name", "llm.provider", "gen_ai.system", "llm.system", "ai.model.provider"],
-)
-_reg(
-    _G_IN,
-    [
-        "gen_ai.usage.input_tokens",
-        "llm.token_count.prompt",
-        "gen_ai.usage.prompt_tokens",
-        "ai.usage.inputTokens",
-        "ai.usage.promptTokens",
-        "llm.usage.prompt_tokens",
-    ],
-)
-_reg(
-    _G_OUT,
-    [
-        "gen_ai.usage.output_tokens",
-        "llm.token_count.completion",
-        "gen_ai.usage.completion_tokens",
-        "ai.usage.outputTokens",
-        "ai.usage.completionTokens",
-        "llm.usage.completion_tokens",
-    ],
-)
-_reg(
-    _G_CACHE,
-    [
-        "gen_ai.usage.cache_read.input_tokens",
-        "llm.token_count.prompt_details.cache_read",
-        "gen_ai.usage.cache_read_input_tokens",
-        "gen_ai.usage.cached_input_tokens",
-        "gen_ai.usage.cached_tokens",
-        "ai.usage.cachedInputTokens",
-        "llm.usage.cache_read_input_tokens",
-    ],
-)
-_reg(_G_COST, ["llm.cost.total", "gen_ai.usage.cost", "operation.cost"])
-_reg(
-    _G_INPUT,
-    [
-        "gen_ai.input.messages",
-        "input.value",
-        "langfuse.observation.input",
-        "traceloop.entity.input",
-        "ai.prompt.messages",
-        "ai.prompt",
-        "gen_ai.prompt",
-        "",  # 7: gen_ai.prompt.N.* re-assembled
-        "gen_ai.tool.call.arguments",
-        "ai.toolCall.args",
-    ],
-)
-_reg(
-    _G_OUTPUT,
-    [
-        "gen_ai.output.messages",
-        "output.value",
-        "langfuse.observation.output",
-        "traceloop.entity.output",
-        "ai.response.text",
-        "ai.response.object",
-        "ai.response.toolCalls",
-        "gen_ai.completion",
-        "",  # 8: gen_ai.completion.N.* re-assembled
-        "gen_ai.tool.call.result",
-        "ai.toolCall.result",
-    ],
-)
-_KEYMAP.pop("", None)
-_reg(_G_ROUTE, ["app.route", "http.route", "langfuse.trace.name", "traceloop.workflow.name"])
-_reg(_G_USER, ["user.id", "langfuse.user.id", "enduser.id"])
-_reg(_G_SESSION, ["session.id", "langfuse.session.id", "gen_ai.conversation.id"])
-_reg(_G_PROMPT_NAME, ["langfuse.observation.prompt.name", "traceloop.prompt.key"])
-_reg(
-    _G_PROMPT_VERSION,
-    ["langfuse.observation.prompt.version", "llm.prompt_template.version", "traceloop.prompt.version"],
-)
-_reg(_G_ERROR_TYPE, ["error.type", "exception.type"])
-_reg(_G_ERROR_MSG, ["langfuse.observation.status_message", "exception.message"])
-_reg(_G_LF_LEVEL, ["langfuse.observation.level"])
-_reg(_G_LF_USAGE, ["langfuse.observation.usage_details"], keep=True)
-_reg(_G_LF_COST, ["langfuse.observation.cost_details"], keep=True)
-_reg(_G_K_LANGFUSE, ["langfuse.observation.type"])
-_reg(_G_K_OPENINFERENCE, ["openinference.span.kind"])
-_reg(_G_K_TRACELOOP, ["traceloop.span.kind"])
-_reg(_G_K_REQUEST_TYPE, ["llm.request.type"], keep=True)
-_reg(_G_K_OPERATION, ["gen_ai.operation.name"], keep=True)
-_reg(_G_K_VERCEL, ["ai.operationId"], keep=True)
-_reg(_G_K_LANGSMITH, ["langsmith.span.kind"])
-_reg(_G_K_TOOL, ["gen_ai.tool.name", "tool.name", "ai.toolCall.name"], keep=True)
-_reg(_G_K_AGENT, ["gen_ai.agent.name"], keep=True)
-
-# groups whose winning key's value is fully represented by a column (removed from attributes)
-_INDEXED_PREFIXES = (
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "retrieval.documents.",
-    "reranker.input_documents.",
-    "reranker.output_documents.",
-)
-_TOKEN_KINDS = frozenset({"llm", "embedding"})
-_USAGE_INPUT_KEYS = ("input", "input_tokens", "prompt_tokens", "promptTokens", "inputTokens")
-_USAGE_OUTPUT_KEYS = ("output", "output_tokens", "completion_tokens", "completionTokens", "outputTokens")
-_USAGE_CACHE_KEYS = (
-    "input_cache_read",
-    "cache_read_input_tokens",
-    "cache_read",
-    "input_cached_tokens",
-    "cached_tokens",
-    "prompt_details.cache_read",
-)
-
-
-# ---- key classification cache --------------------------------------------------------------------
-# attribute key -> (0, group, priority, keep) for keys of a known convention, _PLAIN for keys copied to
-# attributes as they are, (1, bucket, index, field, raw_bucket) for indexed keys. Filled lazily,
-# bounded (high-cardinality keys beyond the bound are classified each time).
-
-_PLAIN = (2,)
-_KEYINFO: dict[str, tuple] = {k: (0, g, p, keep) for k, (g, p, keep) in _KEYMAP.items()}
-_KEYINFO_MAX = 200_000
-_INDEXED_BUCKETS = (
-    ("gen_ai.prompt.", "p", "p_raw"),
-    ("gen_ai.completion.", "c", "c_raw"),
-    ("retrieval.documents.", "r", None),
-    ("reranker.output_documents.", "ro", None),
-    ("reranker.input_documents.", "ri", None),
-)
-
-
-def _classify_key(k: str) -> tuple:
-    info = _PLAIN
-    if k.startswith(_INDEXED_PREFIXES):
-        for prefix, bucket, raw_bucket in _INDEXED_BUCKETS:
-            if k.startswith(prefix):
-                idx, _, field = k[len(prefix) :].partition(".")
-                if field and idx.isdigit():
-                    if bucket in ("r", "ro", "ri") and field.startswith("document."):
-                        field = field[9:]
-                    info = (1, bucket, int(idx), field, raw_bucket)
-                break
-    if len(_KEYINFO) < _KEYINFO_MAX:
-        _KEYINFO[k] = info
-    return info
-
-
-_NGROUPS = 28
-_G_CONV_NAMES: dict[int, str] = {
-    _G_MODEL_RESP: "model",
-    _G_MODEL_REQ: "model",
-    _G_PROVIDER: "provider",
-    _G_IN: "input_tokens",
-    _G_OUT: "output_tokens",
-    _G_CACHE: "cached_input_tokens",
-    _G_COST: "cost_usd",
-    _G_INPUT: "input",
-    _G_OUTPUT: "output",
-    _G_ROUTE: "route",
-    _G_USER: "user_id",
-    _G_SESSION: "session_id",
-    _G_PROMPT_NAME: "prompt_name",
-    _G_PROMPT_VERSION: "prompt_version",
-    _G_ERROR_TYPE: "error_type",
-    _G_ERROR_MSG: "error_message",
-}
-
-
 # ---- value converters ----------------------------------------------------------------------------
 
 
@@ -563,24 +343,263 @@ def _as_content(v):
     return dumps_text(v)
 
 
-_G_CONV = {
-    _G_MODEL_RESP: _as_text,
-    _G_MODEL_REQ: _as_text,
-    _G_PROVIDER: _as_text,
-    _G_IN: _as_int,
-    _G_OUT: _as_int,
-    _G_CACHE: _as_int,
-    _G_COST: _as_float,
-    _G_INPUT: _as_content,
-    _G_OUTPUT: _as_content,
-    _G_ROUTE: _as_text,
-    _G_USER: _as_text,
-    _G_SESSION: _as_text,
-    _G_PROMPT_NAME: _as_text,
-    _G_PROMPT_VERSION: _as_text,
-    _G_ERROR_TYPE: _as_text,
-    _G_ERROR_MSG: _as_text,
+# ---- the key table -------------------------------------------------------------------------------
+# One convention per group of attribute keys that compete for one column (or one hint): its keys, best
+# first (a key's priority is its position; lower wins), the column its winner fills and the converter that
+# checks the value (a group without column is a hint for the kind or a Langfuse detail), and keep=True when
+# the key also stays in attributes (it carries more than the column does). `Group` numbers the groups in
+# this order; every count and lookup below is derived from this table.
+
+
+@dataclass(frozen=True, slots=True)
+class _Convention:
+    group: str
+    keys: tuple[str, ...]  # "" holds a priority slot for a candidate re-assembled from indexed keys
+    column: str | None = None
+    convert: Callable[[Any], Any] | None = None
+    keep: bool = False
+
+
+_CONVENTIONS: tuple[_Convention, ...] = (
+    _Convention(
+        "MODEL_RESP",
+        (
+            "gen_ai.response.model",
+            "ai.response.model",
+            "llm.response.model",
+        ),
+        column="model", convert=_as_text,
+    ),
+    _Convention(
+        "MODEL_REQ",
+        (
+            "langfuse.observation.model.name",
+            "llm.model_name",
+            "gen_ai.request.model",
+            "ai.model.id",
+            "llm.request.model",
+            "embedding.model_name",
+            "reranker.model_name",
+        ),
+        column="model", convert=_as_text,
+    ),
+    _Convention(
+        "PROVIDER",
+        (
+            "gen_ai.provider.name",
+            "llm.provider",
+            "gen_ai.system",
+            "llm.system",
+            "ai.model.provider",
+        ),
+        column="provider", convert=_as_text,
+    ),
+    _Convention(
+        "IN",
+        (
+            "gen_ai.usage.input_tokens",
+            "llm.token_count.prompt",
+            "gen_ai.usage.prompt_tokens",
+            "ai.usage.inputTokens",
+            "ai.usage.promptTokens",
+            "llm.usage.prompt_tokens",
+        ),
+        column="input_tokens", convert=_as_int,
+    ),
+    _Convention(
+        "OUT",
+        (
+            "gen_ai.usage.output_tokens",
+            "llm.token_count.completion",
+            "gen_ai.usage.completion_tokens",
+            "ai.usage.outputTokens",
+            "ai.usage.completionTokens",
+            "llm.usage.completion_tokens",
+        ),
+        column="output_tokens", convert=_as_int,
+    ),
+    _Convention(
+        "CACHE",
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+            "gen_ai.usage.cache_read_input_tokens",
+            "gen_ai.usage.cached_input_tokens",
+            "gen_ai.usage.cached_tokens",
+            "ai.usage.cachedInputTokens",
+            "llm.usage.cache_read_input_tokens",
+        ),
+        column="cached_input_tokens", convert=_as_int,
+    ),
+    _Convention(
+        "COST",
+        (
+            "llm.cost.total",
+            "gen_ai.usage.cost",
+            "operation.cost",
+        ),
+        column="cost_usd", convert=_as_float,
+    ),
+    _Convention(
+        "INPUT",
+        (
+            "gen_ai.input.messages",
+            "input.value",
+            "langfuse.observation.input",
+            "traceloop.entity.input",
+            "ai.prompt.messages",
+            "ai.prompt",
+            "gen_ai.prompt",
+            "",  # 7: gen_ai.prompt.N.* re-assembled
+            "gen_ai.tool.call.arguments",
+            "ai.toolCall.args",
+        ),
+        column="input", convert=_as_content,
+    ),
+    _Convention(
+        "OUTPUT",
+        (
+            "gen_ai.output.messages",
+            "output.value",
+            "langfuse.observation.output",
+            "traceloop.entity.output",
+            "ai.response.text",
+            "ai.response.object",
+            "ai.response.toolCalls",
+            "gen_ai.completion",
+            "",  # 8: gen_ai.completion.N.* re-assembled
+            "gen_ai.tool.call.result",
+            "ai.toolCall.result",
+        ),
+        column="output", convert=_as_content,
+    ),
+    _Convention(
+        "ROUTE",
+        (
+            "app.route",
+            "http.route",
+            "langfuse.trace.name",
+            "traceloop.workflow.name",
+        ),
+        column="route", convert=_as_text,
+    ),
+    _Convention("USER", ("user.id", "langfuse.user.id", "enduser.id"), column="user_id", convert=_as_text),
+    _Convention(
+        "SESSION",
+        (
+            "session.id",
+            "langfuse.session.id",
+            "gen_ai.conversation.id",
+        ),
+        column="session_id", convert=_as_text,
+    ),
+    _Convention(
+        "PROMPT_NAME",
+        (
+            "langfuse.observation.prompt.name",
+            "traceloop.prompt.key",
+        ),
+        column="prompt_name", convert=_as_text,
+    ),
+    _Convention(
+        "PROMPT_VERSION",
+        (
+            "langfuse.observation.prompt.version",
+            "llm.prompt_template.version",
+            "traceloop.prompt.version",
+        ),
+        column="prompt_version", convert=_as_text,
+    ),
+    _Convention("ERROR_TYPE", ("error.type", "exception.type"), column="error_type", convert=_as_text),
+    _Convention(
+        "ERROR_MSG",
+        (
+            "langfuse.observation.status_message",
+            "exception.message",
+        ),
+        column="error_message", convert=_as_text,
+    ),
+    _Convention("LF_LEVEL", ("langfuse.observation.level",)),
+    _Convention("LF_USAGE", ("langfuse.observation.usage_details",), keep=True),
+    _Convention("LF_COST", ("langfuse.observation.cost_details",), keep=True),
+    _Convention("K_LANGFUSE", ("langfuse.observation.type",)),
+    _Convention("K_OPENINFERENCE", ("openinference.span.kind",)),
+    _Convention("K_TRACELOOP", ("traceloop.span.kind",)),
+    _Convention("K_REQUEST_TYPE", ("llm.request.type",), keep=True),
+    _Convention("K_OPERATION", ("gen_ai.operation.name",), keep=True),
+    _Convention("K_VERCEL", ("ai.operationId",), keep=True),
+    _Convention("K_LANGSMITH", ("langsmith.span.kind",)),
+    _Convention("K_TOOL", ("gen_ai.tool.name", "tool.name", "ai.toolCall.name"), keep=True),
+    _Convention("K_AGENT", ("gen_ai.agent.name",), keep=True),
+)
+Group = IntEnum("Group", [c.group for c in _CONVENTIONS], start=0)
+_NGROUPS = len(Group)
+# the same numbers as plain class attributes: `best[_G.INPUT]` in the per-span code costs a third of an
+# IntEnum member lookup
+_G = type("_G", (), {g.name: int(g) for g in Group})
+
+_KEYMAP: dict[str, tuple[int, int, bool]] = {
+    key: (group, prio, convention.keep)
+    for group, convention in enumerate(_CONVENTIONS)
+    for prio, key in enumerate(convention.keys)
+    if key
 }
+_G_CONV = {g: c.convert for g, c in enumerate(_CONVENTIONS) if c.convert is not None}
+_G_CONV_NAMES: dict[int, str] = {g: c.column for g, c in enumerate(_CONVENTIONS) if c.column is not None}
+
+
+# groups whose winning key's value is fully represented by a column (removed from attributes)
+_INDEXED_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+)
+_TOKEN_KINDS = frozenset({"llm", "embedding"})
+_USAGE_INPUT_KEYS = ("input", "input_tokens", "prompt_tokens", "promptTokens", "inputTokens")
+_USAGE_OUTPUT_KEYS = ("output", "output_tokens", "completion_tokens", "completionTokens", "outputTokens")
+_USAGE_CACHE_KEYS = (
+    "input_cache_read",
+    "cache_read_input_tokens",
+    "cache_read",
+    "input_cached_tokens",
+    "cached_tokens",
+    "prompt_details.cache_read",
+)
+
+
+# ---- key classification cache --------------------------------------------------------------------
+# attribute key -> (0, group, priority, keep) for keys of a known convention, _PLAIN for keys copied to
+# attributes as they are, (1, bucket, index, field, raw_bucket) for indexed keys. Filled lazily,
+# bounded (high-cardinality keys beyond the bound are classified each time).
+
+_PLAIN = (2,)
+_KEYINFO: dict[str, tuple] = {k: (0, g, p, keep) for k, (g, p, keep) in _KEYMAP.items()}
+_KEYINFO_MAX = 200_000
+_INDEXED_BUCKETS = (
+    ("gen_ai.prompt.", "p", "p_raw"),
+    ("gen_ai.completion.", "c", "c_raw"),
+    ("retrieval.documents.", "r", None),
+    ("reranker.output_documents.", "ro", None),
+    ("reranker.input_documents.", "ri", None),
+)
+
+
+def _classify_key(k: str) -> tuple:
+    info = _PLAIN
+    if k.startswith(_INDEXED_PREFIXES):
+        for prefix, bucket, raw_bucket in _INDEXED_BUCKETS:
+            if k.startswith(prefix):
+                idx, _, field = k[len(prefix) :].partition(".")
+                if field and idx.isdigit():
+                    if bucket in ("r", "ro", "ri") and field.startswith("document."):
+                        field = field[9:]
+                    info = (1, bucket, int(idx), field, raw_bucket)
+                break
+    if len(_KEYINFO) < _KEYINFO_MAX:
+        _KEYINFO[k] = info
+    return info
 
 
 def _strip_error_type(s: str) -> str:
@@ -851,7 +870,7 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
                     error_type_ev = _as_text(eattrs.get("exception.type"))
                     error_msg_ev = _as_text(eattrs.get("exception.message"))
             elif ename == "gen_ai.content.prompt" or ename == "gen_ai.content.completion":
-                for ek, grp in (("gen_ai.prompt", _G_INPUT), ("gen_ai.completion", _G_OUTPUT)):
+                for ek, grp in (("gen_ai.prompt", _G.INPUT), ("gen_ai.completion", _G.OUTPUT)):
                     if ek in eattrs:
                         c = (50, "otel.event." + ek, eattrs[ek])
                         if best[grp] is None:
@@ -889,21 +908,21 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         p = indexed.get("p")
         if p:
             c = (7, "gen_ai.prompt.*", [p[i] for i in sorted(p)])
-            if best[_G_INPUT] is None:
-                best[_G_INPUT] = c
+            if best[_G.INPUT] is None:
+                best[_G.INPUT] = c
             else:
                 if multi is None:
                     multi = {}
-                multi.setdefault(_G_INPUT, [best[_G_INPUT]]).append(c)
+                multi.setdefault(_G.INPUT, [best[_G.INPUT]]).append(c)
         p = indexed.get("c")
         if p:
             c = (8, "gen_ai.completion.*", [p[i] for i in sorted(p)])
-            if best[_G_OUTPUT] is None:
-                best[_G_OUTPUT] = c
+            if best[_G.OUTPUT] is None:
+                best[_G.OUTPUT] = c
             else:
                 if multi is None:
                     multi = {}
-                multi.setdefault(_G_OUTPUT, [best[_G_OUTPUT]]).append(c)
+                multi.setdefault(_G.OUTPUT, [best[_G.OUTPUT]]).append(c)
         p = indexed.get("r")
         if p:
             attrs["retrieval.documents"] = _documents(p)
@@ -916,40 +935,10 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
 
     if multi is not None:
         _resolve_multi(multi, best, attrs, warns)
-    (
-        b_model_resp,
-        b_model_req,
-        b_provider,
-        b_in,
-        b_out,
-        b_cache,
-        b_cost,
-        b_input,
-        b_output,
-        b_route,
-        b_user,
-        b_session,
-        b_prompt_name,
-        b_prompt_version,
-        b_error_type,
-        b_error_msg,
-        b_lf_level,
-        b_lf_usage,
-        b_lf_cost,
-        b_k_langfuse,
-        b_k_openinference,
-        b_k_traceloop,
-        b_k_request_type,
-        b_k_operation,
-        b_k_vercel,
-        b_k_langsmith,
-        b_k_tool,
-        b_k_agent,
-    ) = best
 
     # ---- kind: the first decisive hint
     kind = None
-    c = b_k_langfuse
+    c = best[_G.K_LANGFUSE]
     lf_generic = False
     if c is not None:
         v = c[2]
@@ -962,7 +951,7 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             lf_generic = True
         if kind is None or kind == "other":
             attrs[c[1]] = v
-    c = b_k_openinference
+    c = best[_G.K_OPENINFERENCE]
     if c is not None:
         v = c[2]
         if kind is None:
@@ -973,7 +962,7 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
                 attrs[c[1]] = v
         else:
             attrs[c[1]] = v
-    c = b_k_traceloop
+    c = best[_G.K_TRACELOOP]
     if c is not None:
         v = c[2]
         if kind is None:
@@ -985,17 +974,17 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         else:
             attrs[c[1]] = v
     if kind is None:
-        c = b_k_request_type
+        c = best[_G.K_REQUEST_TYPE]
         if c is not None and type(c[2]) is str:
             kind = _LLM_REQUEST_TYPE.get(c[2].lower())
     if kind is None:
-        c = b_k_operation
+        c = best[_G.K_OPERATION]
         if c is not None and type(c[2]) is str:
             kind = _GENAI_OPERATION.get(c[2].lower())
-    vercel = b_k_vercel
+    vercel = best[_G.K_VERCEL]
     if kind is None and vercel is not None and type(vercel[2]) is str:
         kind = _vercel_kind(vercel[2])
-    c = b_k_langsmith
+    c = best[_G.K_LANGSMITH]
     if c is not None:
         ls_kind = _LANGSMITH_KIND.get(c[2].lower()) if type(c[2]) is str else None
         if kind is None and ls_kind is not None:
@@ -1005,24 +994,24 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
     if kind is None:
         if lf_generic:
             kind = "chain"
-        elif b_k_tool is not None:
+        elif best[_G.K_TOOL] is not None:
             kind = "tool"
-        elif b_k_agent is not None:
+        elif best[_G.K_AGENT] is not None:
             kind = "agent"
-        elif b_model_req is not None or b_model_resp is not None:
+        elif best[_G.MODEL_REQ] is not None or best[_G.MODEL_RESP] is not None:
             kind = "llm"
         else:
             kind = "other"
 
     # ---- model / provider
     model = None
-    c = b_model_resp
+    c = best[_G.MODEL_RESP]
     if c is not None:
         v = c[2]
         model = v if type(v) is str else _as_text(v)
         if model is None:
             _invalid(c, attrs, warns, "model")
-    c = b_model_req
+    c = best[_G.MODEL_REQ]
     if c is not None:
         v = c[2]
         if model is None:
@@ -1032,7 +1021,7 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         elif v != model:
             attrs[c[1]] = v  # the request model, when the response model differs
     provider = None
-    c = b_provider
+    c = best[_G.PROVIDER]
     if c is not None:
         v = c[2]
         provider = v if type(v) is str else _as_text(v)
@@ -1046,60 +1035,61 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
     # ---- tokens / cost: only on spans that are model calls
     input_tokens = output_tokens = cached = cost = None
     if kind == "llm" or kind == "embedding":
-        c = b_in
+        c = best[_G.IN]
         if c is not None:
             v = c[2]
             input_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
             if input_tokens is None:
                 _invalid(c, attrs, warns, "input_tokens")
-        c = b_out
+        c = best[_G.OUT]
         if c is not None:
             v = c[2]
             output_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
             if output_tokens is None:
                 _invalid(c, attrs, warns, "output_tokens")
-        c = b_cache
+        c = best[_G.CACHE]
         if c is not None:
             v = c[2]
             cached = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
             if cached is None:
                 _invalid(c, attrs, warns, "cached_input_tokens")
-        c = b_lf_usage
+        c = best[_G.LF_USAGE]
         if c is not None and (input_tokens is None or output_tokens is None):
             input_tokens, output_tokens, cached = _langfuse_usage(
                 c[2], input_tokens, output_tokens, cached, warns
             )
-        elif b_in is None and b_out is None and c is None and b_output is not None:
+        elif best[_G.IN] is None and best[_G.OUT] is None and c is None and best[_G.OUTPUT] is not None:
             # no token attributes at all (agno): the raw provider response in the output may carry usage
-            body = _body_usage(b_output[2])
+            body = _body_usage(best[_G.OUTPUT][2])
             if body is not None:
                 input_tokens, output_tokens, body_cached, body_model = body
                 if cached is None:
                     cached = body_cached
-                if body_model is not None and b_model_resp is None and body_model != model:
-                    if b_model_req is not None:
-                        attrs[b_model_req[1]] = b_model_req[2]  # the request model, as for a response model
+                if body_model is not None and best[_G.MODEL_RESP] is None and body_model != model:
+                    req = best[_G.MODEL_REQ]
+                    if req is not None:
+                        attrs[req[1]] = req[2]  # the request model, as for a response model
                     model = body_model
-        c = b_cost
+        c = best[_G.COST]
         if c is not None:
             cost = _as_float(c[2])
             if cost is None:
                 _invalid(c, attrs, warns, "cost_usd")
-        c = b_lf_cost
+        c = best[_G.LF_COST]
         if c is not None and cost is None:
             cost = _langfuse_cost(c[2], warns)
     else:
-        for c in (b_in, b_out, b_cache, b_cost):
+        for c in (best[_G.IN], best[_G.OUT], best[_G.CACHE], best[_G.COST]):
             if c is not None:
                 attrs[c[1]] = c[2]
 
     # ---- input / output
     inp = out = None
-    c = b_input
+    c = best[_G.INPUT]
     if c is not None:
         v = c[2]
         inp = v if type(v) is str else _as_content(v)
-    c = b_output
+    c = best[_G.OUTPUT]
     if c is not None:
         v = c[2]
         out = v if type(v) is str else _as_content(v)
@@ -1123,15 +1113,15 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             m = st.get("message")
             if m:
                 status_msg = (_clean_str(m) if type(m) is str else str(m))
-    c = b_lf_level
+    c = best[_G.LF_LEVEL]
     if c is not None:
         if type(c[2]) is str and c[2].upper() == "ERROR":
             status = "error"
         else:
             attrs[c[1]] = c[2]
     error_type = error_message = None
-    ct = b_error_type
-    cm = b_error_msg
+    ct = best[_G.ERROR_TYPE]
+    cm = best[_G.ERROR_MSG]
     if status == "error":
         if ct is not None:
             error_type = _as_text(ct[2])
@@ -1161,12 +1151,12 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
 
     # ---- prompt
     prompt_name = prompt_version = None
-    c = b_prompt_name
+    c = best[_G.PROMPT_NAME]
     if c is not None:
         prompt_name = _as_text(c[2])
         if prompt_name is None:
             _invalid(c, attrs, warns, "prompt_name")
-    c = b_prompt_version
+    c = best[_G.PROMPT_VERSION]
     if c is not None:
         prompt_version = _as_text(c[2])
         if prompt_version is None:
@@ -1174,19 +1164,19 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
 
     # ---- user / session (propagated per trace later), route candidate (resolved per trace later)
     user_id = session_id = route_cand = None
-    c = b_user
+    c = best[_G.USER]
     if c is not None:
         v = c[2]
         user_id = v if type(v) is str else _as_text(v)
         if user_id is None:
             _invalid(c, attrs, warns, "user_id")
-    c = b_session
+    c = best[_G.SESSION]
     if c is not None:
         v = c[2]
         session_id = v if type(v) is str else _as_text(v)
         if session_id is None:
             _invalid(c, attrs, warns, "session_id")
-    c = b_route
+    c = best[_G.ROUTE]
     if c is not None:
         v = c[2]
         rv = v if type(v) is str else _as_text(v)

@@ -123,8 +123,8 @@ def _check_table(null_model_share_max: float) -> list[tuple[str, str, str, tuple
         ("span_key_unique", ERROR, "(trace_id, span_id) is unique", ("trace_id", "span_id"),
          lambda E: (E.ExpectCompoundColumnsToBeUnique(column_list=["trace_id", "span_id"]),)),
         ("end_not_before_start", ERROR, "end_time >= start_time", ("start_time", "end_time"),
-         lambda E: (E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_time", column_B="start_time",
-                                                               or_equal=True, ignore_row_if="either_value_is_missing"),)),
+         lambda E: (E.ExpectColumnPairValuesAToBeGreaterThanB(
+             column_A="end_time", column_B="start_time", or_equal=True, ignore_row_if="either_value_is_missing"),)),
     ]
     for col in _TOKEN_COLUMNS:
         table.append((f"{col}_non_negative", ERROR, f"{col} >= 0", (col,),

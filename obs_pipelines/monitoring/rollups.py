@@ -320,8 +320,10 @@ def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
     """Origin errors of [start, end): overall, by error class, by provider, by (provider, class), by model
     (canonical key, see :func:`obs_pipelines.pricing.models.model_key`)."""
     params = window_params(start, end)
-    errors = fetch_frame(engine, _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)]), params)
-    counts = fetch_frame(engine, _SPAN_COUNTS_SQL, params)
+    error_sql = _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)])
+    fetched = _compute_all(engine, {"errors": lambda: fetch_frame(engine, error_sql, params),
+                                    "counts": lambda: fetch_frame(engine, _SPAN_COUNTS_SQL, params)})
+    errors, counts = fetched["errors"], fetched["counts"]
     counts["span_count"] = pd.to_numeric(counts["span_count"])
     counts["provider"] = _label(counts["provider"])
     counts["model_key"] = _key_labels(_label(counts["model"]))

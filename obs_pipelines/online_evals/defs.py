@@ -6,9 +6,10 @@ The logic lives in the plain modules next to this file (responses, scoring, roll
 this module only turns it into an asset, a job and a schedule.
 
 Backfills over history are a partition range in the UI (``BackfillPolicy.single_run()``: one run scores many
-hours) or ``obs-pipelines run online_evals --start --end``. Each hour keeps the scores it already has for the
-current scorer versions, so a second backfill of a scored range computes nothing and a new or changed scorer
-gets exactly its own rows (tag a run ``obs_pipelines/rescore=true`` to score everything again). An hour that
+hours) or ``obs-pipelines run online_evals --start --end``. An hour whose spans, feedback and scorer selection
+are unchanged since it was scored (``eval_hours``) is skipped unread; otherwise it keeps the scores it has for
+the current scorer versions, so a second backfill of a scored range computes nothing and a new or changed
+scorer gets exactly its own rows (tag a run ``obs_pipelines/rescore=true`` to score everything again). An hour that
 fails is reported with its reason while the other hours of the range are written and reported; the run's log
 shows progress (hours done, responses scored, rate, ETA).
 """
@@ -20,7 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from obs_pipelines.online_evals import rollups, scoring
-from obs_pipelines.online_evals.tables import TABLE_COLUMNS, eval_scores, score_rollup_hourly
+from obs_pipelines.online_evals.tables import TABLE_COLUMNS, eval_hours, eval_scores, score_rollup_hourly
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
@@ -74,6 +75,15 @@ def _rollup_figures(rollup: pd.DataFrame, rows: int) -> dict:
     return figures
 
 
+def _report_current(report: PartitionReport, engine, key: str, start, end, current: dict) -> None:
+    """An hour left as it was: its figures from what is stored (the rollup's overall rows)."""
+    rollup = rollups.stored_rollup(engine, start, end)
+    report.add(eval_scores.name, key, {"rows": int(current["score_rows"]), "responses": int(current["responses"]),
+                                       "scored_now": 0, "kept": int(current["score_rows"]), "scorer_errors": 0,
+                                       "unchanged": True, **rollups.headline(rollup)})
+    report.add(score_rollup_hourly.name, key, _rollup_figures(rollup, len(rollup)))
+
+
 class _Progress:
     """Hours done, responses scored, rate and ETA of a run over many hours, logged every few seconds."""
 
@@ -120,16 +130,24 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
         report = PartitionReport()
         report.common[eval_scores.name] = {"scorers": sorted(f"{n}@{s.fingerprint}" for n, s in scorers.items()),
                                            "rules": [r.name for r in config.rules]}
+        selection = scoring.selection_hash(config, scorers)
         run_start, run_end = run_window(context)
         progress = _Progress(context, int((run_end - run_start) / HOUR))
         db.create_tables(engine)
         for start, end in windows(run_start, run_end, HOUR):
             key = start.strftime("%Y-%m-%d-%H:%M")
             try:
+                inputs = scoring.hour_inputs(engine, start, end)
+                current = None if rescore else scoring.hour_is_current(engine, start, selection, inputs)
+                if current is not None:  # scored with the same selection from the same spans and feedback
+                    _report_current(report, engine, key, start, end, current)
+                    progress.step(0)
+                    continue
                 stored = None if rescore else scoring.stored_scores(engine, start, end)
                 hour = scoring.score_hour(engine, start, end, config, scorers, stored, rescore)
                 rollup = rollups.score_rollup(hour.frame, rollups.read_feedback(engine, start, end), start, end)
-                frames = {score_rollup_hourly: rollup}
+                frames = {score_rollup_hourly: rollup,
+                          eval_hours: scoring.hour_record(start, end, selection, inputs, hour)}
                 if not hour.unchanged:
                     frames[eval_scores] = hour.frame
                 written = db.replace_windows(engine, start, end, frames)

@@ -3,6 +3,9 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
 
 * ``eval_scores``: one row per (response span, scorer, scorer version) of an hour; the hour is the one the
   response span starts in. Grain key (migration 0005): window_start, trace_id, span_id, scorer, scorer_version.
+* ``eval_hours``: per hour, what it was scored with (selection hash) and from (span count, newest ingest,
+  feedback count): a backfill finding all of them unchanged skips the hour without reading it. Grain:
+  window_start.
 * ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
   p10, share below the threshold, nulls, errors; user feedback from the ``feedback`` table as scorers named
   ``feedback:<name>``. Grain key: window_start, scorer, dimension, dimension_value.
@@ -57,6 +60,17 @@ _ROLLUP = [
     ("computed_at", "datetime", "When this row was computed (UTC)."),
 ]
 
+_HOURS = [
+    *_WINDOW,
+    ("selection", "text", "Hash of the rules, the scorer versions and the text bound the hour was scored with."),
+    ("span_count", "int", "Spans starting in the hour when it was scored."),
+    ("last_ingested_at", "datetime", "Newest ingested_at of those spans."),
+    ("feedback_count", "int", "Feedback records on the hour's requests when it was scored."),
+    ("responses", "int", "Responses scored."),
+    ("score_rows", "int", "Rows of eval_scores for the hour."),
+    ("scored_at", "datetime", "When the hour was scored (UTC)."),
+]
+
 TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
 
 
@@ -80,8 +94,12 @@ score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "w
                              "Scores per hour by scorer, overall and by route, model and prompt version; user "
                              "feedback alongside.")
 
+eval_hours = _table("eval_hours", _HOURS, ("window_start", "window_end"), "What each hour was scored with and "
+                    "from: a later run finding the same selection, spans and feedback skips the hour.")
+
 SCORE_COLUMNS = [c[0] for c in _SCORES]
+HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
-__all__ = ["ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_scores", "online_evals_metadata",
-           "score_rollup_hourly"]
+__all__ = ["HOUR_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours", "eval_scores",
+           "online_evals_metadata", "score_rollup_hourly"]

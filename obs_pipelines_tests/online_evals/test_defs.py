@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.online_evals.defs import HOURLY_JOB, JOBS, RESCORE_TAG
-from obs_pipelines.online_evals.tables import eval_scores, online_evals_metadata, score_rollup_hourly
+from obs_pipelines.online_evals.tables import eval_hours, eval_scores, online_evals_metadata, score_rollup_hourly
 from obs_pipelines.settings import Settings
 from obs_pipelines_tests.online_evals.conftest import load_traffic
 
@@ -114,6 +114,7 @@ def test_a_range_backfill_equals_per_partition_runs_and_gives_each_hour_its_own_
     with store.engine.begin() as conn:
         conn.execute(sa.delete(eval_scores))
         conn.execute(sa.delete(score_rollup_hourly))
+        conn.execute(sa.delete(eval_hours))
     single = dg.DagsterInstance.ephemeral()
     for hour in hours:
         assert run(definitions(store), single, hour).success
@@ -150,3 +151,17 @@ def test_a_bad_hour_is_reported_failed_while_the_other_hours_of_the_range_are_wr
     done = {r.asset_materialization.partition
             for r in instance.fetch_materializations(dg.AssetKey("eval_scores"), limit=100).records}
     assert done == {key(START), key(START + timedelta(hours=2))}
+
+
+def test_spans_arriving_late_in_a_scored_hour_get_scored_and_nothing_else(store):
+    load_traffic(store.engine, START, 1)
+    defs, instance = definitions(store), dg.DagsterInstance.ephemeral()
+    assert run(defs, instance, START).success
+    before = rows(store, "eval_scores")
+    late = load_traffic(store.engine, START, 1, seed=99)  # another batch of requests in the same hour
+    assert run(defs, instance, START).success
+    after = rows(store, "eval_scores")
+    meta = latest(instance, "eval_scores", key(START))
+    new_traces = set(after["trace_id"]) - set(before["trace_id"])
+    assert len(new_traces) == late and meta["scored_now"] == len(after) - len(before) > 0
+    assert meta["kept"] == len(before) and meta["unchanged"] is False

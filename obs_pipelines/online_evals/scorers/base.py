@@ -82,11 +82,25 @@ class Scorer:
                 return Score(self.name, None, reason=f"no {name}")
         return self.score(example)
 
+    # the reference scorers' common case (output and expected both given), without the loop above: they are
+    # called by the million in backfills and must stay as fast as autoevals
+    def _call_output_expected(self, example: Example) -> Score:
+        if example.output is None or example.expected is None:
+            return Score(self.name, None, reason="no output" if example.output is None else "no expected")
+        return self.score(example)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__call__ is Scorer.__call__ and tuple(cls.requires) == ("output", "expected"):
+            cls.__call__ = Scorer._call_output_expected
+
     def score(self, example: Example) -> Score:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def result(self, value: float | None, reason: str | None = None, **details: Any) -> Score:
         """A Score named after this scorer (values clamped into [0, 1] against float noise)."""
         if value is not None:
-            value = min(1.0, max(0.0, float(value)))
+            value = float(value)
+            if not 0.0 <= value <= 1.0:
+                value = min(1.0, max(0.0, value))
         return Score(self.name, value, reason, details)

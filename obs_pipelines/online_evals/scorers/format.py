@@ -7,7 +7,7 @@ import json
 import re
 from functools import lru_cache
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import words
+from obs_pipelines.online_evals.scorers.text import lower, words
 
 
 def _text(example: Example) -> str:
@@ -232,7 +232,9 @@ class ContainsLink(Scorer):
     description = "1 if the output contains an http(s) URL or www. address, else 0; the links in the details."
 
     def score(self, example: Example) -> Score:
-        links = _URL.findall(_text(example))
+        text = _text(example)
+        low = lower(text)
+        links = _URL.findall(text) if "http" in low or "www." in low else []
         return self.result(float(bool(links)), links=links[:10])
 
 
@@ -255,13 +257,14 @@ _SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("zh", re.compile(r"[\u4e00-
 
 def detect_language(text: str) -> str | None:
     """Best-guess language code of a text: its script, else the language whose stopwords it uses most."""
-    for code, pattern in _SCRIPTS:  # kana before han: Japanese mixes both
-        if len(pattern.findall(text)) >= 2:
-            return code
-    tokens = words(text)
+    if not text.isascii():
+        for code, pattern in _SCRIPTS:  # kana before han: Japanese mixes both
+            if len(pattern.findall(text)) >= 2:
+                return code
+    tokens = set(words(text))
     if not tokens:
         return None
-    counts = {lang: sum(t in stop for t in tokens) for lang, stop in _LANG_STOPWORDS.items()}
+    counts = {lang: len(stop & tokens) for lang, stop in _LANG_STOPWORDS.items()}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else None
 

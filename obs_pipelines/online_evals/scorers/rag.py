@@ -9,11 +9,17 @@ retrieved (hedging, improvising after a retrieval miss) and retrieval that bring
 from __future__ import annotations
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import as_text, content_set, content_words, sentences, strip_citations
+from obs_pipelines.online_evals.scorers.text import (
+    as_text,
+    content_set,
+    content_union,
+    sentence_contents,
+    strip_citations,
+)
 
 
-def _documents(example: Example) -> list[str]:
-    return [d for d in (as_text(d) for d in example.context or ()) if d and d.strip()]
+def _documents(example: Example) -> tuple[str, ...]:
+    return tuple(d for d in (as_text(d) for d in example.context or ()) if d and d.strip())
 
 
 def _coverage(words: frozenset[str] | set[str], pool: frozenset[str] | set[str]) -> float:
@@ -22,12 +28,7 @@ def _coverage(words: frozenset[str] | set[str], pool: frozenset[str] | set[str])
 
 def _claims(text: str, min_words: int) -> list[tuple[str, frozenset[str]]]:
     """The sentences of a text that carry at least ``min_words`` content words, with those words."""
-    out = []
-    for sentence in sentences(strip_citations(text)):
-        words = frozenset(content_words(sentence))
-        if len(words) >= min_words:
-            out.append((sentence, words))
-    return out
+    return [(s, words) for s, words in sentence_contents(strip_citations(text)) if len(words) >= min_words]
 
 
 class Groundedness(Scorer):
@@ -44,7 +45,7 @@ class Groundedness(Scorer):
         claims = _claims(as_text(example.output), self.config["min_words"])
         if not claims:
             return self.result(None, "no claim in the output")
-        pool = frozenset().union(*(content_set(d) for d in docs))
+        pool = content_union(docs)
         unsupported = [s for s, words in claims if _coverage(words, pool) < self.config["support"]]
         return self.result(1 - len(unsupported) / len(claims), sentences=len(claims), unsupported=unsupported[:5])
 
@@ -108,7 +109,7 @@ class ContextRecall(Scorer):
         claims = _claims(as_text(example.expected), self.config["min_words"])
         if not claims:
             return self.result(None, "no claim in the expected answer")
-        pool = frozenset().union(*(content_set(d) for d in docs))
+        pool = content_union(docs)
         supported = sum(_coverage(words, pool) >= self.config["support"] for _, words in claims)
         return self.result(supported / len(claims), sentences=len(claims))
 

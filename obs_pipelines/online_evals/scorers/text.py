@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from functools import lru_cache
 from typing import Any
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 # English function words: they carry no evidence that a sentence is supported by a document
 STOPWORDS = frozenset("""
@@ -24,9 +23,27 @@ yours may might must shall also s t don
     "happy glad hope".split())
 
 
-def words(text: str) -> list[str]:
-    """Lowercased word tokens."""
-    return _WORD.findall(text.lower())
+# every ASCII punctuation character but "_" (a word character), and common typographic ones, become spaces:
+# translate + split run in C, several times faster than a \w+ regex over the same text
+_PUNCT = "".join(c for c in string.punctuation if c != "_") + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb\u00bf\u00a1"
+_TO_SPACE = str.maketrans(_PUNCT, " " * len(_PUNCT))
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercased word tokens: the text split at whitespace and punctuation (uncached)."""
+    return text.lower().translate(_TO_SPACE).split()
+
+
+@lru_cache(maxsize=1024)
+def words(text: str) -> tuple[str, ...]:
+    """Lowercased word tokens (cached: several scorers read the words of the same answer)."""
+    return tuple(tokens(text))
+
+
+@lru_cache(maxsize=1024)
+def lower(text: str) -> str:
+    """The lowercased text (cached, for the scorers' literal pre-checks)."""
+    return text.lower()
 
 
 @lru_cache(maxsize=65536)
@@ -48,13 +65,36 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Stemmed words minus stopwords and one-letter tokens."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1]
+    return [stem(w) for w in tokens(text) if len(w) > 1 and w not in STOPWORDS]
+
+
+@lru_cache(maxsize=256)
+def content_union(texts: tuple[str, ...]) -> frozenset[str]:
+    """The content words of several texts together (cached: a trace's documents serve several scorers)."""
+    return frozenset().union(*(content_set(t) for t in texts))
+
+
+def content_of(token_list) -> frozenset[str]:
+    """The stemmed content words among tokens (set operations and map run in C)."""
+    return frozenset(map(stem, [w for w in set(token_list).difference(STOPWORDS) if len(w) > 1]))
 
 
 @lru_cache(maxsize=4096)
 def content_set(text: str) -> frozenset[str]:
     """The set of content words of a text (cached: the same documents come back for many questions)."""
-    return frozenset(content_words(text))
+    return content_of(tokens(text))
+
+
+def sentence_contents(text: str) -> list[tuple[str, frozenset[str]]]:
+    """Each sentence of a text (see ``sentences``) with its content words, tokenizing the text once."""
+    marked = _mark_sentences(text)
+    folded = marked.lower().translate(_TO_SPACE)  # char for char: the same \x00 marks
+    out = []
+    for original, flat in zip(marked.split("\x00"), folded.split("\x00")):
+        original = original.strip()
+        if original:
+            out.append((original, content_of(flat.split())))
+    return out
 
 
 _CITATION = re.compile(r"\[[^\]]{1,40}\]")
@@ -66,8 +106,13 @@ def strip_citations(text: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences: split after . ! ? followed by space, and at line breaks; empty pieces dropped."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    """Sentences: split after . ! ? followed by a space, and at line breaks; empty pieces dropped (str
+    methods, no regex: this runs on every answer)."""
+    return [s for s in (piece.strip() for piece in _mark_sentences(text).split("\x00")) if s]
+
+
+def _mark_sentences(text: str) -> str:
+    return text.replace(". ", ".\x00").replace("! ", "!\x00").replace("? ", "?\x00").replace("\n", "\x00")
 
 
 def as_text(value: Any) -> str:

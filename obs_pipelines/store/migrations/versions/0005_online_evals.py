@@ -1,5 +1,6 @@
-"""the online evals phase's tables: eval_scores (every production response scored by the selected scorers)
-and score_rollup_hourly (online_evals/tables.py), each with its window index and a unique key on its grain.
+"""the online evals phase's tables: eval_scores (every production response scored by the selected scorers),
+score_rollup_hourly and eval_hours (what each hour was scored with; online_evals/tables.py), each with its
+window index and a unique key on its grain.
 
 A frozen snapshot of online_evals/tables.py when the phase shipped: later changes come as new revisions.
 
@@ -70,6 +71,22 @@ TABLES = {
         [('ix_score_rollup_hourly_window_start', ['window_start'])],
         ('scorer', 'dimension', 'dimension_value'),
     ),
+    'eval_hours': (
+        'What each hour was scored with and from: a later run finding the same selection, spans and feedback skips the hour.',
+        [
+            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
+            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('selection', sa.Text, True, 'Hash of the rules, the scorer versions and the text bound the hour was scored with.'),
+            ('span_count', sa.BigInteger, True, 'Spans starting in the hour when it was scored.'),
+            ('last_ingested_at', sa.DateTime, True, 'Newest ingested_at of those spans.'),
+            ('feedback_count', sa.BigInteger, True, "Feedback records on the hour's requests when it was scored."),
+            ('responses', sa.BigInteger, True, 'Responses scored.'),
+            ('score_rows', sa.BigInteger, True, 'Rows of eval_scores for the hour.'),
+            ('scored_at', sa.DateTime, True, 'When the hour was scored (UTC).'),
+        ],
+        [('ix_eval_hours_window_start', ['window_start'])],
+        (),
+    ),
 }
 
 
@@ -82,7 +99,7 @@ def upgrade() -> None:
         )
         for index, cols in indexes:
             op.create_index(index, name, cols)
-        add_grain_key(name, grain, newest_first="scored_at" if name == "eval_scores" else "computed_at")
+        add_grain_key(name, grain, newest_first="computed_at" if name == "score_rollup_hourly" else "scored_at")
 
 
 def downgrade() -> None:

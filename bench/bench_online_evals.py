@@ -1,0 +1,224 @@
+"""Benchmark of the online evals phase (issue 12, "Speed"; run by hand, not by pytest). Everything is measured
+in ONE run, so compare the ratios, not the seconds (the machine is shared and its speed varies between runs).
+
+    .venv/bin/python bench/bench_online_evals.py [--responses 4000] [--pairs 3000] [--days 7] [--rate 0.1]
+        [--parts scorers,parity,backfill]
+
+* ``scorers``: the default scorer set (registry.DEFAULT_SCORERS, no LLM) over ``--responses`` generated
+  responses (median answer ~120 words, 5 context documents, an agent's tool calls on a third of them), on
+  one core. Target >= 2,000 responses/s. Also the cost of each scorer, slowest first.
+* ``parity``: every scorer autoevals also has (ExactMatch, Levenshtein, NumericDiff, JSONDiff, ValidJSON,
+  ListContains) against autoevals on the same ``--pairs`` inputs, alternated, best of 3. Target: ours <= 1x
+  autoevals' time each.
+* ``backfill`` (SQLite): ``online_evals_hourly_job`` in process over ``--days`` days of generated traffic in
+  one single-run backfill, then the same backfill again (every score already stored for the current scorer
+  versions). Target: the second < 5% of the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from obs_pipelines.online_evals import registry  # noqa: E402
+from obs_pipelines.online_evals.scorers.base import Example  # noqa: E402
+from obs_pipelines.synth import content as C  # noqa: E402
+
+FILLER = ("In short,", "Also note that", "As a reminder,", "For your order,", "If needed,", "Usually")
+QUESTION_WORDS = ("refund", "order", "shipping", "card", "account", "membership", "invoice", "cancel")
+
+
+def make_examples(n: int, seed: int = 1) -> list[Example]:
+    """Responses shaped like the issue's traffic: answers of ~120 words (log-normal around it) built from the
+    knowledge base and some filler, 5 context documents, tool calls on every third response."""
+    rng = random.Random(seed)
+    docs = [d.content for d in C.DOCS]
+    examples = []
+    for i in range(n):
+        q = rng.choice(C.QUESTIONS)
+        context = [q.doc.content] + rng.sample(docs, 4)
+        target = max(20, int(rng.lognormvariate(4.79, 0.35)))  # median e^4.79 ~ 120 words
+        words: list[str] = []
+        while len(words) < target:
+            sentence = rng.choice(context) if rng.random() < 0.7 else (
+                f"{rng.choice(FILLER)} {' '.join(rng.choice(QUESTION_WORDS) for _ in range(8))}.")
+            words.extend(sentence.split())
+        tool_calls = ()
+        if i % 3 == 0:
+            tool_calls = tuple({"name": rng.choice(["get_order_status", "get_weather"]),
+                                "arguments": json.dumps({"order_id": f"A{rng.randint(1, 5)}"}),
+                                "status": "error" if rng.random() < 0.1 else "ok"} for _ in range(rng.randint(1, 6)))
+        examples.append(Example(input=q.text, output=" ".join(words[:target]), context=tuple(context),
+                                tool_calls=tool_calls,
+                                metadata={"retrieval_spans": 1, "steps": 2 + len(tool_calls), "route": "rag_qa"}))
+    return examples
+
+
+def _pin_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def bench_scorers(n: int) -> None:
+    examples = make_examples(n)
+    words = sorted(len(e.output.split()) for e in examples)
+    scorers = [registry.get(name) for name in registry.DEFAULT_SCORERS]
+    for scorer in scorers:  # warm caches the way a long backfill has them
+        for example in examples[:50]:
+            scorer(example)
+    # as scoring.score_hour runs them: every scorer on one response, then the next response
+    began = time.process_time()  # CPU seconds of this process: the machine is shared, wall time is not ours
+    for example in examples:
+        for scorer in scorers:
+            scorer(example)
+    total = time.process_time() - began
+    per_scorer = {}  # the breakdown: each scorer alone over all responses (its share of caches not counted)
+    for scorer in scorers:
+        t = time.process_time()
+        for example in examples:
+            scorer(example)
+        per_scorer[scorer.name] = time.process_time() - t
+    breakdown = sum(per_scorer.values())
+    rate = n / total
+    print(f"\n== scorers: default set ({len(scorers)} scorers), {n} responses, median answer "
+          f"{words[len(words) // 2]} words, 5 documents, one core")
+    print(f"  {rate:,.0f} responses per CPU second  (target >= 2,000: {'OK' if rate >= 2000 else 'MISSED'}; "
+          f"{rate / 2000:.2f}x the target)")
+    for name, seconds in sorted(per_scorer.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {name:<20} {seconds / n * 1e6:8.1f} us/response alone  {seconds / breakdown:5.1%} of the sum")
+
+
+def _pairs(n: int, seed: int):
+    rng = random.Random(seed)
+    words = ["refund", "order", "shipping", "cancel", "plus", "card", "Paris", "London", "kb-1001", "héllo"]
+
+    def text():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+
+    def value(depth=0):
+        kind = rng.randint(0, 4 if depth < 2 else 2)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([0, 1, 2.5, 100, -3])
+        if kind == 2:
+            return None
+        if kind == 3:
+            return [value(depth + 1) for _ in range(rng.randint(1, 4))]
+        return {k: value(depth + 1) for k in rng.sample("abcdef", rng.randint(1, 4))}
+
+    return {
+        "levenshtein": ("Levenshtein", [(text(), text()) for _ in range(n)], {}),
+        "exact_match": ("ExactMatch", [(text(), text()) for _ in range(n)], {}),
+        "numeric_diff": ("NumericDiff", [(rng.uniform(-100, 100), rng.uniform(-100, 100)) for _ in range(n)], {}),
+        "json_diff": ("JSONDiff", [(value(), value()) for _ in range(n)], {}),
+        "valid_json": ("ValidJSON", [(json.dumps(value()), None) for _ in range(n)], {}),
+        "list_contains": ("ListContains", [([text() for _ in range(3)], [text() for _ in range(3)])
+                                           for _ in range(n // 10)], {}),
+    }
+
+
+def bench_parity(n: int) -> None:
+    import autoevals
+
+    print(f"\n== parity: our scorers vs autoevals on the same inputs ({n} pairs; list_contains {n // 10}), "
+          "best of 3, alternated")
+    for name, (theirs_name, pairs, options) in _pairs(n, 2).items():
+        ours, theirs = registry.get(name, **options), getattr(autoevals, theirs_name)()
+        examples = [Example(output=o, expected=e) for o, e in pairs]
+        if name == "valid_json":
+            def run_theirs():
+                for o, _ in pairs:
+                    theirs.eval(o)
+        else:
+            def run_theirs():
+                for o, e in pairs:
+                    theirs.eval(o, e)
+
+        def run_ours():
+            for example in examples:
+                ours(example)
+
+        t_ours, t_theirs = [], []
+        for _ in range(3):
+            t = time.process_time(); run_ours(); t_ours.append(time.process_time() - t)  # noqa: E702
+            t = time.process_time(); run_theirs(); t_theirs.append(time.process_time() - t)  # noqa: E702
+        a, b = min(t_ours), min(t_theirs)
+        print(f"  {name:<14} ours {a / len(pairs) * 1e6:8.2f} us   autoevals {b / len(pairs) * 1e6:8.2f} us   "
+              f"ratio {a / b:5.2f}x  ({'OK' if a <= b else 'SLOWER'})")
+
+
+def bench_backfill(days: int, rate: float) -> None:
+    import dagster as dg
+
+    from obs_pipelines.definitions import build_definitions
+    from obs_pipelines.online_evals.defs import HOURLY_JOB
+    from obs_pipelines.orchestration.partitions import range_tags
+    from obs_pipelines.settings import Settings
+    from obs_pipelines.store import db
+    from obs_pipelines.synth.generator import generate_traces
+
+    start = datetime(2026, 3, 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        engine = db.make_engine(url)
+        db.create_tables(engine)
+        traces = 0
+        batch: list[dict] = []
+        for trace in generate_traces(start, days * 24, rate, 3):
+            traces += 1
+            batch.extend(trace)
+            if len(batch) > 50_000:
+                db.insert_spans(engine, batch)
+                batch = []
+        db.insert_spans(engine, batch)
+        defs = build_definitions(Settings(db_url=url, partitions_start="2026-03-01-00:00", phases=["online_evals"]))
+        job = defs.resolve_job_def(HOURLY_JOB)
+        last = start + timedelta(days=days) - timedelta(hours=1)
+        tags = range_tags(start.strftime("%Y-%m-%d-%H:%M"), last.strftime("%Y-%m-%d-%H:%M"))
+        instance = dg.DagsterInstance.ephemeral()
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            result = job.execute_in_process(tags=tags, instance=instance,
+                                            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            assert result.success
+            times.append(time.perf_counter() - t)
+        with engine.connect() as conn:
+            rows = conn.execute(db.sa.text("SELECT COUNT(*) FROM eval_scores")).scalar()
+        print(f"\n== backfill (SQLite): {days} days x 24 hours in one run, {traces:,} requests, {rows:,} scores")
+        print(f"  first  {times[0]:7.2f} s  ({traces / times[0]:,.0f} requests/s end to end)")
+        print(f"  second {times[1]:7.2f} s  = {times[1] / times[0]:.1%} of the first (target < 5%: "
+              f"{'OK' if times[1] < 0.05 * times[0] else 'MISSED'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--responses", type=int, default=4000)
+    parser.add_argument("--pairs", type=int, default=3000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=0.1, help="generated requests per second (diurnal mean)")
+    parser.add_argument("--parts", default="scorers,parity,backfill")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    _pin_one_core()
+    print(f"bench_online_evals: python {sys.version.split()[0]}, pinned to one core")
+    if "scorers" in parts:
+        bench_scorers(args.responses)
+    if "parity" in parts:
+        bench_parity(args.pairs)
+    if "backfill" in parts:
+        bench_backfill(args.days, args.rate)
+
+
+if __name__ == "__main__":
+    main()

@@ -107,6 +107,8 @@ class NumericDiff(Scorer):
 
 
 def _valid_json_container(text: str) -> bool:
+    if text.lstrip()[:1] not in ("{", "["):  # only those parse to an object / array: skip the failing parse
+        return False
     try:
         return isinstance(json.loads(text), (dict, list))
     except json.JSONDecodeError:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
@@ -250,11 +250,101 @@ def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.S
     return alerts_rules_sensor
 
 
+RUN_FAILURE_RULE = "pipeline_run_failed"
+
+
+def run_failure_alert(settings: Settings, run: dg.DagsterRun, message: str, now: datetime) -> dict:
+    """The alert of a failed run: its job, partition (or range), the failure message and the run's UI link."""
+    tags = run.tags
+    first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+    window_start = datetime.strptime(first, HOUR_KEY_FORMAT) if first and len(first) == 16 else now.replace(
+        minute=0, second=0, microsecond=0)
+    window_end = (datetime.strptime(last, HOUR_KEY_FORMAT) + HOUR) if last and len(last) == 16 else window_start + HOUR
+    group = {"job": run.job_name}
+    summary = f"[FIRING] {RUN_FAILURE_RULE}: run {run.run_id[:8]} of {run.job_name}"
+    summary += f" ({first}..{last})" if first else ""
+    summary += f" failed: {message.splitlines()[0][:300] if message else 'no message'}"
+    return {"id": f"{RUN_FAILURE_RULE}-{run.run_id}", "rule": RUN_FAILURE_RULE, "severity": "critical",
+            "status": "firing", "metric": "run_status", "value": "FAILURE", "threshold": None,
+            "window_start": window_start.isoformat(), "window_end": window_end.isoformat(), "group": group,
+            "attribution": [], "exemplar_trace_ids": [], "summary": summary,
+            "link": f"{settings.alerts.ui_base_url.rstrip('/')}/runs/{run.run_id}", "run_id": run.run_id}
+
+
+def build_run_failure_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.run_failure_sensor(
+        name="alerts_run_failure_sensor",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts every destination when a run of this code location fails (pipeline health), "
+                    "through the same outbox as the rules' alerts.",
+    )
+    def alerts_run_failure_sensor(context: dg.RunFailureSensorContext):
+        engine = db.make_engine(settings.db_url)
+        message = context.failure_event.message or ""
+        alert = run_failure_alert(settings, context.dagster_run, message, db.utcnow())
+        outbox.record_event(engine, alert, json.dumps(alert["group"], sort_keys=True), [], settings.alerts)
+        outbox.deliver_due(engine, settings.alerts, logger=context.log)
+
+    return alerts_run_failure_sensor
+
+
+FRESHNESS_RULE = "rollup_partition_missing"
+
+
+def missing_partitions(instance: dg.DagsterInstance, table: str, keys: list[str]) -> list[str]:
+    page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(table), asset_partitions=keys),
+                                           limit=10 * len(keys) + 10)
+    present = {r.asset_materialization.partition for r in page.records if r.asset_materialization}
+    return [k for k in keys if k not in present]
+
+
+def freshness_alert(settings: Settings, table: str, hour: datetime) -> dict:
+    minutes = settings.alerts.freshness_minutes
+    return {"id": f"{FRESHNESS_RULE}-{table}-{hour:%Y%m%d%H}", "rule": FRESHNESS_RULE, "severity": "critical",
+            "status": "firing", "metric": "partition_materialized", "value": False, "threshold": None,
+            "window_start": hour.isoformat(), "window_end": (hour + HOUR).isoformat(), "group": {"table": table},
+            "attribution": [], "exemplar_trace_ids": [],
+            "summary": f"[FIRING] {FRESHNESS_RULE}: {table} has no partition {hour_key(hour)} {minutes} minutes "
+                       "after the hour closed (is the schedule running? did the run fail?)",
+            "link": source.partition_link(settings.alerts.ui_base_url, table, hour)}
+
+
+def build_freshness_sensor(settings: Settings, tables: list[str]) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="alerts_freshness_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Alerts when an hourly partition of a rule's table is still missing "
+                    f"{settings.alerts.freshness_minutes} minutes after its hour closed (pipeline health).",
+    )
+    def alerts_freshness_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
+        now = db.utcnow()
+        start = datetime.strptime(settings.partitions_start, HOUR_KEY_FORMAT)
+        last = (now - timedelta(minutes=settings.alerts.freshness_minutes) - HOUR).replace(
+            minute=0, second=0, microsecond=0)
+        hours = [h for h in hour_starts(last - (settings.alerts.freshness_lookback_hours - 1) * HOUR, last + HOUR)
+                 if h >= start]
+        raised = 0
+        for table in tables:
+            for key in missing_partitions(context.instance, table, [hour_key(h) for h in hours]):
+                hour = datetime.strptime(key, HOUR_KEY_FORMAT)
+                alert = freshness_alert(settings, table, hour)
+                raised += outbox.record_event(trace_store.engine, alert, json.dumps(alert["group"]), [],
+                                              settings.alerts)
+        report = outbox.deliver_due(trace_store.engine, settings.alerts, logger=context.log)
+        return dg.SensorResult(skip_reason=f"{raised} missing partition(s) alerted, {len(report.delivered)} "
+                                           "notification(s) delivered")
+
+    return alerts_freshness_sensor
+
+
 def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
     hourly = hourly_partitions(settings)
     by_table = rule_tables(settings, asset_keys)
     checks = [build_rule_checks(settings, table, rules, hourly) for table, rules in sorted(by_table.items())]
-    sensors = [build_alert_sensor(settings)]
+    sensors = [build_alert_sensor(settings), build_run_failure_sensor(settings)]
     jobs = []
     if checks:
         rules_job = dg.define_asset_job(
@@ -262,6 +352,8 @@ def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
             description="The alert rules over an hour (or a range): one check evaluation per rule and hour.")
         jobs.append(rules_job)
         sensors.append(build_rules_sensor(settings, sorted(by_table), rules_job))
+        if settings.alerts.freshness_minutes:
+            sensors.append(build_freshness_sensor(settings, sorted(by_table)))
     return dg.Definitions(asset_checks=checks, jobs=jobs, sensors=sensors)
 
 

@@ -127,6 +127,25 @@ def record(engine: Engine, rules: dict[str, Any], observations: Iterable[Observa
     return transitions
 
 
+def record_event(engine: Engine, alert: dict[str, Any], group_key_: str, destinations: list[str],
+                 settings: AlertSettings, now: datetime | None = None) -> bool:
+    """An alert that is not a rule's state (a failed pipeline run): stored once by its id with its outbox
+    rows, in one transaction. False when that alert was recorded before."""
+    now = now or db.utcnow()
+    ensure_tables(engine)
+    start = _naive(alert["window_start"])
+    with engine.begin() as conn:
+        if conn.execute(sa.select(alerts.c.id).where(alerts.c.id == alert["id"])).first():
+            return False
+        conn.execute(sa.insert(alerts), {
+            "id": alert["id"], "rule": alert["rule"], "group_key": group_key_, "severity": alert["severity"],
+            "status": alert["status"], "window_start": start, "window_end": _naive(alert["window_end"]),
+            "last_window_start": start, "good_windows": 0, "payload": json.dumps(alert, default=str),
+            "created_at": now, "updated_at": now})
+        _queue(conn, [Transition(alert, start, destinations)], settings, now)
+    return True
+
+
 def _queue(conn: sa.Connection, transitions: list[Transition], settings: AlertSettings, now: datetime) -> None:
     """One outbox row per (window, status, destination) with the alerts bound for it."""
     batches: dict[tuple[datetime, str, str], list[dict]] = {}

@@ -170,6 +170,10 @@ class AlertSettings(BaseModel):
     # delivery retries: wait backoff x 2^(n-1) after the n-th failure, give up after max_attempts
     retry_backoff_seconds: float = Field(default=30.0, ge=0)
     max_attempts: int = Field(default=10, ge=1)
+    # pipeline health: a rule table's hourly partition still missing this long after its hour closed alerts
+    # (hours up to freshness_lookback_hours back; 0 minutes switches the check off)
+    freshness_minutes: int = Field(default=30, ge=0)
+    freshness_lookback_hours: int = Field(default=6, ge=1)
     # the Dagster UI, for the link to the partition in each alert
     ui_base_url: str = "http://localhost:3000"
 

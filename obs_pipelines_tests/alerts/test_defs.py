@@ -192,3 +192,46 @@ def test_48_clean_hours_fire_nothing_with_the_shipped_example_rules(store, webho
     assert failed == []
     sensor_tick(defs, instance, store, "alerts_sensor")
     assert webhook.received == []
+
+
+def test_a_failed_run_is_alerted_once_through_the_outbox(store, webhook):
+    @dg.op
+    def explode():
+        raise RuntimeError("store unreachable")
+
+    @dg.job(tags={"dagster/partition": "2026-11-02-13:00"})
+    def monitoring_hourly_job():
+        explode()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = monitoring_hourly_job.execute_in_process(instance=instance, raise_on_error=False)
+    defs = build_definitions(example_settings(store))
+    sensor = defs.resolve_sensor_def("alerts_run_failure_sensor")
+    for _ in range(2):  # the same failure seen twice is sent once
+        context = dg.build_run_status_sensor_context(
+            sensor_name=sensor.name, dagster_event=result.get_run_failure_event(), dagster_instance=instance,
+            dagster_run=result.dagster_run).for_run_failure()
+        sensor(context)
+    [request] = webhook.received
+    alert = request["body"]
+    assert alert["rule"] == "pipeline_run_failed" and alert["group"] == {"job": "monitoring_hourly_job"}
+    assert alert["window_start"] == "2026-11-02T13:00:00" and result.run_id in alert["link"]
+    assert "failed" in alert["summary"]
+
+
+def test_a_rollup_partition_missing_30_minutes_after_its_hour_alerts_once(store, webhook):
+    now = db.utcnow()
+    due = (now - timedelta(minutes=30) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    settings = example_settings(store)
+    settings = settings.model_copy(update={
+        "partitions_start": key(due),  # only the newest due hour exists
+        "alerts": settings.alerts.model_copy(update={"rules": [r for r in settings.alerts.rules
+                                                                if r["name"] == "provider_error_rate"]})})
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    tick = sensor_tick(defs, instance, store, "alerts_freshness_sensor")
+    [request] = webhook.received
+    assert request["body"]["rule"] == "rollup_partition_missing"
+    assert request["body"]["group"] == {"table": "error_rollup_hourly"}
+    assert request["body"]["window_start"] == due.isoformat()
+    sensor_tick(defs, instance, store, "alerts_freshness_sensor", cursor=tick.cursor)
+    assert len(webhook.received) == 1

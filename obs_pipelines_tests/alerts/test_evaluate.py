@@ -131,7 +131,7 @@ def test_burn_rate_is_quiet_on_a_single_bad_hour_under_the_long_factor():
 
 
 def test_eval_score_share_below_a_cut_per_group():
-    scores = pd.DataFrame([{"created_at": H + timedelta(minutes=i), "scorer": "groundedness", "route": "rag",
+    scores = pd.DataFrame([{"window_start": H, "scored_at": H + timedelta(minutes=i), "scorer": "groundedness", "route": "rag",
                             "score": 0.2 if i < 6 else 0.9} for i in range(10)])
     rule = parse_rule({"name": "ungrounded", "kind": "eval_score", "scorer": "groundedness", "group_by": ["route"],
                        "statistic": "share_below", "cut": 0.5, "comparison": ">", "threshold": 0.5})

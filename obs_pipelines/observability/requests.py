@@ -43,7 +43,7 @@ def kind_times(spans: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["trace_id", "kind", "ms"])
     steps = steps.sort_values(["trace_id", "kind", "start_time"])
     group = [steps["trace_id"], steps["kind"]]
-    prev_max_end = steps.groupby(group)["end_time"].transform(lambda e: e.cummax().shift())
+    prev_max_end = steps.groupby(group)["end_time"].cummax().groupby(group).shift()
     new_block = prev_max_end.isna() | (steps["start_time"] > prev_max_end)
     block = new_block.cumsum()
     blocks = steps.groupby([steps["trace_id"], steps["kind"], block]).agg(

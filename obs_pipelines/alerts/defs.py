@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from obs_pipelines.alerts import outbox, source
 from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate, hour_starts
 from obs_pipelines.alerts.outbox import Observation
+from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import check_evaluation
 from obs_pipelines.settings import Settings
@@ -26,6 +27,10 @@ from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
 
 RULES_JOB = "alerts_rules_job"
+DIAGNOSIS_JOB = "alerts_diagnosis_job"
+# the observability phase's hourly tables (its published tables.py), error causes first: a diagnosis run
+# writes them for an alert's hour; the first one tells whether the hour has them
+OBSERVABILITY_HOURLY = ["error_causes_hourly", *(t for t in OBSERVABILITY_TABLES if t != "error_causes_hourly")]
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 MAX_GROUPS_IN_METADATA = 50
 SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warning": dg.AssetCheckSeverity.WARN,
@@ -168,38 +173,68 @@ def observations(record: dg.EventLogRecord, rules: dict[str, object]) -> list[Ob
 
 
 def process_check_events(instance: dg.DagsterInstance, engine, settings: Settings, after: int,
-                         logger=None, limit: int = 1000) -> tuple[int, list, outbox.DeliveryReport]:
+                         logger=None, page_size: int = 1000, max_pages: int = 50
+                         ) -> tuple[int, list, outbox.DeliveryReport]:
     """New rule evaluations since storage id ``after`` -> alerts + outbox; then deliver what is due.
-    Returns the new cursor, the transitions and the delivery report (the sensor and `alerts evaluate`)."""
+    Returns the new cursor, the transitions and the delivery report (the sensor and `alerts evaluate`).
+    Reading from 0 again is safe: an alert state already recorded queues nothing."""
     rules = {r.name: r for r in settings.alerts.parsed_rules()}
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-        limit=limit, ascending=True)
-    found = [o for record in records for o in observations(record, rules)]
-    transitions = outbox.record(engine, rules, found, settings.alerts) if found else []
+    transitions: list = []
+    last = after
+    for _ in range(max_pages):  # a tick reads at most max_pages pages; the rest on the next tick
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=last),
+            limit=page_size, ascending=True)
+        found = [o for record in records for o in observations(record, rules)]
+        if found:
+            transitions += outbox.record(engine, rules, found, settings.alerts)
+        last = max([last, *(r.storage_id for r in records)])
+        if len(records) < page_size:
+            break
     report = outbox.deliver_due(engine, settings.alerts, logger=logger)
-    last = max([after, *(r.storage_id for r in records)])
     return last, transitions, report
 
 
-def build_alert_sensor(settings: Settings) -> dg.SensorDefinition:
+def diagnosis_requests(instance: dg.DagsterInstance, transitions: list, diagnosis_tables: list[str]) -> list:
+    """A run of the observability tables for the window of each alert that fired, when they are missing
+    there (run key per alert: one run however many ticks see it)."""
+    requests = []
+    for t in transitions:
+        if t.alert["status"] != "firing":
+            continue
+        partition = hour_key(t.window_start)
+        if not missing_partitions(instance, diagnosis_tables[0], [partition]):
+            continue
+        requests.append(dg.RunRequest(run_key=f"alerts_diagnosis:{t.alert['id']}", job_name=DIAGNOSIS_JOB,
+                                      tags={**range_tags(partition, partition),
+                                            "obs_pipelines/reason": "alert_diagnosis",
+                                            "obs_pipelines/alert_id": t.alert["id"]}))
+    return requests
+
+
+def build_alert_sensor(settings: Settings, diagnosis_job=None, diagnosis_tables: list[str] = ()) -> dg.SensorDefinition:
     @dg.sensor(
         name="alerts_sensor",
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
+        jobs=[diagnosis_job] if diagnosis_job is not None else None,
         description="Turns new failures (and recoveries) of the alert rules' checks into alerts, stores them in "
                     "`alerts` and delivers them through the outbox (webhook / Slack / log), retrying failed "
-                    "destinations with backoff on later ticks.",
+                    "destinations with backoff on later ticks; requests a run of the observability tables for "
+                    "an alert's hour when they are missing (diagnosis).",
     )
     def alerts_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         last, transitions, report = process_check_events(
             context.instance, trace_store.engine, settings, cursor.get("after", 0), logger=context.log)
+        requests = diagnosis_requests(context.instance, transitions, list(diagnosis_tables)) if diagnosis_job else []
         parts = [f"{len(transitions)} alert change(s)", f"{len(report.delivered)} delivered"]
         if report.failed:
             parts.append(f"{len(report.failed)} failed (retried later): "
                          + "; ".join(f"{k[:8]}: {v}" for k, v in list(report.failed.items())[:3]))
             context.log.warning(parts[-1])
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))
         return dg.SensorResult(skip_reason=", ".join(parts), cursor=json.dumps({"after": last}))
 
     return alerts_sensor
@@ -342,10 +377,19 @@ def build_freshness_sensor(settings: Settings, tables: list[str]) -> dg.SensorDe
 
 def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
     hourly = hourly_partitions(settings)
-    by_table = rule_tables(settings, asset_keys)
+    keys = list(asset_keys)
+    by_table = rule_tables(settings, keys)
     checks = [build_rule_checks(settings, table, rules, hourly) for table, rules in sorted(by_table.items())]
-    sensors = [build_alert_sensor(settings), build_run_failure_sensor(settings)]
     jobs = []
+    # diagnosis: the observability phase's hourly tables, when this code location has them
+    diagnosis_tables = [t for t in OBSERVABILITY_HOURLY if t in set(keys)]
+    diagnosis_job = None
+    if diagnosis_tables:
+        diagnosis_job = dg.define_asset_job(
+            DIAGNOSIS_JOB, selection=dg.AssetSelection.assets(*diagnosis_tables), partitions_def=hourly,
+            description="The observability tables of an alert's hour (requested by alerts_sensor when missing).")
+        jobs.append(diagnosis_job)
+    sensors = [build_alert_sensor(settings, diagnosis_job, diagnosis_tables), build_run_failure_sensor(settings)]
     if checks:
         rules_job = dg.define_asset_job(
             RULES_JOB, selection=dg.AssetSelection.checks(*checks), partitions_def=hourly,
@@ -358,4 +402,4 @@ def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
 
 
 # in the order `obs-pipelines run alerts` would run them
-JOBS = (RULES_JOB,)
+JOBS = (RULES_JOB,)  # the diagnosis job is requested by the sensor, never run by hand

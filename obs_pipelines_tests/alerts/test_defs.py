@@ -235,3 +235,22 @@ def test_a_rollup_partition_missing_30_minutes_after_its_hour_alerts_once(store,
     assert request["body"]["window_start"] == due.isoformat()
     sensor_tick(defs, instance, store, "alerts_freshness_sensor", cursor=tick.cursor)
     assert len(webhook.received) == 1
+
+
+def test_an_alert_whose_hour_lacks_the_observability_tables_requests_their_run_once(store, outage_spans, webhook):
+    db.insert_spans(store.engine, outage_spans)
+    settings = example_settings(store).model_copy(update={"phases": ["monitoring", "observability"]})
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    run_range(defs, "monitoring_hourly_job", instance, OUTAGE, OUTAGE)
+    run_range(defs, RULES_JOB, instance, OUTAGE, OUTAGE)
+    tick = sensor_tick(defs, instance, store, "alerts_sensor")
+    assert tick.run_requests and {r.job_name for r in tick.run_requests} == {"alerts_diagnosis_job"}
+    assert {r.tags[RANGE[0]] for r in tick.run_requests} == {key(OUTAGE)}
+    assert len({r.run_key for r in tick.run_requests}) == len(tick.run_requests)
+    assert webhook.received  # the alert itself is not held back
+    [request] = [r for r in tick.run_requests if "provider_error_rate" in r.run_key]
+    diagnosis = defs.resolve_job_def("alerts_diagnosis_job").execute_in_process(
+        tags=request.tags, instance=instance, raise_on_error=False)
+    assert diagnosis.success
+    again = sensor_tick(defs, instance, store, "alerts_sensor", cursor=tick.cursor)
+    assert not again.run_requests

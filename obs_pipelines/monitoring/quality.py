@@ -244,7 +244,8 @@ def _validate(frame: pd.DataFrame, null_model_share_max: float, parent_flag: pd.
     )]
     # only the columns the expectations read (plus the keys that name failing rows): every column of
     # the frame handed to great-expectations is fingerprinted and copied along the way
-    used = {col for c in _checks(gx, frame, null_model_share_max) for col in c.columns} | set(KEY_COLUMNS)
+    all_checks = _checks(gx, frame, null_model_share_max)
+    used = {col for c in all_checks for col in c.columns} | set(KEY_COLUMNS)
     frame = frame[[c for c in frame.columns if c in used]].reset_index(drop=True)
     if parent_flag is not None:
         frame[PARENT_FLAG] = parent_flag.to_numpy(dtype=bool)
@@ -259,7 +260,7 @@ def _validate(frame: pd.DataFrame, null_model_share_max: float, parent_flag: pd.
         if col in frame and len(frame) >= 10_000:
             frame[col] = frame[col].astype("category")
 
-    checks = [c for c in _checks(gx, frame, null_model_share_max) if all(col in frame for col in c.columns)]
+    checks = [c for c in all_checks if all(col in frame for col in c.columns)]
     if frame.empty:
         return results + [
             QualityCheckResult(c.name, True, c.severity, 0, c.description, [], 0, None) for c in checks
@@ -301,25 +302,46 @@ def _validate(frame: pd.DataFrame, null_model_share_max: float, parent_flag: pd.
     return results
 
 
+# One ephemeral great-expectations context per process, its pandas batch definition and the suites built so
+# far: creating them costs as much as validating a typical hour (10,000 spans), and nothing of them depends on
+# the frame (it is a batch parameter). Validations take turns on the context (it is not thread-safe).
+_GX_LOCK = threading.Lock()
+_GX_STATE: dict[str, Any] = {}
+
+
+def _batch_definition(gx: Any) -> Any:
+    if "batch_definition" not in _GX_STATE:
+        asset = _gx_context(gx).data_sources.add_pandas("partition").add_dataframe_asset("spans")
+        _GX_STATE["batch_definition"] = asset.add_batch_definition_whole_dataframe("all")
+    return _GX_STATE["batch_definition"]
+
+
+def _suite(gx: Any, checks: list[_Check]) -> Any:
+    """The suite of ``checks`` (each expectation tagged with its check), built once per set of expectations."""
+    key = tuple((c.name, tuple(e.json() for e in c.expectations)) for c in checks)
+    suites = _GX_STATE.setdefault("suites", {})
+    if key not in suites:
+        suite = gx.ExpectationSuite(name="spans_partition")
+        for check in checks:
+            for exp in check.expectations:
+                exp.meta = {**(exp.meta or {}), "check": check.name}
+                suite.add_expectation(exp)
+        suites[key] = suite
+    return suites[key]
+
+
 def _run_suite(gx: Any, frame: pd.DataFrame, checks: list[_Check], result_format: str) -> dict[str, list[Any]]:
     """Validate ``checks`` on ``frame`` in one great-expectations run; the results by check name."""
     from great_expectations.validator.v1_validator import Validator
 
-    context = _gx_context(gx)
-    asset = context.data_sources.add_pandas("partition").add_dataframe_asset("spans")
-    batch_definition = asset.add_batch_definition_whole_dataframe("all")
-    suite = gx.ExpectationSuite(name="spans_partition")
-    for check in checks:
-        for exp in check.expectations:
-            exp.meta = {**(exp.meta or {}), "check": check.name}
-            suite.add_expectation(exp)
     fmt: dict[str, Any] = {"result_format": result_format, "partial_unexpected_count": MAX_EXAMPLES}
     index_cols = [c for c in KEY_COLUMNS if c in frame.columns]
     if index_cols:
         fmt["unexpected_index_column_names"] = index_cols
-    # one validator over the batch (Batch.validate would load, and fingerprint, the frame a second time)
-    validation = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": frame},
-                           result_format=fmt).validate_expectation_suite(suite)
+    with _GX_LOCK:
+        # one validator over the batch (Batch.validate would load, and fingerprint, the frame a second time)
+        validation = Validator(batch_definition=_batch_definition(gx), batch_parameters={"dataframe": frame},
+                               result_format=fmt).validate_expectation_suite(_suite(gx, checks))
     by_check: dict[str, list[Any]] = {c.name: [] for c in checks}
     for res in validation.results:
         by_check[res.expectation_config.meta["check"]].append(res)

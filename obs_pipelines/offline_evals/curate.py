@@ -10,8 +10,8 @@ Sources (a case's tags say which selected it):
 - ``agent_loop``: the same tool called with the same input ``loop_min_repeats`` times or more in a trace;
 - ``empty_retrieval``: a retrieval span that returned no document.
 
-Loops and empty retrievals are computed from ``spans`` here (the observability phase's tables are not a
-dependency of this phase). Each selected trace becomes one case: the root span's input and output, the
+Loops and empty retrievals are read from the observability phase's tables (agent_paths, retrieval_log) for
+a day it wrote, else computed from ``spans``. Each selected trace becomes one case: the root span's input and output, the
 retrieved documents as context, the newest correction as expected output; PII scrubbed, deduplicated.
 """
 
@@ -64,17 +64,41 @@ def _errors(engine: Engine, start: datetime, end: datetime, rules: DatasetRules)
             for r in frame.itertuples() if r.root_failed == 1}
 
 
+def _published(engine: Engine, table: str, start: datetime, end: datetime) -> bool:
+    """The observability phase wrote ``table`` for this day (it exists and has a row of the day)."""
+    if table not in sa.inspect(engine).get_table_names():
+        return False
+    rows = fetch_frame(engine, f"SELECT 1 AS found FROM {table} WHERE window_start >= :start AND window_start < :end "
+                               "LIMIT 1", window_params(start, end))
+    return not rows.empty
+
+
 def _agent_loops(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    """The observability phase's verdict (agent_paths.loop_detected: repeated calls, cycles, outputs) when it
+    wrote the day, so a loop means the same here as in its rollups and alerts; else the same tool with the
+    same input ``loop_min_repeats`` times in a trace, from spans."""
+    if _published(engine, "agent_paths", start, end):
+        frame = fetch_frame(engine, "SELECT trace_id, loop_kind FROM agent_paths WHERE window_start >= :start "
+                                    "AND window_start < :end AND loop_detected = :yes",
+                            {**window_params(start, end), "yes": True})
+        return {r.trace_id: {"loop_kind": r.loop_kind, "loop_source": "agent_paths"} for r in frame.itertuples()}
     frame = fetch_frame(engine, f"SELECT trace_id, name, COUNT(*) AS n FROM spans WHERE {WINDOW} AND kind = 'tool' "
                                 "GROUP BY trace_id, name, input HAVING COUNT(*) >= :repeats",
                         {**window_params(start, end), "repeats": rules.loop_min_repeats})
     found: dict[str, dict] = {}
     for r in frame.sort_values("n", ascending=False).itertuples():
-        found.setdefault(r.trace_id, {"loop_tool": r.name, "loop_repeats": int(r.n)})
+        found.setdefault(r.trace_id, {"loop_tool": r.name, "loop_repeats": int(r.n), "loop_source": "spans"})
     return found
 
 
 def _empty_retrievals(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    """Successful retrievals that returned nothing: the observability phase's retrieval_log when it wrote the
+    day, else the spans' retrieval.documents."""
+    if _published(engine, "retrieval_log", start, end):
+        frame = fetch_frame(engine, "SELECT DISTINCT trace_id FROM retrieval_log WHERE window_start >= :start "
+                                    "AND window_start < :end AND no_documents = :yes AND status = 'ok'",
+                            {**window_params(start, end), "yes": True})
+        return {t: {"empty_retrieval": True, "retrieval_source": "retrieval_log"} for t in frame["trace_id"]}
     if db.is_postgres(engine):
         docs = "attributes -> 'retrieval.documents'"
         count = f"CASE WHEN json_typeof({docs}) = 'array' THEN json_array_length({docs}) END"
@@ -82,7 +106,7 @@ def _empty_retrievals(engine: Engine, start: datetime, end: datetime, rules: Dat
         count = "json_array_length(attributes, '$.\"retrieval.documents\"')"
     frame = fetch_frame(engine, f"SELECT DISTINCT trace_id FROM spans WHERE {WINDOW} AND kind = 'retrieval' "
                                 f"AND status = 'ok' AND COALESCE({count}, 0) = 0", window_params(start, end))
-    return {t: {"empty_retrieval": True} for t in frame["trace_id"]}
+    return {t: {"empty_retrieval": True, "retrieval_source": "spans"} for t in frame["trace_id"]}
 
 
 def _negative_feedback(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:

@@ -181,3 +181,24 @@ def test_none_of_200_pii_values_planted_in_production_survives_in_the_dataset_or
         stored = " ".join(str(v) for row in conn.execute(sa.select(curate.rc)).all() for v in row)
     for text in (out.read_text(), stored):
         assert [value for value, _kind in planted if value in text] == []
+
+
+def test_loops_and_empty_retrievals_come_from_the_observability_tables_for_a_day_they_cover(store, rules):
+    traces = production(store, hours=1)
+    flagged, empty = traces[0][0]["trace_id"], traces[1][0]["trace_id"]
+    _ensure_table(store, "agent_paths", sa.Column("window_start", sa.DateTime), sa.Column("trace_id", sa.Text),
+                  sa.Column("loop_detected", sa.Boolean), sa.Column("loop_kind", sa.Text))
+    _ensure_table(store, "retrieval_log", sa.Column("window_start", sa.DateTime), sa.Column("trace_id", sa.Text),
+                  sa.Column("span_id", sa.Text), sa.Column("status", sa.Text), sa.Column("no_documents", sa.Boolean))
+    _insert_reflected(store, "agent_paths", [
+        {"window_start": DAY, "trace_id": flagged, "loop_detected": True, "loop_kind": "repeated_cycle"},
+        {"window_start": DAY, "trace_id": empty, "loop_detected": False, "loop_kind": None}])
+    _insert_reflected(store, "retrieval_log", [
+        {"window_start": DAY, "trace_id": empty, "span_id": "a" * 16, "status": "ok", "no_documents": True},
+        {"window_start": DAY, "trace_id": flagged, "span_id": "b" * 16, "status": "ok", "no_documents": False}])
+    selected, _report = curate.select_traces(store.engine, DAY, DAY + timedelta(days=1),
+                                             rules.model_copy(update={"sources": ["agent_loop", "empty_retrieval"]}))
+    assert selected == {
+        flagged: {"tags": ["agent_loop"], "metadata": {"loop_kind": "repeated_cycle", "loop_source": "agent_paths"}},
+        empty: {"tags": ["empty_retrieval"], "metadata": {"empty_retrieval": True, "retrieval_source": "retrieval_log"}},
+    }

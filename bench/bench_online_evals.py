@@ -2,7 +2,7 @@
 in ONE run, so compare the ratios, not the seconds (the machine is shared and its speed varies between runs).
 
     .venv/bin/python bench/bench_online_evals.py [--responses 4000] [--pairs 3000] [--days 7] [--rate 0.1]
-        [--parts scorers,parity,backfill]
+        [--parts scorers,parity,judge,backfill]
 
 * ``scorers``: the default scorer set (registry.DEFAULT_SCORERS, no LLM) over ``--responses`` generated
   responses (median answer ~120 words, 5 context documents, an agent's tool calls on a third of them), on
@@ -10,6 +10,8 @@ in ONE run, so compare the ratios, not the seconds (the machine is shared and it
 * ``parity``: every scorer autoevals also has (ExactMatch, Levenshtein, NumericDiff, JSONDiff, ValidJSON,
   ListContains) against autoevals on the same ``--pairs`` inputs, alternated, best of 3. Target: ours <= 1x
   autoevals' time each.
+* ``judge``: the judge_answer_relevance scorer over 3 hours of generated traffic against a fake OpenAI-compatible
+  endpoint on 127.0.0.1 answering in 200 ms, default concurrency. Target >= 40 judgments/s.
 * ``backfill`` (SQLite): ``online_evals_hourly_job`` in process over ``--days`` days of generated traffic in
   one single-run backfill, then the same backfill again (every score already stored for the current scorer
   versions). Target: the second < 5% of the first.
@@ -201,13 +203,46 @@ def bench_backfill(days: int, rate: float) -> None:
               f"{'OK' if times[1] < 0.05 * times[0] else 'MISSED'})")
 
 
+def bench_judge(hours: int, rate: float, delay_s: float) -> None:
+    """Judge scorers over generated traffic against a fake endpoint answering in ``delay_s``, default
+    concurrency (settings.online_evals.judge.concurrency)."""
+    from obs_pipelines.online_evals import scoring
+    from obs_pipelines.online_evals.config import OnlineEvalsSettings
+    from obs_pipelines.store import db
+    from obs_pipelines.synth.generator import generate_traces
+    from obs_pipelines_tests.online_evals.fake_judge import FakeJudge
+
+    start = datetime(2026, 3, 2, 12)
+    with tempfile.TemporaryDirectory() as tmp, FakeJudge(delay_s=delay_s) as fake:
+        engine = db.make_engine(f"sqlite:///{tmp}/judge.db")
+        db.create_tables(engine)
+        db.insert_spans(engine, [row for trace in generate_traces(start, hours, rate, 5) for row in trace])
+        settings = OnlineEvalsSettings(rules=[{"name": "judged", "scorers": ["judge_answer_relevance"]}],
+                                       judge={"base_url": fake.url})
+        client = settings.judge.client()
+        scorers = scoring.scorers_for(settings, client)
+        t = time.perf_counter()
+        calls = 0
+        for i in range(hours):
+            hour = scoring.score_hour(engine, start + timedelta(hours=i), start + timedelta(hours=i + 1), settings,
+                                      scorers)
+            calls += len(hour.judge_calls)
+        seconds = time.perf_counter() - t
+        client.close()
+        rate_js = calls / seconds
+        print(f"\n== judge: {calls} judgments over {hours} hours, fake endpoint answering in {delay_s * 1000:.0f} ms, "
+              f"concurrency {settings.judge.concurrency} (max in flight seen {fake.max_in_flight})")
+        print(f"  {rate_js:,.1f} judgments/s  (target >= 40: {'OK' if rate_js >= 40 else 'MISSED'}; ideal "
+              f"{settings.judge.concurrency / delay_s:.0f}/s = concurrency / latency)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--responses", type=int, default=4000)
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rate", type=float, default=0.1, help="generated requests per second (diurnal mean)")
-    parser.add_argument("--parts", default="scorers,parity,backfill")
+    parser.add_argument("--parts", default="scorers,parity,judge,backfill")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     _pin_one_core()
@@ -216,6 +251,8 @@ def main() -> None:
         bench_scorers(args.responses)
     if "parity" in parts:
         bench_parity(args.pairs)
+    if "judge" in parts:
+        bench_judge(3, 0.05, 0.2)
     if "backfill" in parts:
         bench_backfill(args.days, args.rate)
 

@@ -64,6 +64,40 @@ class EvalRule(BaseModel):
                 and (self.prompt_versions is None or prompt_version in self.prompt_versions))
 
 
+JUDGE_KEY_ENV = "OBS_PIPELINES_JUDGE_API_KEY"
+JUDGE_URL_ENV = "OBS_PIPELINES_JUDGE_BASE_URL"
+
+
+class JudgeSettings(BaseModel):
+    """The LLM judge behind the judge_* scorers: any OpenAI-compatible chat endpoint. The key is read from the
+    environment variable named by ``api_key_env`` only; the base URL from here or OBS_PIPELINES_JUDGE_BASE_URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None  # e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1
+    model: str = "gpt-4o-mini"
+    api_key_env: str = JUDGE_KEY_ENV
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)  # on 429 / 5xx / timeouts, with exponential backoff
+    backoff_s: float = Field(default=0.5, ge=0)
+    concurrency: int = Field(default=16, ge=1)  # judge calls in flight
+    usd_per_m_input: float | None = None  # prices for judge_calls.cost_usd (null when unknown)
+    usd_per_m_output: float | None = None
+
+    def client(self):
+        """A JudgeClient, or None when no base URL is set (judge scorers then give null scores)."""
+        import os
+
+        from obs_pipelines.online_evals.judge import JudgeClient
+
+        url = self.base_url or os.environ.get(JUDGE_URL_ENV)
+        if not url:
+            return None
+        return JudgeClient(url, self.model, os.environ.get(self.api_key_env), timeout_s=self.timeout_s,
+                           max_retries=self.max_retries, backoff_s=self.backoff_s, concurrency=self.concurrency,
+                           usd_per_m_input=self.usd_per_m_input, usd_per_m_output=self.usd_per_m_output)
+
+
 class OnlineEvalsSettings(BaseModel):
     """Rules (first match per scorer wins), per-scorer options, and a bound on the text a scorer reads."""
 
@@ -74,6 +108,7 @@ class OnlineEvalsSettings(BaseModel):
     # changes the scorer's version, so the next run re-scores exactly that scorer's rows
     scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_text_chars: int = Field(default=20000, ge=100)  # longer inputs / outputs are cut before scoring
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
     @field_validator("scorer_options")
     @classmethod

@@ -21,7 +21,14 @@ import dagster as dg
 import pandas as pd
 
 from obs_pipelines.online_evals import rollups, scoring
-from obs_pipelines.online_evals.tables import TABLE_COLUMNS, eval_hours, eval_scores, score_rollup_hourly
+from obs_pipelines.online_evals.tables import (
+    TABLE_COLUMNS,
+    eval_hours,
+    eval_scores,
+    judge_calls,
+    online_evals_metadata,
+    score_rollup_hourly,
+)
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
@@ -76,12 +83,12 @@ def _rollup_figures(rollup: pd.DataFrame, rows: int) -> dict:
 
 
 def _report_current(report: PartitionReport, engine, key: str, start, end, current: dict) -> None:
-    """An hour left as it was: its figures from what is stored (the rollup's overall rows)."""
-    rollup = rollups.stored_rollup(engine, start, end)
+    """An hour left as it was: its figures from what is stored (eval_hours, the rollup's overall means)."""
+    means = rollups.stored_means(engine, start, end)
     report.add(eval_scores.name, key, {"rows": int(current["score_rows"]), "responses": int(current["responses"]),
                                        "scored_now": 0, "kept": int(current["score_rows"]), "scorer_errors": 0,
-                                       "unchanged": True, **rollups.headline(rollup)})
-    report.add(score_rollup_hourly.name, key, _rollup_figures(rollup, len(rollup)))
+                                       "unchanged": True, **means})
+    report.add(score_rollup_hourly.name, key, {"unchanged": True, **means})
 
 
 class _Progress:
@@ -125,7 +132,8 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
     )
     def online_evals_hourly(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
-        scorers = scoring.scorers_for(config)
+        judge_client = config.judge.client()  # None without an endpoint: judge scorers give null scores
+        scorers = scoring.scorers_for(config, judge_client)
         rescore = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
         report = PartitionReport()
         report.common[eval_scores.name] = {"scorers": sorted(f"{n}@{s.fingerprint}" for n, s in scorers.items()),
@@ -133,7 +141,7 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
         selection = scoring.selection_hash(config, scorers)
         run_start, run_end = run_window(context)
         progress = _Progress(context, int((run_end - run_start) / HOUR))
-        db.create_tables(engine)
+        db.create_tables(engine, online_evals_metadata)  # (and any of ours a store migrated earlier lacks)
         for start, end in windows(run_start, run_end, HOUR):
             key = start.strftime("%Y-%m-%d-%H:%M")
             try:
@@ -150,6 +158,8 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
                           eval_hours: scoring.hour_record(start, end, selection, inputs, hour)}
                 if not hour.unchanged:
                     frames[eval_scores] = hour.frame
+                    calls = None if rescore else scoring.stored_judge_calls(engine, start, end)
+                    frames[judge_calls] = scoring.judge_frame(hour, calls, start, end)
                 written = db.replace_windows(engine, start, end, frames)
             except Exception as exc:  # noqa: BLE001 - one bad hour must not stop the others of a backfill
                 context.log.error(f"online evals: hour {key} failed: {type(exc).__name__}: {exc}")
@@ -159,6 +169,8 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
             report.add(eval_scores.name, key, _score_figures(hour, written.get(eval_scores.name)))
             report.add(score_rollup_hourly.name, key, _rollup_figures(rollup, written[score_rollup_hourly.name]))
             progress.step(hour.responses)
+        if judge_client is not None:
+            judge_client.close()
         yield from emit(context, report, assets)
 
     return online_evals_hourly

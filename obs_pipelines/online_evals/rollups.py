@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.online_evals.tables import ROLLUP_COLUMNS
 from obs_pipelines.store import db
-from obs_pipelines.store.query import fetch_frame, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 
 DIMENSIONS = ("route", "model", "prompt_version")
@@ -128,10 +128,13 @@ def score_rollup(scores: pd.DataFrame, feedback: pd.DataFrame, start: datetime, 
     return frame
 
 
-def stored_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """The hour's stored overall rollup rows (figures of an hour a run left as it was)."""
-    return fetch_frame(engine, "SELECT * FROM score_rollup_hourly WHERE window_start >= :start AND window_start < :end "
-                               "AND dimension = 'overall'", window_params(start, end))
+def stored_means(engine: Engine, start: datetime, end: datetime) -> dict[str, float]:
+    """The hour's stored overall mean per scorer (figures of an hour a run left as it was), as ``headline``."""
+    query = bind_window("SELECT scorer, mean_score FROM score_rollup_hourly WHERE window_start >= :start "
+                        "AND window_start < :end AND dimension = 'overall'")
+    with engine.connect() as conn:
+        rows = conn.execute(query, window_params(start, end)).all()
+    return {f"mean/{scorer}": float(mean) for scorer, mean in rows if mean is not None}
 
 
 def headline(rollup: pd.DataFrame) -> dict[str, float]:
@@ -144,4 +147,4 @@ def headline(rollup: pd.DataFrame) -> dict[str, float]:
 
 
 __all__ = ["DIMENSIONS", "FEEDBACK_PREFIX", "headline", "percentile", "read_feedback", "score_rollup",
-           "stored_rollup"]
+           "stored_means"]

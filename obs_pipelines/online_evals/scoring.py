@@ -15,6 +15,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,9 +26,16 @@ from obs_pipelines.online_evals import registry
 from obs_pipelines.online_evals.config import EvalRule, OnlineEvalsSettings, sampled
 from obs_pipelines.online_evals.responses import Response, read_responses
 from obs_pipelines.online_evals.scorers.base import Scorer
-from obs_pipelines.online_evals.tables import HOUR_COLUMNS, SCORE_COLUMNS, eval_hours, eval_scores
+from obs_pipelines.online_evals.tables import (
+    HOUR_COLUMNS,
+    JUDGE_COLUMNS,
+    SCORE_COLUMNS,
+    eval_hours,
+    eval_scores,
+    judge_calls,
+)
 from obs_pipelines.store import db
-from obs_pipelines.store.query import fetch_frame, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 
 Key = tuple[str, str, str, str]  # trace_id, span_id, scorer, scorer_version
 _HOUR = timedelta(hours=1)
@@ -45,11 +53,17 @@ class HourScores:
     unchanged: bool = False  # the stored rows are exactly right: nothing to write
     seconds: float = 0.0
     by_scorer: dict[str, list[float]] = field(default_factory=dict)
+    judge_calls: list[dict] = field(default_factory=list)  # judge_calls rows of the pairs scored in this run
 
 
-def scorers_for(settings: OnlineEvalsSettings) -> dict[str, Scorer]:
-    """One instance of every scorer a rule names, with the settings' options."""
-    return registry.build((name for rule in settings.rules for name in rule.scorers), settings.scorer_options)
+def scorers_for(settings: OnlineEvalsSettings, judge_client=None) -> dict[str, Scorer]:
+    """One instance of every scorer a rule names, with the settings' options; judge scorers bound to
+    ``judge_client`` (None: they give null scores)."""
+    scorers = registry.build((name for rule in settings.rules for name in rule.scorers), settings.scorer_options)
+    for scorer in scorers.values():
+        if hasattr(scorer, "bind"):
+            scorer.bind(judge_client)
+    return scorers
 
 
 def select(response: Response, rules: Iterable[EvalRule]) -> dict[str, EvalRule]:
@@ -79,27 +93,31 @@ SELECT (SELECT COUNT(*) FROM spans WHERE start_time >= :start AND start_time < :
 """
 
 
+def _timestamp_text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(pd.Timestamp(value))
+
+
 def hour_inputs(engine: Engine, start: datetime, end: datetime) -> dict:
     """What the hour's scores are computed from, cheaply (index range counts): spans and feedback."""
-    row = fetch_frame(engine, _STATE_SQL, window_params(start, end)).iloc[0]
-    last = row["last_ingested_at"]
-    return {"span_count": int(row["span_count"]), "feedback_count": int(row["feedback_count"]),
-            "last_ingested_at": None if last is None or pd.isna(last) else str(pd.Timestamp(last))}
+    with engine.connect() as conn:
+        span_count, last, feedback_count = conn.execute(bind_window(_STATE_SQL), window_params(start, end)).one()
+    return {"span_count": int(span_count), "feedback_count": int(feedback_count),
+            "last_ingested_at": _timestamp_text(last)}
 
 
 def hour_is_current(engine: Engine, start: datetime, selection: str, inputs: Mapping) -> dict | None:
     """The stored ``eval_hours`` row of the hour if it was scored with ``selection`` from the same ``inputs``
-    (then its rows are right as they are), else None."""
-    frame = fetch_frame(engine, f"SELECT * FROM {eval_hours.name} WHERE window_start >= :start AND window_start < :end",
-                        window_params(start, start + _HOUR))
-    if frame.empty:
+    (then its rows are right as they are), else None. Plain rows, no frame: this is all a re-run of a scored
+    hour does."""
+    query = bind_window(f"SELECT * FROM {eval_hours.name} WHERE window_start >= :start AND window_start < :end")
+    with engine.connect() as conn:
+        row = conn.execute(query, window_params(start, start + _HOUR)).mappings().first()
+    if row is None:
         return None
-    row = frame.iloc[0].to_dict()
-    stored_last = row["last_ingested_at"]
-    stored_last = None if stored_last is None or pd.isna(stored_last) else str(pd.Timestamp(stored_last))
     same = (row["selection"] == selection and int(row["span_count"]) == inputs["span_count"]
-            and int(row["feedback_count"]) == inputs["feedback_count"] and stored_last == inputs["last_ingested_at"])
-    return row if same else None
+            and int(row["feedback_count"]) == inputs["feedback_count"]
+            and _timestamp_text(row["last_ingested_at"]) == inputs["last_ingested_at"])
+    return dict(row) if same else None
 
 
 def hour_record(start: datetime, end: datetime, selection: str, inputs: Mapping, hour: "HourScores") -> pd.DataFrame:
@@ -136,6 +154,10 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
     versions = {name: scorer.fingerprint for name, scorer in scorers.items()}  # (a hash: once per hour)
     rows: list[dict] = []
     result = HourScores(frame=pd.DataFrame())
+    judged: list[dict] = []  # judge_calls rows of the pairs scored now
+    pending: list[tuple[dict, Future]] = []
+    concurrent = [s for s in scorers.values() if getattr(s, "concurrent", False) and getattr(s, "client", None)]
+    pool = ThreadPoolExecutor(max(s.client.concurrency for s in concurrent)) if concurrent else None
     for response in read_responses(engine, start, end, kinds, settings.max_text_chars):
         chosen = select(response, settings.rules)
         if not chosen:
@@ -158,22 +180,78 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
             threshold = rule.threshold_of(name)
             row = {**base, "rule": rule.name, "scorer": name, "scorer_version": version, "threshold": threshold,
                    "scored_at": now, "score": None, "passed": None, "reason": None, "details": None, "error": None}
-            try:
-                score = scorer(response.example)
-            except Exception as exc:  # noqa: BLE001 - one response must not fail the hour
-                row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
-                result.errors += 1
+            if pool is not None and getattr(scorer, "concurrent", False):  # network-bound: judge calls in parallel
+                pending.append((row, pool.submit(scorer, response.example)))
             else:
-                row["score"], row["reason"], row["details"] = score.value, score.reason, _details(score.details)
-                if score.value is not None:
-                    row["passed"] = score.value >= threshold
-                    result.by_scorer.setdefault(name, []).append(score.value)
+                try:
+                    _apply(row, scorer(response.example), result, judged)
+                except Exception as exc:  # noqa: BLE001 - one response must not fail the hour
+                    _failed(row, exc, result, judged)
             result.scored += 1
             rows.append(row)
+    for row, future in pending:
+        try:
+            _apply(row, future.result(), result, judged)
+        except Exception as exc:  # noqa: BLE001
+            _failed(row, exc, result, judged)
+    if pool is not None:
+        pool.shutdown()
     result.unchanged = result.scored == 0 and stored is not None and len(stored) == result.kept and not rescore
     result.frame = _frame(rows, start, end)
+    result.judge_calls = judged
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _apply(row: dict, score, result: "HourScores", judged: list[dict]) -> None:
+    details = dict(score.details)
+    call = details.pop("judge_call", None)
+    if call is not None:
+        judged.append(_judge_row(row, call))
+    row["score"], row["reason"], row["details"] = score.value, score.reason, _details(details)
+    if score.value is not None:
+        row["passed"] = score.value >= row["threshold"]
+        result.by_scorer.setdefault(row["scorer"], []).append(score.value)
+
+
+def _failed(row: dict, exc: Exception, result: "HourScores", judged: list[dict]) -> None:
+    row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+    result.errors += 1
+    call = getattr(exc, "call", None)  # a judge that did not answer: its attempts are recorded too
+    if call is not None:
+        judged.append(_judge_row(row, call))
+
+
+def _judge_row(row: dict, call) -> dict:
+    return {"window_start": row["window_start"], "window_end": row["window_end"], "trace_id": row["trace_id"],
+            "span_id": row["span_id"], "scorer": row["scorer"], "scorer_version": row["scorer_version"],
+            "model": call.model, "prompt": call.prompt, "raw_answer": call.raw_answer, "status": call.status,
+            "error": call.error, "input_tokens": call.input_tokens, "output_tokens": call.output_tokens,
+            "cost_usd": call.cost_usd, "latency_ms": call.latency_ms, "attempts": call.attempts,
+            "called_at": row["scored_at"]}
+
+
+def judge_frame(hour: "HourScores", stored_calls: pd.DataFrame | None, start: datetime, end: datetime) -> pd.DataFrame:
+    """The hour's ``judge_calls`` rows: the stored calls behind the scores kept, plus the calls made now."""
+    keep = set(zip(hour.frame["trace_id"], hour.frame["span_id"], hour.frame["scorer"],
+                   hour.frame["scorer_version"])) if not hour.frame.empty else set()
+    rows = list(hour.judge_calls)
+    new = {(r["trace_id"], r["span_id"], r["scorer"], r["scorer_version"]) for r in rows}
+    if stored_calls is not None and not stored_calls.empty:
+        for row in stored_calls.to_dict("records"):
+            key = (row["trace_id"], row["span_id"], row["scorer"], row["scorer_version"])
+            if key in keep and key not in new:
+                rows.append(row)
+    frame = pd.DataFrame.from_records(rows, columns=JUDGE_COLUMNS)
+    if not frame.empty:
+        frame["window_start"], frame["window_end"] = start, end
+        frame["called_at"] = pd.to_datetime(frame["called_at"])
+    return frame
+
+
+def stored_judge_calls(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    return fetch_frame(engine, f"SELECT * FROM {judge_calls.name} WHERE window_start >= :start AND window_start < :end",
+                       window_params(start, end))
 
 
 def _frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFrame:
@@ -187,5 +265,5 @@ def _frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["HourScores", "hour_inputs", "hour_is_current", "hour_record", "score_hour", "scorers_for", "select",
+__all__ = ["HourScores", "judge_frame", "stored_judge_calls", "hour_inputs", "hour_is_current", "hour_record", "score_hour", "scorers_for", "select",
            "selection_hash", "stored_scores"]

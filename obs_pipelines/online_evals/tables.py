@@ -6,6 +6,8 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
 * ``eval_hours``: per hour, what it was scored with (selection hash) and from (span count, newest ingest,
   feedback count): a backfill finding all of them unchanged skips the hour without reading it. Grain:
   window_start.
+* ``judge_calls``: every LLM-judge call behind a judge score (the evaluator is auditable). Grain as
+  eval_scores.
 * ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
   p10, share below the threshold, nulls, errors; user feedback from the ``feedback`` table as scorers named
   ``feedback:<name>``. Grain key: window_start, scorer, dimension, dimension_value.
@@ -71,6 +73,25 @@ _HOURS = [
     ("scored_at", "datetime", "When the hour was scored (UTC)."),
 ]
 
+_JUDGE = [
+    *_WINDOW,
+    ("trace_id", "text", "Trace of the judged response."),
+    ("span_id", "text", "The judged span."),
+    ("scorer", "text", "Judge scorer (judge_factuality ...)."),
+    ("scorer_version", "text", "Its version (with the judge model)."),
+    ("model", "text", "Judge model asked."),
+    ("prompt", "text", "The prompt sent."),
+    ("raw_answer", "text", "The judge's answer as received."),
+    ("status", "text", "ok, error or timeout (after the retries)."),
+    ("error", "text", "What went wrong (HTTP status and body, timeout ...)."),
+    ("input_tokens", "int", "Prompt tokens the endpoint reported."),
+    ("output_tokens", "int", "Completion tokens the endpoint reported."),
+    ("cost_usd", "float", "Cost from the judge prices in the settings (null when not set)."),
+    ("latency_ms", "float", "Wall time of the call, retries and waits included."),
+    ("attempts", "int", "Requests sent (1 + retries)."),
+    ("called_at", "datetime", "When the call was made (UTC)."),
+]
+
 TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
 
 
@@ -97,9 +118,14 @@ score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "w
 eval_hours = _table("eval_hours", _HOURS, ("window_start", "window_end"), "What each hour was scored with and "
                     "from: a later run finding the same selection, spans and feedback skips the hour.")
 
+judge_calls = _table("judge_calls", _JUDGE, ("window_start", "window_end", "trace_id", "span_id", "scorer",
+                                             "scorer_version"),
+                     "Every LLM-judge call behind a judge score: prompt, raw answer, tokens, cost, latency, status.")
+
 SCORE_COLUMNS = [c[0] for c in _SCORES]
+JUDGE_COLUMNS = [c[0] for c in _JUDGE]
 HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
-__all__ = ["HOUR_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours", "eval_scores",
+__all__ = ["JUDGE_COLUMNS", "judge_calls", "HOUR_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours", "eval_scores",
            "online_evals_metadata", "score_rollup_hourly"]

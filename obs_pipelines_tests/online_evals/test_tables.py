@@ -10,7 +10,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from obs_pipelines.cli_db import _all_metadata
-from obs_pipelines.online_evals.tables import eval_hours, eval_scores, online_evals_metadata, score_rollup_hourly
+from obs_pipelines.online_evals.tables import (
+    eval_hours,
+    eval_scores,
+    judge_calls,
+    online_evals_metadata,
+    score_rollup_hourly,
+)
 from obs_pipelines.store import db, migrate
 
 pytestmark = pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
@@ -32,6 +38,7 @@ def test_migrations_at_head_produce_exactly_the_online_evals_tables(store):
     (eval_scores, {"trace_id": "t", "span_id": "s", "scorer": "refusal", "scorer_version": "1"}),
     (score_rollup_hourly, {"scorer": "refusal", "dimension": "overall", "dimension_value": None}),
     (eval_hours, {"selection": "x"}),
+    (judge_calls, {"trace_id": "t", "span_id": "s", "scorer": "judge_safety", "scorer_version": "1@m"}),
 ])
 def test_every_online_evals_table_refuses_a_second_row_on_its_grain(store, table, row):
     db.create_tables(store.engine)

@@ -1,6 +1,6 @@
 """the online evals phase's tables: eval_scores (every production response scored by the selected scorers),
-score_rollup_hourly and eval_hours (what each hour was scored with; online_evals/tables.py), each with its
-window index and a unique key on its grain.
+score_rollup_hourly, eval_hours (what each hour was scored with) and judge_calls (every LLM-judge call;
+online_evals/tables.py), each with its window index and a unique key on its grain.
 
 A frozen snapshot of online_evals/tables.py when the phase shipped: later changes come as new revisions.
 
@@ -87,7 +87,34 @@ TABLES = {
         [('ix_eval_hours_window_start', ['window_start'])],
         (),
     ),
+    'judge_calls': (
+        'Every LLM-judge call behind a judge score: prompt, raw answer, tokens, cost, latency, status.',
+        [
+            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
+            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('trace_id', sa.Text, False, 'Trace of the judged response.'),
+            ('span_id', sa.Text, False, 'The judged span.'),
+            ('scorer', sa.Text, False, 'Judge scorer (judge_factuality ...).'),
+            ('scorer_version', sa.Text, False, 'Its version (with the judge model).'),
+            ('model', sa.Text, True, 'Judge model asked.'),
+            ('prompt', sa.Text, True, 'The prompt sent.'),
+            ('raw_answer', sa.Text, True, "The judge's answer as received."),
+            ('status', sa.Text, True, 'ok, error or timeout (after the retries).'),
+            ('error', sa.Text, True, 'What went wrong (HTTP status and body, timeout ...).'),
+            ('input_tokens', sa.BigInteger, True, 'Prompt tokens the endpoint reported.'),
+            ('output_tokens', sa.BigInteger, True, 'Completion tokens the endpoint reported.'),
+            ('cost_usd', sa.Float, True, 'Cost from the judge prices in the settings (null when not set).'),
+            ('latency_ms', sa.Float, True, 'Wall time of the call, retries and waits included.'),
+            ('attempts', sa.BigInteger, True, 'Requests sent (1 + retries).'),
+            ('called_at', sa.DateTime, True, 'When the call was made (UTC).'),
+        ],
+        [('ix_judge_calls_window_start', ['window_start'])],
+        ('trace_id', 'span_id', 'scorer', 'scorer_version'),
+    ),
 }
+
+
+NEWEST = {"score_rollup_hourly": "computed_at", "judge_calls": "called_at"}  # newest row kept per grain
 
 
 def upgrade() -> None:
@@ -99,7 +126,7 @@ def upgrade() -> None:
         )
         for index, cols in indexes:
             op.create_index(index, name, cols)
-        add_grain_key(name, grain, newest_first="computed_at" if name == "score_rollup_hourly" else "scored_at")
+        add_grain_key(name, grain, newest_first=NEWEST.get(name, "scored_at"))
 
 
 def downgrade() -> None:

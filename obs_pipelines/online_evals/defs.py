@@ -27,12 +27,13 @@ from obs_pipelines.online_evals.tables import (
     eval_scores,
     judge_calls,
     online_evals_metadata,
+    score_rollup_daily,
     score_rollup_hourly,
 )
 from obs_pipelines.orchestration.metadata import table_spec
-from obs_pipelines.orchestration.partitions import hourly_partitions
+from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
-from obs_pipelines.orchestration.windows import HOUR, run_window, windows
+from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
@@ -40,8 +41,10 @@ from obs_pipelines.store.resource import TraceStore
 
 GROUP = "online_evals"
 HOURLY_JOB = "online_evals_hourly_job"
+DAILY_JOB = "online_evals_daily_job"
 # runs over the same hours queue on one slot: a schedule tick and a backfill never rewrite an hour together
 HOURLY_POOL = "online_evals_hourly"
+DAILY_POOL = "online_evals_daily"
 RESCORE_TAG = "obs_pipelines/rescore"
 SCHEDULE_MINUTE = 30  # after monitoring (:10) and with late spans of the hour mostly in
 PREVIEW_ROWS = 10
@@ -176,8 +179,44 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
     return online_evals_hourly
 
 
-def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition,
-                     scoring_asset: dg.AssetsDefinition) -> dg.Definitions:
+def build_daily_rollup(settings: Settings, daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    # Dagster's eager condition: a day once its hours are scored, again when an hour of it is re-scored
+    spec = table_spec(score_rollup_daily, TABLE_COLUMNS[score_rollup_daily.name], group=GROUP,
+                      deps=[eval_scores.name], automation_condition=dg.AutomationCondition.eager(),
+                      freshness=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=27),
+                                                               warn_window=timedelta(hours=25)),
+                      description="Scores per day and scorer, overall and by route, model and prompt version, "
+                                  "recomputed from the day's eval_scores (exact percentiles); feedback alongside.")
+
+    @dg.multi_asset(name="online_evals_daily", specs=[spec], partitions_def=daily,
+                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False, pool=DAILY_POOL)
+    def online_evals_daily(context: dg.AssetExecutionContext, trace_store: TraceStore):
+        engine = trace_store.engine
+        report = PartitionReport()
+        for start, end in windows(*run_window(context), DAY):
+            rollup = rollups.daily_rollup(engine, start, end)
+            rows = db.replace_window(engine, score_rollup_daily, start, end, rollup)
+            report.add(score_rollup_daily.name, start.strftime(DAY_KEY_FORMAT), _rollup_figures(rollup, rows))
+        yield from emit(context, report, [score_rollup_daily.name])
+
+    return online_evals_daily
+
+
+def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, daily: dg.DailyPartitionsDefinition,
+                     scoring_asset: dg.AssetsDefinition, daily_asset: dg.AssetsDefinition) -> dg.Definitions:
+    daily_job = dg.define_asset_job(
+        DAILY_JOB,
+        selection=dg.AssetSelection.assets(daily_asset),
+        partitions_def=daily,
+        description="Daily score rollups from the day's eval_scores (the automation sensor runs it when a day is "
+                    "scored).",
+    )
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "online_evals_automation_sensor",
+        target=dg.AssetSelection.assets(daily_asset),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Materializes each day's score rollup once its hours are scored, and again after a re-score.",
+    )
     job = dg.define_asset_job(
         HOURLY_JOB,
         selection=dg.AssetSelection.assets(scoring_asset),
@@ -191,17 +230,18 @@ def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Scores each hour {SCHEDULE_MINUTE} minutes after it closes.",
     )
-    return dg.Definitions(jobs=[job], schedules=[schedule])
+    return dg.Definitions(jobs=[job, daily_job], schedules=[schedule], sensors=[automation_sensor])
 
 
 # the phase's jobs in the order `obs-pipelines run online_evals` runs them
-JOBS = (HOURLY_JOB,)
+JOBS = (HOURLY_JOB, DAILY_JOB)
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    hourly = hourly_partitions(settings)
+    hourly, daily = hourly_partitions(settings), daily_partitions(settings)
     scoring_asset = build_scoring(settings, hourly)
+    daily_asset = build_daily_rollup(settings, daily)
     return dg.Definitions.merge(
-        dg.Definitions(assets=[scoring_asset]),
-        build_automation(settings, hourly, scoring_asset),
+        dg.Definitions(assets=[scoring_asset, daily_asset]),
+        build_automation(settings, hourly, daily, scoring_asset, daily_asset),
     )

@@ -128,6 +128,18 @@ def score_rollup(scores: pd.DataFrame, feedback: pd.DataFrame, start: datetime, 
     return frame
 
 
+_DAY_SCORES_SQL = """
+SELECT trace_id, span_kind, scorer, scorer_version, score, threshold, error, route, model, prompt_version
+FROM eval_scores WHERE window_start >= :start AND window_start < :end
+"""
+
+
+def daily_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """The day's ``score_rollup_daily`` rows, recomputed from its scores (percentiles cannot be merged)."""
+    scores = fetch_frame(engine, _DAY_SCORES_SQL, window_params(start, end))
+    return score_rollup(scores, read_feedback(engine, start, end), start, end)
+
+
 def stored_means(engine: Engine, start: datetime, end: datetime) -> dict[str, float]:
     """The hour's stored overall mean per scorer (figures of an hour a run left as it was), as ``headline``."""
     query = bind_window("SELECT scorer, mean_score FROM score_rollup_hourly WHERE window_start >= :start "
@@ -146,5 +158,5 @@ def headline(rollup: pd.DataFrame) -> dict[str, float]:
             if row.mean_score is not None and not pd.isna(row.mean_score)}
 
 
-__all__ = ["DIMENSIONS", "FEEDBACK_PREFIX", "headline", "percentile", "read_feedback", "score_rollup",
+__all__ = ["DIMENSIONS", "FEEDBACK_PREFIX", "daily_rollup", "headline", "percentile", "read_feedback", "score_rollup",
            "stored_means"]

@@ -6,6 +6,7 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
 * ``eval_hours``: per hour, what it was scored with (selection hash) and from (span count, newest ingest,
   feedback count): a backfill finding all of them unchanged skips the hour without reading it. Grain:
   window_start.
+* ``score_rollup_daily``: the same per day, recomputed from the day's ``eval_scores`` (exact percentiles).
 * ``judge_calls``: every LLM-judge call behind a judge score (the evaluator is auditable). Grain as
   eval_scores.
 * ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
@@ -118,6 +119,9 @@ score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "w
 eval_hours = _table("eval_hours", _HOURS, ("window_start", "window_end"), "What each hour was scored with and "
                     "from: a later run finding the same selection, spans and feedback skips the hour.")
 
+score_rollup_daily = _table("score_rollup_daily", _ROLLUP, ("window_start", "window_end", "scorer", "dimension"),
+                            "Scores per day by scorer, overall and by route, model and prompt version, recomputed "
+                            "from the day's eval_scores (percentiles exact); feedback alongside.")
 judge_calls = _table("judge_calls", _JUDGE, ("window_start", "window_end", "trace_id", "span_id", "scorer",
                                              "scorer_version"),
                      "Every LLM-judge call behind a judge score: prompt, raw answer, tokens, cost, latency, status.")
@@ -127,5 +131,5 @@ JUDGE_COLUMNS = [c[0] for c in _JUDGE]
 HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
-__all__ = ["JUDGE_COLUMNS", "judge_calls", "HOUR_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours", "eval_scores",
-           "online_evals_metadata", "score_rollup_hourly"]
+__all__ = ["HOUR_COLUMNS", "JUDGE_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours",
+           "eval_scores", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]

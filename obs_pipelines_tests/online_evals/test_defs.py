@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from obs_pipelines.definitions import build_definitions
@@ -55,8 +56,9 @@ def test_definitions_hold_the_online_evals_group_job_and_schedule(store):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "online_evals"}
-    assert group == {"eval_scores", "score_rollup_hourly"}
-    assert JOBS == (HOURLY_JOB,) and defs.resolve_job_def(HOURLY_JOB)
+    assert group == {"eval_scores", "score_rollup_hourly", "score_rollup_daily"}
+    assert JOBS == (HOURLY_JOB, "online_evals_daily_job") and all(defs.resolve_job_def(j) for j in JOBS)
+    assert defs.resolve_sensor_def("online_evals_automation_sensor")
     assert defs.resolve_schedule_def("online_evals_hourly_schedule").cron_schedule == "30 * * * *"
 
 
@@ -165,3 +167,20 @@ def test_spans_arriving_late_in_a_scored_hour_get_scored_and_nothing_else(store)
     new_traces = set(after["trace_id"]) - set(before["trace_id"])
     assert len(new_traces) == late and meta["scored_now"] == len(after) - len(before) > 0
     assert meta["kept"] == len(before) and meta["unchanged"] is False
+
+
+def test_the_phase_run_over_a_day_scores_its_hours_and_rolls_the_day_up_exactly(store):
+    """What `obs-pipelines run online_evals --start --end` does: the hourly job over the range, then the daily."""
+    from obs_pipelines.orchestration.local_runs import materialize_phase
+
+    day = datetime(2026, 3, 3)
+    load_traffic(store.engine, day, 24, rate=0.005)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_phase("online_evals", day, day + timedelta(hours=23), definitions(store), instance).success
+    scores, daily = rows(store, "eval_scores"), rows(store, "score_rollup_daily")
+    assert scores["window_start"].nunique() == 24 and set(daily["window_start"]) == {pd.Timestamp(day)}
+    overall = daily[daily["dimension"] == "overall"].set_index("scorer")
+    g = scores[scores["scorer"] == "groundedness"]["score"].dropna()
+    assert overall.loc["groundedness", "scored_count"] == len(g)
+    assert overall.loc["groundedness", "p10_score"] == pytest.approx(g.quantile(0.1))  # exact, not merged
+    assert latest(instance, "score_rollup_daily", "2026-03-03")["rows"] == len(daily)

@@ -15,6 +15,7 @@ from obs_pipelines.online_evals.tables import (
     eval_scores,
     judge_calls,
     online_evals_metadata,
+    score_rollup_daily,
     score_rollup_hourly,
 )
 from obs_pipelines.store import db, migrate
@@ -38,6 +39,7 @@ def test_migrations_at_head_produce_exactly_the_online_evals_tables(store):
     (eval_scores, {"trace_id": "t", "span_id": "s", "scorer": "refusal", "scorer_version": "1"}),
     (score_rollup_hourly, {"scorer": "refusal", "dimension": "overall", "dimension_value": None}),
     (eval_hours, {"selection": "x"}),
+    (score_rollup_daily, {"scorer": "refusal", "dimension": "route", "dimension_value": "rag_qa"}),
     (judge_calls, {"trace_id": "t", "span_id": "s", "scorer": "judge_safety", "scorer_version": "1@m"}),
 ])
 def test_every_online_evals_table_refuses_a_second_row_on_its_grain(store, table, row):

@@ -1,5 +1,5 @@
 """the online evals phase's tables: eval_scores (every production response scored by the selected scorers),
-score_rollup_hourly, eval_hours (what each hour was scored with) and judge_calls (every LLM-judge call;
+score_rollup_hourly / _daily, eval_hours (what each hour was scored with) and judge_calls (every LLM-judge call;
 online_evals/tables.py), each with its window index and a unique key on its grain.
 
 A frozen snapshot of online_evals/tables.py when the phase shipped: later changes come as new revisions.
@@ -111,10 +111,33 @@ TABLES = {
         [('ix_judge_calls_window_start', ['window_start'])],
         ('trace_id', 'span_id', 'scorer', 'scorer_version'),
     ),
+    'score_rollup_daily': (
+        "Scores per day by scorer, overall and by route, model and prompt version, recomputed from the day's eval_scores (percentiles exact); feedback alongside.",
+        [
+            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
+            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('scorer', sa.Text, False, 'Scorer name, or feedback:<name> for user feedback from the feedback table.'),
+            ('scorer_version', sa.Text, True, "Scorer version of the hour's scores (null for feedback)."),
+            ('dimension', sa.Text, False, 'overall, route, model or prompt_version.'),
+            ('dimension_value', sa.Text, True, "Value of the dimension ('(none)' when missing); null on the overall row."),
+            ('response_count', sa.BigInteger, True, 'Responses the scorer ran on (feedback: feedback records).'),
+            ('scored_count', sa.BigInteger, True, 'Responses with a score (not null).'),
+            ('null_count', sa.BigInteger, True, 'Responses the scorer did not apply to (null score, no error).'),
+            ('error_count', sa.BigInteger, True, 'Responses on which the scorer failed.'),
+            ('mean_score', sa.Float, True, 'Mean score (feedback: mean value).'),
+            ('p10_score', sa.Float, True, '10th percentile of the scores (linear interpolation, = percentile_cont).'),
+            ('p50_score', sa.Float, True, 'Median score.'),
+            ('below_threshold_share', sa.Float, True, "Share of scored responses below the rule's threshold."),
+            ('threshold', sa.Float, True, 'The threshold (the lowest one if rules differ).'),
+            ('computed_at', sa.DateTime, True, 'When this row was computed (UTC).'),
+        ],
+        [('ix_score_rollup_daily_window_start', ['window_start'])],
+        ('scorer', 'dimension', 'dimension_value'),
+    ),
 }
 
 
-NEWEST = {"score_rollup_hourly": "computed_at", "judge_calls": "called_at"}  # newest row kept per grain
+NEWEST = {"score_rollup_hourly": "computed_at", "score_rollup_daily": "computed_at", "judge_calls": "called_at"}  # newest row kept per grain
 
 
 def upgrade() -> None:

@@ -23,8 +23,8 @@ online_evals_metadata = sa.MetaData()
 _T = {"datetime": sa.DateTime, "text": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean}
 
 _WINDOW = [
-    ("window_start", "datetime", "Start of the hour (UTC, inclusive)."),
-    ("window_end", "datetime", "End of the hour (UTC, exclusive)."),
+    ("window_start", "datetime", "Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily)."),
+    ("window_end", "datetime", "End of the window (UTC, exclusive)."),
 ]
 _SCORES = [
     *_WINDOW,
@@ -48,7 +48,7 @@ _SCORES = [
 _ROLLUP = [
     *_WINDOW,
     ("scorer", "text", "Scorer name, or feedback:<name> for user feedback from the feedback table."),
-    ("scorer_version", "text", "Scorer version of the hour's scores (null for feedback)."),
+    ("scorer_version", "text", "Scorer version of the window's scores (null for feedback)."),
     ("dimension", "text", "overall, route, model or prompt_version."),
     ("dimension_value", "text", "Value of the dimension ('(none)' when missing); null on the overall row."),
     ("response_count", "int", "Responses the scorer ran on (feedback: feedback records)."),

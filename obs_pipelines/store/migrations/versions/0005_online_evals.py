@@ -21,13 +21,33 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# the columns of both score rollups (hourly and daily)
+_ROLLUP = [
+    ('window_start', sa.DateTime, False, 'Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily).'),
+    ('window_end', sa.DateTime, False, 'End of the window (UTC, exclusive).'),
+    ('scorer', sa.Text, False, 'Scorer name, or feedback:<name> for user feedback from the feedback table.'),
+    ('scorer_version', sa.Text, True, "Scorer version of the window's scores (null for feedback)."),
+    ('dimension', sa.Text, False, 'overall, route, model or prompt_version.'),
+    ('dimension_value', sa.Text, True, "Value of the dimension ('(none)' when missing); null on the overall row."),
+    ('response_count', sa.BigInteger, True, 'Responses the scorer ran on (feedback: feedback records).'),
+    ('scored_count', sa.BigInteger, True, 'Responses with a score (not null).'),
+    ('null_count', sa.BigInteger, True, 'Responses the scorer did not apply to (null score, no error).'),
+    ('error_count', sa.BigInteger, True, 'Responses on which the scorer failed.'),
+    ('mean_score', sa.Float, True, 'Mean score (feedback: mean value).'),
+    ('p10_score', sa.Float, True, '10th percentile of the scores (linear interpolation, = percentile_cont).'),
+    ('p50_score', sa.Float, True, 'Median score.'),
+    ('below_threshold_share', sa.Float, True, "Share of scored responses below the rule's threshold."),
+    ('threshold', sa.Float, True, 'The threshold (the lowest one if rules differ).'),
+    ('computed_at', sa.DateTime, True, 'When this row was computed (UTC).'),
+]
+
 # table -> (comment, [(column, type, nullable, comment)], extra indexes, grain columns after window_start)
 TABLES = {
     'eval_scores': (
         'Every production response scored by the selected scorers: one row per (response span, scorer, scorer version).',
         [
-            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
-            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('window_start', sa.DateTime, False, 'Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily).'),
+            ('window_end', sa.DateTime, False, 'End of the window (UTC, exclusive).'),
             ('trace_id', sa.Text, False, 'Trace of the scored response.'),
             ('span_id', sa.Text, False, "The scored span: the request's root span, or an llm / other span a rule names."),
             ('span_kind', sa.Text, True, "'root' for the request's root span, else the span's kind (llm ...)."),
@@ -50,32 +70,15 @@ TABLES = {
     ),
     'score_rollup_hourly': (
         'Scores per hour by scorer, overall and by route, model and prompt version; user feedback alongside.',
-        [
-            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
-            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
-            ('scorer', sa.Text, False, 'Scorer name, or feedback:<name> for user feedback from the feedback table.'),
-            ('scorer_version', sa.Text, True, "Scorer version of the hour's scores (null for feedback)."),
-            ('dimension', sa.Text, False, 'overall, route, model or prompt_version.'),
-            ('dimension_value', sa.Text, True, "Value of the dimension ('(none)' when missing); null on the overall row."),
-            ('response_count', sa.BigInteger, True, 'Responses the scorer ran on (feedback: feedback records).'),
-            ('scored_count', sa.BigInteger, True, 'Responses with a score (not null).'),
-            ('null_count', sa.BigInteger, True, 'Responses the scorer did not apply to (null score, no error).'),
-            ('error_count', sa.BigInteger, True, 'Responses on which the scorer failed.'),
-            ('mean_score', sa.Float, True, 'Mean score (feedback: mean value).'),
-            ('p10_score', sa.Float, True, '10th percentile of the scores (linear interpolation, = percentile_cont).'),
-            ('p50_score', sa.Float, True, 'Median score.'),
-            ('below_threshold_share', sa.Float, True, "Share of scored responses below the rule's threshold."),
-            ('threshold', sa.Float, True, 'The threshold (the lowest one if rules differ).'),
-            ('computed_at', sa.DateTime, True, 'When this row was computed (UTC).'),
-        ],
+        _ROLLUP,
         [('ix_score_rollup_hourly_window_start', ['window_start'])],
         ('scorer', 'dimension', 'dimension_value'),
     ),
     'eval_hours': (
         'What each hour was scored with and from: a later run finding the same selection, spans and feedback skips the hour.',
         [
-            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
-            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('window_start', sa.DateTime, False, 'Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily).'),
+            ('window_end', sa.DateTime, False, 'End of the window (UTC, exclusive).'),
             ('selection', sa.Text, True, 'Hash of the rules, the scorer versions and the text bound the hour was scored with.'),
             ('span_count', sa.BigInteger, True, 'Spans starting in the hour when it was scored.'),
             ('last_ingested_at', sa.DateTime, True, 'Newest ingested_at of those spans.'),
@@ -90,8 +93,8 @@ TABLES = {
     'judge_calls': (
         'Every LLM-judge call behind a judge score: prompt, raw answer, tokens, cost, latency, status.',
         [
-            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
-            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
+            ('window_start', sa.DateTime, False, 'Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily).'),
+            ('window_end', sa.DateTime, False, 'End of the window (UTC, exclusive).'),
             ('trace_id', sa.Text, False, 'Trace of the judged response.'),
             ('span_id', sa.Text, False, 'The judged span.'),
             ('scorer', sa.Text, False, 'Judge scorer (judge_factuality ...).'),
@@ -113,24 +116,7 @@ TABLES = {
     ),
     'score_rollup_daily': (
         "Scores per day by scorer, overall and by route, model and prompt version, recomputed from the day's eval_scores (percentiles exact); feedback alongside.",
-        [
-            ('window_start', sa.DateTime, False, 'Start of the hour (UTC, inclusive).'),
-            ('window_end', sa.DateTime, False, 'End of the hour (UTC, exclusive).'),
-            ('scorer', sa.Text, False, 'Scorer name, or feedback:<name> for user feedback from the feedback table.'),
-            ('scorer_version', sa.Text, True, "Scorer version of the hour's scores (null for feedback)."),
-            ('dimension', sa.Text, False, 'overall, route, model or prompt_version.'),
-            ('dimension_value', sa.Text, True, "Value of the dimension ('(none)' when missing); null on the overall row."),
-            ('response_count', sa.BigInteger, True, 'Responses the scorer ran on (feedback: feedback records).'),
-            ('scored_count', sa.BigInteger, True, 'Responses with a score (not null).'),
-            ('null_count', sa.BigInteger, True, 'Responses the scorer did not apply to (null score, no error).'),
-            ('error_count', sa.BigInteger, True, 'Responses on which the scorer failed.'),
-            ('mean_score', sa.Float, True, 'Mean score (feedback: mean value).'),
-            ('p10_score', sa.Float, True, '10th percentile of the scores (linear interpolation, = percentile_cont).'),
-            ('p50_score', sa.Float, True, 'Median score.'),
-            ('below_threshold_share', sa.Float, True, "Share of scored responses below the rule's threshold."),
-            ('threshold', sa.Float, True, 'The threshold (the lowest one if rules differ).'),
-            ('computed_at', sa.DateTime, True, 'When this row was computed (UTC).'),
-        ],
+        _ROLLUP,
         [('ix_score_rollup_daily_window_start', ['window_start'])],
         ('scorer', 'dimension', 'dimension_value'),
     ),

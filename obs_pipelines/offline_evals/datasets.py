@@ -26,7 +26,6 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.offline_evals import pii
 from obs_pipelines.offline_evals.tables import dataset_version_cases, dataset_versions
 from obs_pipelines.store import db, migrate
 
@@ -121,6 +120,10 @@ def balance(cases: Sequence[dict], per_tag: int, max_cases: int) -> list[dict]:
 
 def scrub_case(case: dict, counts: dict[str, int] | None = None) -> dict:
     """The case with PII replaced in every text it carries (input, outputs, expected, context)."""
+    # imported here: pii walks the safety scorers' patterns, and a change there must fail a curation run with
+    # its ImportError, not the loading of the whole code location
+    from obs_pipelines.offline_evals import pii
+
     out = dict(case)
     for key in ("input", "output"):
         out[key] = pii.scrub(case.get(key), counts)

@@ -172,25 +172,36 @@ def observations(record: dg.EventLogRecord, rules: dict[str, object]) -> list[Ob
             for e in entries]
 
 
-def process_check_events(instance: dg.DagsterInstance, engine, settings: Settings, after: int,
+# a tick re-reads the check evaluations of the last moment before its cursor: several can share a timestamp,
+# and reading one twice is harmless (an alert state already recorded queues nothing)
+CURSOR_OVERLAP_S = 0.001
+
+
+def process_check_events(instance: dg.DagsterInstance, engine, settings: Settings, after_ts: float,
                          logger=None, page_size: int = 1000, max_pages: int = 50
-                         ) -> tuple[int, list, outbox.DeliveryReport]:
-    """New rule evaluations since storage id ``after`` -> alerts + outbox; then deliver what is due.
-    Returns the new cursor, the transitions and the delivery report (the sensor and `alerts evaluate`).
-    Reading from 0 again is safe: an alert state already recorded queues nothing."""
+                         ) -> tuple[float, list, outbox.DeliveryReport]:
+    """New rule evaluations since the time ``after_ts`` (a unix timestamp) -> alerts + outbox; then deliver
+    what is due. Returns the new cursor time, the transitions and the delivery report (the sensor and
+    `alerts evaluate`). Reading from 0 again is safe: an alert state already recorded queues nothing.
+
+    The cursor is a time, not a storage id: the default local instance (run-sharded SQLite event storage)
+    answers no event query with a storage-id cursor."""
     rules = {r.name: r for r in settings.alerts.parsed_rules()}
     transitions: list = []
-    last = after
+    last = after_ts
     for _ in range(max_pages):  # a tick reads at most max_pages pages; the rest on the next tick
         records = instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=last),
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+                                  after_timestamp=max(last - CURSOR_OVERLAP_S, 0.0)),
             limit=page_size, ascending=True)
         found = [o for record in records for o in observations(record, rules)]
         if found:
             transitions += outbox.record(engine, rules, found, settings.alerts)
-        last = max([last, *(r.storage_id for r in records)])
-        if len(records) < page_size:
+        newest = max([last, *(r.timestamp for r in records)])
+        if len(records) < page_size or newest <= last:
+            last = newest
             break
+        last = newest
     report = outbox.deliver_due(engine, settings.alerts, logger=logger)
     return last, transitions, report
 
@@ -226,7 +237,7 @@ def build_alert_sensor(settings: Settings, diagnosis_job=None, diagnosis_tables:
     def alerts_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         last, transitions, report = process_check_events(
-            context.instance, trace_store.engine, settings, cursor.get("after", 0), logger=context.log)
+            context.instance, trace_store.engine, settings, cursor.get("after_ts", 0.0), logger=context.log)
         requests = diagnosis_requests(context.instance, transitions, list(diagnosis_tables)) if diagnosis_job else []
         parts = [f"{len(transitions)} alert change(s)", f"{len(report.delivered)} delivered"]
         if report.failed:
@@ -234,8 +245,8 @@ def build_alert_sensor(settings: Settings, diagnosis_job=None, diagnosis_tables:
                          + "; ".join(f"{k[:8]}: {v}" for k, v in list(report.failed.items())[:3]))
             context.log.warning(parts[-1])
         if requests:
-            return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))
-        return dg.SensorResult(skip_reason=", ".join(parts), cursor=json.dumps({"after": last}))
+            return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after_ts": last}))
+        return dg.SensorResult(skip_reason=", ".join(parts), cursor=json.dumps({"after_ts": last}))
 
     return alerts_sensor
 
@@ -251,17 +262,29 @@ def _consecutive_hours(keys: list[str]) -> list[tuple[str, str, list[str]]]:
     return [(r[0], r[-1], r) for r in runs]
 
 
+def checked_tables(instance: dg.DagsterInstance, run_id: str, rule_names: set[str]) -> set[str]:
+    """Tables whose rules the run evaluated itself: a phase's job selects the checks on its assets, so its
+    runs evaluate the rules right after writing the tables (and the rules sensor leaves those hours alone)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {r.event_log_entry.dagster_event.event_specific_data.asset_key.to_user_string() for r in records
+            if r.event_log_entry.dagster_event.event_specific_data.check_name in rule_names}
+
+
 def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.SensorDefinition:
+    rule_names = {r.name for r in settings.alerts.parsed_rules()}
+
     @dg.sensor(
         name="alerts_rules_sensor",
         job=rules_job,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Runs the alert rules over every hour of the rule tables materialized since its last tick.",
+        description="Runs the alert rules over the hours of the rule tables materialized since its last tick by "
+                    "a run that did not evaluate them itself (a phase's own jobs do).",
     )
     def alerts_rules_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         newest: dict[str, int] = {}
+        checked_by_run: dict[str, set[str]] = {}
         for table in tables:
             after = cursor.get(table)
             page = context.instance.fetch_materializations(
@@ -269,11 +292,13 @@ def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.S
                 ascending=True)
             for record in page.records:
                 partition = record.asset_materialization.partition if record.asset_materialization else None
-                if partition:
+                if record.run_id and record.run_id not in checked_by_run:
+                    checked_by_run[record.run_id] = checked_tables(context.instance, record.run_id, rule_names)
+                if partition and table not in checked_by_run.get(record.run_id, set()):
                     newest[partition] = max(newest.get(partition, 0), record.storage_id)
                 cursor[table] = max(cursor.get(table) or 0, record.storage_id)
         if not newest:
-            return dg.SensorResult(skip_reason="no rule table materialized since the last tick",
+            return dg.SensorResult(skip_reason="no rule table materialized without its rules since the last tick",
                                    cursor=json.dumps(cursor))
         # one run per run of consecutive hours (a check-only job takes its window from the range tags)
         return dg.SensorResult(

@@ -43,6 +43,15 @@ class Score:
         if self.value is not None and not 0.0 <= self.value <= 1.0:
             raise ValueError(f"score {self.name}: {self.value} is outside [0, 1]")
 
+    @classmethod
+    def trusted(cls, name: str, value: float) -> "Score":
+        """A score whose value the caller knows is a float in [0, 1], made without the frozen dataclass's
+        per-field setattr and range check: the hot path of the reference scorers, called by the million in a
+        backfill (the same object as ``Score(name, value)``)."""
+        score = object.__new__(cls)
+        score.__dict__.update(name=name, value=value, reason=None, details={})
+        return score
+
 
 class Scorer:
     """Base of every scorer: subclasses set ``name``, ``version``, ``requires`` and implement ``score``.

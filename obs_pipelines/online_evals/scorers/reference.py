@@ -57,7 +57,7 @@ class ExactMatch(Scorer):
     def score(self, example: Example) -> Score:
         out, exp = example.output, example.expected
         if type(out) is str and type(exp) is str:  # the common case: plain strings compare as they are
-            return Score(self.name, 1.0 if out == exp else 0.0)
+            return Score.trusted(self.name, 1.0 if out == exp else 0.0)
         maybe_object = isinstance(out, (dict, list)) or isinstance(exp, (dict, list))
         return self.result(float(_normalize_value(out, maybe_object) == _normalize_value(exp, maybe_object)))
 
@@ -68,7 +68,7 @@ class Levenshtein(Scorer):
     requires = REF
 
     def score(self, example: Example) -> Score:
-        return self.result(levenshtein_similarity(example.output, example.expected))
+        return Score.trusted(self.name, float(levenshtein_similarity(example.output, example.expected)))
 
 
 _NUMBER_TYPES = (int, float)
@@ -96,7 +96,7 @@ class NumericDiff(Scorer):
     def __call__(self, example: Example) -> Score:
         out, exp = example.output, example.expected
         if type(out) in _NUMBER_TYPES and type(exp) in _NUMBER_TYPES:  # the common case, inline (hot in backfills)
-            return Score(self.name, 1.0 if out == 0 and exp == 0 else 1 - abs(exp - out) / (abs(exp) + abs(out)))
+            return Score.trusted(self.name, 1.0 if out == 0 and exp == 0 else 1 - abs(exp - out) / (abs(exp) + abs(out)))
         return self._call_output_expected(example)
 
     def score(self, example: Example) -> Score:

@@ -254,3 +254,9 @@ class Profanity(Scorer):
 
 
 SCORERS = (PIILeak, SecretLeak, PromptInjection, Refusal, Profanity)
+
+# the detectors as a public API (offline_evals/pii.py scrubs datasets with the same patterns): kind -> pattern;
+# card numbers still need luhn_valid, IBANs iban_valid
+PII_PATTERNS: dict[str, re.Pattern] = {"email": _EMAIL, "phone": _PHONE, "card": _CARD, "iban": _IBAN, "ssn": _SSN,
+                                       "national_id": _NINO, "ip": _IPV4}
+SECRET_PATTERNS: dict[str, re.Pattern] = dict(_SECRET_RE)

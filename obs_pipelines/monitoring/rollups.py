@@ -463,9 +463,12 @@ ranked AS (
     FROM g WHERE user_id IS NOT NULL GROUP BY user_id
 ),
 seg AS (
+    -- the top users as an IN list (a hashed set): a join of g with every ranked user made SQLite loop over
+    -- both, quadratic in the window's users (200,000 spans: 6.6 s for the usage rollup, 20,000: 0.34 s)
     SELECT g.*, CASE WHEN g.user_id IS NULL THEN '{NULL_LABEL}'
-                     WHEN ranked.rn <= :top_n THEN g.user_id ELSE '{OTHER_LABEL}' END AS segment
-    FROM g LEFT JOIN ranked ON ranked.user_id = g.user_id
+                     WHEN g.user_id IN (SELECT user_id FROM ranked WHERE rn <= :top_n) THEN g.user_id
+                     ELSE '{OTHER_LABEL}' END AS segment
+    FROM g
 )"""
     if postgres:  # one pass over the pre-aggregate for every dimension
         return with_sql + f"""

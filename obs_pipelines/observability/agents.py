@@ -83,13 +83,15 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
     outputs = outputs.sort_values(["trace_id", "start_time", "span_id"]).groupby("trace_id")["output"].agg(list)
     llm_calls = llm.groupby("trace_id").size()
 
+    # one list per request and column (a group-by in pandas), then the rules over each short path
+    per_trace = tools.groupby("trace_id", sort=True).agg(
+        names=("tool", list), hashes=("args_hash", list), statuses=("status", list), ms=("duration_ms", list))
     rows = []
-    for trace_id, path in tools.groupby("trace_id", sort=True):
-        names = path["tool"].tolist()
+    for trace_id, names, hashes, statuses, durations in per_trace.itertuples(name=None):
         steps = [{"name": n, "args_hash": h, "status": s, "latency_ms": None if pd.isna(ms) else round(ms, 1)}
-                 for n, h, s, ms in zip(names, path["args_hash"], path["status"], path["duration_ms"])]
+                 for n, h, s, ms in zip(names, hashes, statuses, durations)]
         evidence = {}
-        found = repeated_call(list(zip(names, path["args_hash"])), settings.loop_min_repeats)
+        found = repeated_call(list(zip(names, hashes)), settings.loop_min_repeats)
         if found:
             evidence["repeated_call"] = found
         found = repeated_cycle(names, settings.loop_cycle_repeats)
@@ -109,7 +111,7 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
             "distinct_tools": len(set(names)),
             "path": " > ".join(names),
             "steps": json.dumps(steps),
-            "tool_errors": int((path["status"] == "error").sum()),
+            "tool_errors": sum(s == "error" for s in statuses),
             "loop_detected": bool(evidence),
             "loop_kind": ",".join(evidence) or None,
             "loop_evidence": json.dumps(evidence) if evidence else None,

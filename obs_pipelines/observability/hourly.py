@@ -62,7 +62,7 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     trace_rows = requests.traces_frame(hour.requests, hour.spans, prices, rules)
     baseline_calls = []
     for b_start, b_end in attribution.baseline_windows(start, end, settings.baseline_days):
-        b_spans = reading.spans(engine, b_start, b_end)
+        b_spans = reading.spans(engine, b_start, b_end, kinds=requests.USAGE_KINDS)  # the calls only
         if b_spans.empty:
             continue
         b_requests = reading.requests(engine, b_start, b_end)

@@ -39,14 +39,20 @@ SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, stat
        user_id, route
 FROM spans WHERE {WINDOW}
 """
-# texts the retrieval log and the agent paths read: retrieval spans with their documents, tool spans with
-# their arguments, and the model outputs of requests that called tools
+# texts the retrieval log reads: retrieval spans with their documents
 _TEXTS_SQL = f"""
 SELECT trace_id, span_id, kind, SUBSTR(input, 1, 4000) AS input,
        CASE WHEN kind = 'llm' THEN SUBSTR(output, 1, 4000) END AS output,
        CASE WHEN kind IN ('retrieval', 'reranker') THEN attributes END AS attributes
 FROM spans
-WHERE {WINDOW} AND (kind IN ('retrieval', 'tool')
+WHERE {WINDOW} AND kind = 'retrieval'
+"""
+
+_AGENT_TEXTS_SQL = f"""
+SELECT trace_id, span_id, kind, SUBSTR(input, 1, 4000) AS input,
+       CASE WHEN kind = 'llm' THEN SUBSTR(output, 1, 4000) END AS output
+FROM spans
+WHERE {WINDOW} AND (kind = 'tool'
     OR (kind = 'llm' AND trace_id IN (SELECT trace_id FROM spans WHERE {WINDOW} AND kind = 'tool')))
 """
 
@@ -71,9 +77,12 @@ def requests(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     return frame
 
 
-def spans(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """The window's spans, without their texts and attributes (but the HTTP status of failed ones)."""
+def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The window's spans (of ``kinds`` only, when given), without their texts and attributes (but the HTTP
+    status of failed ones)."""
     sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE[db.is_postgres(engine)])
+    if kinds:  # kinds are constants of this package, never user input
+        sql += " AND kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"
     frame = _times(fetch_frame(engine, sql, window_params(start, end)), "start_time", "end_time")
     frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
@@ -85,17 +94,14 @@ def agent_steps(engine: Engine, start: datetime, end: datetime, trace_ids: pd.Se
                 lookahead: timedelta = AGENT_LOOKAHEAD) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tool and llm spans (and their texts) of the window's requests, including the spans that start up to
     ``lookahead`` after the window closes: a request's path is whole in the window of its root."""
-    params = window_params(start, end + lookahead)
-    sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE[db.is_postgres(engine)]) + " AND kind IN ('tool', 'llm')"
-    frame = _times(fetch_frame(engine, sql, params), "start_time", "end_time")
+    frame = spans(engine, start, end + lookahead, kinds=("tool", "llm"))
     frame = frame[frame["trace_id"].isin(trace_ids)].reset_index(drop=True)
-    frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
-    texts = fetch_frame(engine, _TEXTS_SQL, params)
-    return frame, texts[texts["trace_id"].isin(trace_ids) & texts["kind"].isin(("tool", "llm"))]
+    texts = fetch_frame(engine, _AGENT_TEXTS_SQL, window_params(start, end + lookahead))
+    return frame, texts[texts["trace_id"].isin(trace_ids)]
 
 
 def texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Inputs / outputs / attributes of the window's retrieval, tool and (tool-using requests') llm spans."""
+    """Input (the query) and attributes (the documents) of the window's retrieval spans."""
     return fetch_frame(engine, _TEXTS_SQL, window_params(start, end))
 
 

@@ -30,7 +30,10 @@ def span_costs(spans: pd.DataFrame, prices: PriceTable) -> pd.Series:
 def _joined(values: pd.Series, keys: pd.Series) -> pd.Series:
     """Sorted distinct non-null values per key, comma-separated."""
     frame = pd.DataFrame({"k": keys, "v": values}).dropna().drop_duplicates().sort_values(["k", "v"])
-    return frame.groupby("k")["v"].agg(", ".join)
+    # most requests have one model / prompt: only keys with several values need a join per group
+    several = frame["k"].duplicated(keep=False)
+    single = frame.loc[~several].set_index("k")["v"]
+    return pd.concat([single, frame.loc[several].groupby("k")["v"].agg(", ".join)])
 
 
 def kind_times(spans: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +64,8 @@ def traces_frame(requests: pd.DataFrame, spans: pd.DataFrame, prices: PriceTable
     mine = spans[spans["trace_id"].isin(out["trace_id"])]
     tid = mine["trace_id"]
 
-    counts = pd.crosstab(tid, mine["kind"].where(mine["kind"].isin(COUNTED_KINDS), "other"))
+    kinds = mine["kind"].where(mine["kind"].isin(COUNTED_KINDS), "other")
+    counts = mine.groupby([tid, kinds]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=list(COUNTED_KINDS), fill_value=0)
     counts.columns = [f"{k}_spans" for k in COUNTED_KINDS]
     counts["span_count"] = counts.sum(axis=1)

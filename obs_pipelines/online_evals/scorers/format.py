@@ -14,20 +14,28 @@ def _text(example: Example) -> str:
     return example.output if isinstance(example.output, str) else json.dumps(example.output)
 
 
+_loads = json.loads
+_CONTAINERS = frozenset({dict, list})
+
+
 class ValidJSON(Scorer):
     name = "valid_json"
     description = ("1 if the output parses as a JSON object or array (autoevals' ValidJSON), or, with a "
                    "`schema`, as any JSON value valid against it (jsonschema); else 0.")
     defaults = {"schema": None}
 
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        self._plain = self.config["schema"] is None
+
     def __call__(self, example: Example) -> Score:
         output = example.output
-        if type(output) is str and self.config["schema"] is None:  # the common case, inline (hot in backfills)
+        if self._plain and type(output) is str:  # the common case, inline (hot in backfills)
             try:
-                parsed = json.loads(output)
+                parsed = _loads(output)
             except json.JSONDecodeError as exc:
                 return self.result(0.0, error=str(exc))
-            return Score.trusted(self.name, 1.0 if type(parsed) in (dict, list) else 0.0)
+            return Score.trusted(self.name, 1.0 if type(parsed) in _CONTAINERS else 0.0)
         return super().__call__(example)
 
     def score(self, example: Example) -> Score:

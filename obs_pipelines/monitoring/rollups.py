@@ -107,9 +107,7 @@ FROM spans
 WHERE {_WINDOW} AND kind = 'llm'
 """
 
-_LLM_MODELS_SQL = f"""
-SELECT DISTINCT model FROM spans WHERE {_WINDOW} AND kind = 'llm' AND model IS NOT NULL
-"""
+_NO_MODEL_KEYS = "SELECT CAST(NULL AS text) AS model, CAST(NULL AS text) AS model_key WHERE false"
 
 _STEPS_SQL = f"""
 SELECT COALESCE(kind, '{NULL_LABEL}') AS span_kind, COALESCE(name, '{NULL_LABEL}') AS span_name,
@@ -230,11 +228,20 @@ def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFram
     key, with the exact names in ``model_names``."""
     params = window_params(start, end)
     if db.is_postgres(engine):
-        names = fetch_frame(engine, _LLM_MODELS_SQL, params)["model"]
-        keys = pd.DataFrame({"model": names, "model_key": model_keys(names)})
-        keys_sql, keys_params = json_relation(keys, {"model": "text", "model_key": "text"}, "model_keys", True)
-        stats = _pg_stats(fetch_frame(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
-                                 {**params, **keys_params}))
+        # by exact model name first (one read of the window less than looking the names up beforehand); the
+        # rows are then relabelled with the canonical keys, unless two names of the window share a key:
+        # then their calls must be grouped together, and the statistics are recomputed keyed in SQL
+        stats = _pg_stats(fetch_frame(engine, _PG_REQUEST_SQL.replace("{model_keys}", _NO_MODEL_KEYS), params))
+        model_rows = stats.index[(stats["dimension"] == "model") & (stats["dimension_value"] != NULL_LABEL)]
+        names = stats.loc[model_rows, "dimension_value"].astype("object")
+        keys = model_keys(names)
+        if keys.duplicated().any():
+            relation = pd.DataFrame({"model": names, "model_key": keys})
+            keys_sql, keys_params = json_relation(relation, {"model": "text", "model_key": "text"}, "model_keys", True)
+            stats = _pg_stats(fetch_frame(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
+                                          {**params, **keys_params}))
+        else:
+            stats.loc[model_rows, "dimension_value"] = keys
     else:
         traces = fetch_frame(engine, _TRACES_SQL, params)
         traces["latency_ms"] = _latency_ms(traces)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from obs_pipelines.cli_db import db_group
 from obs_pipelines.cli_offline import dataset_group, eval_group
+from obs_pipelines.cli_trace import trace_command
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
 from obs_pipelines.synth.incidents import INCIDENT_DESCRIPTIONS
@@ -159,6 +160,7 @@ def demo(days: float, rate: float, seed: int) -> None:
 
 
 main.add_command(db_group)  # obs-pipelines db upgrade | current | revision
+main.add_command(trace_command)  # obs-pipelines trace TRACE_ID: one request as a span tree
 main.add_command(dataset_group)  # obs-pipelines dataset list | export | pin | import
 main.add_command(eval_group)  # obs-pipelines eval run | list | compare | gate
 

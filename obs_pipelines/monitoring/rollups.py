@@ -20,7 +20,7 @@ Semantics
 * **Steps**: every span starting in the window, by ``span_kind`` and by (kind, ``span_name``).
 * **Errors**: failed spans where the error *originated*: a failed span with a failed child span in the
   window is a propagation of that child's error and is not counted again. Classes from
-  :func:`obs_pipelines.monitoring.errors.classify_errors` (with the span's HTTP status attribute). By class,
+  :func:`obs_pipelines.store.errors.classify_errors` (with the span's HTTP status attribute). By class,
   provider, (provider, class) and model; the denominator of a provider / model row is its spans.
 * **Usage**: llm and embedding spans. Cost = the app's ``cost_usd`` when present, else tokens x the price
   table (genai-prices + overrides, :mod:`obs_pipelines.pricing`), joined in SQL from per-model rate rows.
@@ -59,7 +59,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.monitoring.errors import ERROR_CLASSES, classify_errors
+from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
     HOURLY_TABLES,

@@ -16,7 +16,7 @@ import pandas as pd
 
 # The classifier is shared with monitoring. It belongs in store/ (both phases need it); until it moves there
 # this is the one place observability reaches it.
-from obs_pipelines.monitoring.errors import classify_errors
+from obs_pipelines.store.errors import classify_errors
 from obs_pipelines.store.traces import NULL_LABEL
 
 EXAMPLES = 3

@@ -85,8 +85,10 @@ def test_definitions_hold_the_monitoring_group_its_jobs_schedule_and_sensors(sto
 
 def test_switching_the_phase_off_removes_its_group(store):
     defs = build_definitions(Settings(db_url=store.db_url, phases=["observability"]))
-    assert {j.name for j in defs.jobs} == {"ingest_file_job"}
-    assert [k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()] == ["spans"]
+    assert not [j.name for j in defs.jobs if j.name.startswith("monitoring_")]
+    graph = defs.resolve_asset_graph()
+    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == {"raw", "observability"}
+    assert not [s.name for s in defs.sensors if s.name.startswith("monitoring_")]
 
 
 def test_hourly_job_writes_every_rollup_of_its_partition(loaded):

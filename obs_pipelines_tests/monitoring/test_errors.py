@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from obs_pipelines.monitoring.errors import ERROR_CLASSES, classify_error, classify_errors
+from obs_pipelines.store.errors import ERROR_CLASSES, classify_error, classify_errors
 from obs_pipelines.synth.catalog import CONTEXT_LENGTH, GUARDRAIL_BLOCK, PROVIDER_ERRORS, TOOL_ERROR
 
 CASES = [

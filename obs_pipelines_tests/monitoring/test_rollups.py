@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from obs_pipelines.monitoring import rollups
-from obs_pipelines.monitoring.errors import ERROR_CLASSES, classify_errors
+from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
 from obs_pipelines.monitoring.tables import HOURLY_TABLES, column_names
 from obs_pipelines.pricing import load_prices
 from obs_pipelines_tests.monitoring import reference as ref

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz
 
+from obs_pipelines.observability.reading import member
 from obs_pipelines.store.traces import NULL_LABEL
 
 HASH_CHARS = 12
@@ -77,17 +79,23 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
         ["trace_id", "start_time", "span_id"])
     tools["args_hash"] = tools["input"].map(_hash)
     tools["tool"] = tools["name"].fillna(NULL_LABEL).str.replace(r"^execute_tool ", "", regex=True)
-    llm = spans[(spans["kind"] == "llm") & spans["trace_id"].isin(tools["trace_id"])]
+    llm = spans[(spans["kind"] == "llm").to_numpy() & member(spans["trace_id"], tools["trace_id"])]
     outputs = texts.loc[texts["kind"] == "llm", ["trace_id", "span_id", "output"]].merge(
         llm[["trace_id", "span_id", "start_time"]], on=["trace_id", "span_id"]).dropna(subset=["output"])
-    outputs = outputs.sort_values(["trace_id", "start_time", "span_id"]).groupby("trace_id")["output"].agg(list)
-    llm_calls = llm.groupby("trace_id").size()
+    outputs = outputs.sort_values(["trace_id", "start_time", "span_id"]).groupby("trace_id")["output"].agg(
+        list).to_dict()
+    llm_calls = llm.groupby("trace_id").size().to_dict()
+    route_of = routes.to_dict()
 
-    # one list per request and column (a group-by in pandas), then the rules over each short path
-    per_trace = tools.groupby("trace_id", sort=True).agg(
-        names=("tool", list), hashes=("args_hash", list), statuses=("status", list), ms=("duration_ms", list))
+    # one slice per request of each column (the steps are sorted by request: its rows are contiguous), then
+    # the rules over each short path
+    tids = tools["trace_id"].to_numpy()
+    bounds = np.flatnonzero(tids[1:] != tids[:-1]) + 1
+    firsts, lasts = np.r_[0, bounds], np.r_[bounds, len(tids)]
+    columns_of = [tools[c].tolist() for c in ("tool", "args_hash", "status", "duration_ms")]
+    per_trace = ((tids[a], *(col[a:b] for col in columns_of)) for a, b in zip(firsts, lasts))
     rows = []
-    for trace_id, names, hashes, statuses, durations in per_trace.itertuples(name=None):
+    for trace_id, names, hashes, statuses, durations in per_trace:
         steps = [{"name": n, "args_hash": h, "status": s, "latency_ms": None if pd.isna(ms) else round(ms, 1)}
                  for n, h, s, ms in zip(names, hashes, statuses, durations)]
         evidence = {}
@@ -104,7 +112,7 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
         n_llm = int(llm_calls.get(trace_id, 0))
         rows.append({
             "trace_id": trace_id,
-            "route": routes.get(trace_id, NULL_LABEL),
+            "route": route_of.get(trace_id, NULL_LABEL),
             "tool_calls": len(names),
             "llm_calls": n_llm,
             "total_steps": len(names) + n_llm,

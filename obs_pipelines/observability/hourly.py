@@ -59,7 +59,7 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     hour = Hour(engine, start, end)
     rules = settings.error_rules
     costs = requests.span_costs(hour.spans, prices)
-    trace_rows = requests.traces_frame(hour.requests, hour.spans, prices, rules)
+    trace_rows = requests.traces_frame(hour.requests, hour.spans, prices, rules, costs=costs)
     baseline_calls = []
     for b_start, b_end in attribution.baseline_windows(start, end, settings.baseline_days):
         b_spans = reading.spans(engine, b_start, b_end, kinds=requests.USAGE_KINDS)  # the calls only
@@ -71,13 +71,14 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     frames = {
         traces: trace_rows,
         latency_attribution_hourly: attribution.latency_attribution(engine, start, end, settings.baseline_days,
-                                                                    hour.spans),
+                                                                    hour.spans, hour.requests),
         cost_attribution_hourly: attribution.cost_attribution(
             attribution.calls_of(hour.spans, hour.requests, costs), baseline_calls, settings.top_n_users),
         error_causes_hourly: errors.error_causes(hour.spans, hour.routes, rules),
         retrieval_log: log,
         retrieval_rollup_hourly: retrieval.retrieval_rollup(log),
-        agent_paths: agents.agent_paths(*reading.agent_steps(engine, start, end, hour.requests["trace_id"]),
+        agent_paths: agents.agent_paths(*reading.agent_steps(engine, start, end, hour.requests["trace_id"],
+                                                               window_spans=hour.spans),
                                         hour.routes, settings),
     }
     return {t.name: shape(f, t, start, end) for t, f in frames.items()}, hour

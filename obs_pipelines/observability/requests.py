@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from obs_pipelines.observability.errors import origin_errors
+from obs_pipelines.observability.reading import member
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS, traces
 from obs_pipelines.pricing import PriceTable
 
@@ -56,12 +57,15 @@ def kind_times(spans: pd.DataFrame) -> pd.DataFrame:
 
 
 def traces_frame(requests: pd.DataFrame, spans: pd.DataFrame, prices: PriceTable,
-                 error_rules=()) -> pd.DataFrame:
-    """Rows of the ``traces`` table (without window columns) for the window's ``requests``."""
+                 error_rules=(), costs: pd.Series | None = None) -> pd.DataFrame:
+    """Rows of the ``traces`` table (without window columns) for the window's ``requests``. ``costs``: the
+    spans' ``span_costs`` when already computed (index of ``spans``)."""
     out = requests.rename(columns={"req_start": "start_time", "req_end": "end_time"}).copy()
     out["latency_ms"] = ((out["end_time"] - out["start_time"]) / pd.Timedelta(milliseconds=1)).astype("float64")
     out["status"] = np.where(out["is_error"] > 0, "error", "ok")
-    mine = spans[spans["trace_id"].isin(out["trace_id"])]
+    keep = member(spans["trace_id"], out["trace_id"])
+    mine = spans[keep]
+    mine_costs = span_costs(mine, prices) if costs is None else costs[keep]
     tid = mine["trace_id"]
 
     kinds = mine["kind"].where(mine["kind"].isin(COUNTED_KINDS), "other")
@@ -70,7 +74,7 @@ def traces_frame(requests: pd.DataFrame, spans: pd.DataFrame, prices: PriceTable
     counts.columns = [f"{k}_spans" for k in COUNTED_KINDS]
     counts["span_count"] = counts.sum(axis=1)
 
-    usage = mine.assign(cost=span_costs(mine, prices)).groupby("trace_id").agg(
+    usage = mine.assign(cost=mine_costs).groupby("trace_id").agg(
         input_tokens=("input_tokens", "sum"), output_tokens=("output_tokens", "sum"),
         cached_input_tokens=("cached_input_tokens", "sum"), cost_usd=("cost", "sum"))
     llm = mine[mine["kind"] == "llm"]

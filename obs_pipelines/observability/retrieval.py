@@ -36,6 +36,20 @@ def _score(doc: dict):
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _row(attributes, low_score: float) -> tuple:
+    """document_count, document_ids, scores, ranks, previews (JSON), top_score, all scores below ``low_score``,
+    duplicate ids: the per-span fields of the log, from one span's attributes."""
+    docs = _documents(attributes)
+    ids = [None if d.get("id") is None else str(d.get("id")) for d in docs]
+    scores = [_score(d) for d in docs]
+    known = [x for x in scores if x is not None]
+    present = [x for x in ids if x]
+    return (len(docs), json.dumps(ids), json.dumps(scores), json.dumps(list(range(1, len(docs) + 1))),
+            json.dumps([str(d.get("content") or "")[:PREVIEW_CHARS] for d in docs]),
+            max(known) if known else np.nan, bool(known) and max(known) < low_score,
+            len(present) != len(set(present)))
+
+
 def retrieval_log(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, low_score: float) -> pd.DataFrame:
     """``retrieval_log`` rows (without window columns): the window's retrieval spans."""
     columns = ["trace_id", "span_id", "route", "span_name", "start_time", "latency_ms", "status", "query",
@@ -47,21 +61,18 @@ def retrieval_log(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, l
         return pd.DataFrame(columns=columns)
     extra = texts.loc[texts["kind"] == "retrieval", ["trace_id", "span_id", "input", "attributes"]]
     out = base.merge(extra, on=["trace_id", "span_id"], how="left")
-    # one parse per retrieval span (its document list is JSON in the attributes)
-    docs = out["attributes"].map(_documents)
-    ids = docs.map(lambda ds: [None if d.get("id") is None else str(d.get("id")) for d in ds])
-    scores = docs.map(lambda ds: [_score(d) for d in ds])
-    out["document_count"] = docs.map(len).astype("int64")
-    out["document_ids"] = ids.map(json.dumps)
-    out["scores"] = scores.map(json.dumps)
-    out["ranks"] = out["document_count"].map(lambda n: json.dumps(list(range(1, n + 1))))
-    out["previews"] = docs.map(lambda ds: json.dumps([str(d.get("content") or "")[:PREVIEW_CHARS] for d in ds]))
-    known = scores.map(lambda s: [x for x in s if x is not None])
-    out["top_score"] = known.map(lambda s: max(s) if s else np.nan).astype("float64")
+    # one parse and one pass per retrieval span (its document list is JSON in the attributes)
+    parsed = [_row(attributes, low_score) for attributes in out["attributes"].tolist()]
+    fields = ["document_count", "document_ids", "scores", "ranks", "previews", "top_score", "all_below_threshold",
+              "duplicate_documents"]
+    per_span = pd.DataFrame(parsed, columns=fields, index=out.index)
+    for col in fields:
+        out[col] = per_span[col]
+    out["document_count"] = out["document_count"].astype("int64")
+    out["top_score"] = out["top_score"].astype("float64")
     out["no_documents"] = out["document_count"] == 0
-    out["all_below_threshold"] = (out["document_count"] > 0) & known.map(
-        lambda s: bool(s) and max(s) < low_score)
-    out["duplicate_documents"] = ids.map(lambda i: len([x for x in i if x]) != len({x for x in i if x}))
+    out["all_below_threshold"] = (out["document_count"] > 0) & out["all_below_threshold"].astype(bool)
+    out["duplicate_documents"] = out["duplicate_documents"].astype(bool)
     out["route"] = out["trace_id"].map(routes).fillna(out["route"]).fillna(NULL_LABEL)
     out["query"] = out["input"].astype("object").where(out["input"].notna(), None).str.slice(0, QUERY_CHARS)
     out = out.rename(columns={"name": "span_name", "duration_ms": "latency_ms"})

@@ -39,7 +39,7 @@ def main() -> None:
     import dagster as dg
     import pandas as pd
 
-    from obs_pipelines.alerts.defs import hour_metadata, process_check_events
+    from obs_pipelines.alerts.defs import encode_results, hour_metadata, process_check_events
     from obs_pipelines.alerts.evaluate import by_window, evaluate
     from obs_pipelines.orchestration.reporting import check_evaluation
     from obs_pipelines.settings import Settings
@@ -55,7 +55,8 @@ def main() -> None:
     rules = [
         {"name": f"rule_{i}", "kind": "threshold" if i % 2 else "anomaly", "table": "request_rollup_hourly",
          "metric": "error_rate", "group_by": "route", "sample_column": "request_count", "min_samples": 20,
-         **({"threshold": 0.3} if i % 2 else {"baseline": "trailing_hours", "baseline_windows": 6})}
+         **({"threshold": 0.3} if i % 2 else {"baseline": "trailing_hours", "baseline_windows": 6,
+                                                "min_abs_change": 0.2})}
         for i in range(args.rules)]
     store = TraceStore(db_url=f"sqlite:///{tempfile.mkdtemp()}/bench.db")
     store.create_tables()
@@ -83,7 +84,8 @@ def main() -> None:
                 entries = [{"group": r.group, "value": r.value, "threshold": r.threshold, "samples": r.samples,
                             "judged": r.judged, "passed": r.passed, "baseline": r.baseline, "attribution": [],
                             "exemplar_trace_ids": []} for r in hour_results]
-                metadata["results"] = dg.MetadataValue.json(entries)
+                metadata["results"] = dg.MetadataValue.json([e for e in entries if not e["passed"]])
+                metadata["passed_results"] = dg.MetadataValue.text(encode_results([e for e in entries if e["passed"]]))
                 yield check_evaluation(dg.AssetKey("request_rollup_hourly"), rule.name, hour.strftime(
                     "%Y-%m-%d-%H:%M"), not breached, dg.AssetCheckSeverity.WARN, metadata)
             hour += timedelta(hours=1)

@@ -1,0 +1,78 @@
+"""Each generator incident fires the right example rule with the right group, and the clean hours between
+them fire nothing: one day of traffic with five incidents, rolled up by monitoring and observability, then
+checked by the shipped example rules (one SQLite store for the module: the runs are the expensive part)."""
+
+from __future__ import annotations
+
+import gc
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from obs_pipelines.alerts.defs import RULES_JOB
+from obs_pipelines.definitions import build_definitions
+from obs_pipelines.settings import load_settings
+from obs_pipelines.store import db
+from obs_pipelines.store.resource import TraceStore
+from obs_pipelines.synth.generator import generate_traces, parse_incident
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+START = datetime(2026, 11, 2, 6, 0)
+HOURS = 16
+# hour offset -> (incident, the rule it must fire, a group it must fire for)
+INCIDENTS = {
+    7: ("rate_limit_storm", "rate_limit_errors", {"error_class": "rate_limit"}),
+    9: ("latency_spike", "retrieval_p95_latency", {"span_kind": "retrieval"}),
+    11: ("cost_overrun", "route_cost_per_call_anomaly", {"route": "rag_qa"}),
+    13: ("tool_loop", "agent_loops", {"route": "agent_tools"}),
+    15: ("retrieval_miss", "empty_retrievals", {"route": "rag_qa"}),
+}
+
+
+def key(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d-%H:%M")
+
+
+@pytest.fixture(scope="module")
+def evaluations(tmp_path_factory) -> list:
+    url = f"sqlite:///{tmp_path_factory.mktemp('incidents') / 'traces.db'}"
+    store = TraceStore(db_url=url)
+    store.create_tables()
+    incidents = [parse_incident(f"{name}@{START + timedelta(hours=h):%Y-%m-%dT%H:%M}+1h")
+                 for h, (name, _, _) in INCIDENTS.items()]
+    gc.disable()
+    try:
+        rows = [row for trace in generate_traces(START, HOURS, 0.05, 21, incidents) for row in trace]
+    finally:
+        gc.enable()
+    db.insert_spans(store.engine, rows)
+    settings = load_settings(EXAMPLE).model_copy(update={
+        "db_url": url, "phases": ["monitoring", "observability"], "partitions_start": "2026-11-01-00:00"})
+    defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
+    tags = {"dagster/asset_partition_range_start": key(START),
+            "dagster/asset_partition_range_end": key(START + timedelta(hours=HOURS - 1))}
+    for job in ("monitoring_hourly_job", "observability_hourly_job", RULES_JOB):
+        result = defs.resolve_job_def(job).execute_in_process(tags=tags, instance=instance, raise_on_error=False)
+        assert result.success, job
+    store.engine.dispose()
+    return [e for e in result.get_asset_check_evaluations() if e.partition]
+
+
+@pytest.mark.parametrize("offset", sorted(INCIDENTS), ids=[INCIDENTS[h][0] for h in sorted(INCIDENTS)])
+def test_each_incident_fires_its_rule_for_its_group_with_exemplars(evaluations, offset):
+    _, rule, group = INCIDENTS[offset]
+    hour = key(START + timedelta(hours=offset))
+    [evaluation] = [e for e in evaluations if e.check_name == rule and e.partition == hour]
+    assert not evaluation.passed
+    breached = [r for r in evaluation.metadata["results"].value if not r["passed"]]
+    assert group in [r["group"] for r in breached]
+    assert all(r["exemplar_trace_ids"] for r in breached if r["group"] == group)
+
+
+def test_the_clean_hours_between_the_incidents_fire_nothing(evaluations):
+    incident_hours = {key(START + timedelta(hours=h)) for h in INCIDENTS}
+    assert sorted((e.check_name, e.partition) for e in evaluations
+                  if not e.passed and e.partition not in incident_hours) == []
+

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from obs_pipelines.alerts.cli import alerts_group
 from obs_pipelines.cli_db import db_group
 from obs_pipelines.cli_offline import dataset_group, eval_group
 from obs_pipelines.cli_trace import trace_command
@@ -161,6 +162,7 @@ def demo(days: float, rate: float, seed: int) -> None:
 
 main.add_command(db_group)  # obs-pipelines db upgrade | current | revision
 main.add_command(trace_command)  # obs-pipelines trace TRACE_ID: one request as a span tree
+main.add_command(alerts_group)  # obs-pipelines alerts evaluate | list
 main.add_command(dataset_group)  # obs-pipelines dataset list | export | pin | import
 main.add_command(eval_group)  # obs-pipelines eval run | list | compare | gate
 

@@ -160,6 +160,27 @@ def demo(days: float, rate: float, seed: int) -> None:
     sys.exit(0 if ok else 1)
 
 
+@main.group("feedback")
+def feedback_group() -> None:
+    """Human feedback (thumbs, ratings, corrections) on production traces."""
+
+
+@feedback_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", default=None, help="Source recorded on rows without one (default: the file name).")
+def feedback_import(path: str, source: str | None) -> None:
+    """Import a CSV (header row) or JSONL file: trace_id, span_id, name, value, comment, source, created_at."""
+    from obs_pipelines.ingest.feedback import import_feedback
+
+    _, engine = _engine()
+    summary = import_feedback(engine, path, source)
+    console.print(f"feedback {path}: read {summary.read}, stored {summary.stored}, duplicate {summary.duplicate}, "
+                  f"rejected {summary.rejected}", highlight=False, soft_wrap=True)
+    if summary.rejected:
+        console.print(f"[yellow]{summary.rejected} rows rejected: see table ingest_rejects[/yellow]")
+    sys.exit(1 if summary.read and summary.rejected == summary.read else 0)
+
+
 main.add_command(db_group)  # obs-pipelines db upgrade | current | revision
 main.add_command(trace_command)  # obs-pipelines trace TRACE_ID: one request as a span tree
 main.add_command(alerts_group)  # obs-pipelines alerts evaluate | list

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from obs_pipelines.online_evals.scorers import agents, format, judge, rag, reference, safety
+from obs_pipelines.online_evals.scorers import agents, format, judge, rag, reference, safety, semantic
 from obs_pipelines.online_evals.scorers.base import Scorer
 
 FAMILIES: dict[str, tuple[type[Scorer], ...]] = {
@@ -15,6 +15,7 @@ FAMILIES: dict[str, tuple[type[Scorer], ...]] = {
     "safety": safety.SCORERS,
     "rag": rag.SCORERS,
     "agents": agents.SCORERS,
+    "semantic": semantic.SCORERS,  # local embedding model: the optional extra obs_pipelines[embeddings]
     "judge": judge.SCORERS,  # LLM-as-judge: null scores until a judge endpoint is bound (settings.online_evals.judge)
 }
 REGISTRY: dict[str, type[Scorer]] = {cls.name: cls for family in FAMILIES.values() for cls in family}

@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from obs_pipelines.store.tables import TableSpecs
 from obs_pipelines.store.traces import NULL_LABEL  # dimension value of spans without that attribute
 
 monitoring_metadata = sa.MetaData()
 
 OTHER_LABEL = "(other)"  # user segment of every user outside the top N
 
-_T = {
-    "datetime": sa.DateTime,
-    "text": sa.Text,
-    "int": sa.BigInteger,
-    "float": sa.Float,
-    "bool": sa.Boolean,
-}
 
 _WINDOW = [
     ("window_start", "datetime", "Start of the window (UTC, inclusive)."),
@@ -136,18 +130,12 @@ _QUALITY = [
     *_COMPUTED,
 ]
 
-TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
+_SPECS = TableSpecs(monitoring_metadata)
+TABLE_COLUMNS = _SPECS.columns
 
 
 def _table(name: str, columns: list[tuple[str, str, str]], description: str) -> sa.Table:
-    TABLE_COLUMNS[name] = [{"name": n, "type": t, "description": d} for n, t, d in columns]
-    return sa.Table(
-        name,
-        monitoring_metadata,
-        *(sa.Column(n, _T[t], nullable=n not in ("window_start", "window_end"), comment=d) for n, t, d in columns),
-        sa.Index(f"ix_{name}_window_start", "window_start"),
-        comment=description,
-    )
+    return _SPECS.table(name, columns, description)
 
 
 request_rollup_hourly = _table("request_rollup_hourly", _REQUEST, "Requests per hour: overall, by route "

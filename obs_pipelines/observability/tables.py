@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from obs_pipelines.store.tables import TableSpecs
 from obs_pipelines.store.traces import NULL_LABEL
 
 observability_metadata = sa.MetaData()
 
-_T = {"datetime": sa.DateTime, "text": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean}
 
 # step kinds whose wall-clock time a request row reports (``<kind>_ms``); wrappers (agent, chain) are not
 # steps of their own: their time is the time of what they wrap
@@ -212,21 +212,15 @@ _PROMPT_COMPARISON = [
     *_COMPUTED,
 ]
 
-TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
+_SPECS = TableSpecs(observability_metadata)
+TABLE_COLUMNS = _SPECS.columns
 # table -> the text columns that, with window_start, make a row unique (migration 0004's grain keys)
 GRAINS: dict[str, tuple[str, ...]] = {}
 
 
 def _table(name: str, columns: list[tuple[str, str, str]], grain: tuple[str, ...], description: str) -> sa.Table:
-    TABLE_COLUMNS[name] = [{"name": n, "type": t, "description": d} for n, t, d in columns]
     GRAINS[name] = grain
-    return sa.Table(
-        name,
-        observability_metadata,
-        *(sa.Column(n, _T[t], nullable=n not in ("window_start", "window_end"), comment=d) for n, t, d in columns),
-        sa.Index(f"ix_{name}_window_start", "window_start"),
-        comment=description,
-    )
+    return _SPECS.table(name, columns, description)
 
 
 traces = _table("traces", _TRACES, ("trace_id",),

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from obs_pipelines.store.tables import TableSpecs
+
 offline_evals_metadata = sa.MetaData()
 
-_T = {"datetime": sa.DateTime, "text": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean}
 
 _CASE = [
     ("case_id", "text", "Hash of the normalised input: one case per distinct input in a dataset."),
@@ -89,9 +90,11 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
-def _table(name: str, *extra) -> sa.Table:
-    return sa.Table(name, offline_evals_metadata,
-                    *(sa.Column(c, _T[t], comment=d) for c, t, d in COLUMNS[name]), *extra)
+_SPECS = TableSpecs(offline_evals_metadata)
+
+
+def _table(name: str, *extra: sa.SchemaItem) -> sa.Table:
+    return _SPECS.table(name, COLUMNS[name], None, *extra, window_index=False, nullable=None)
 
 
 regression_cases = _table("regression_cases", sa.Index("ix_regression_cases_dataset", "dataset", "window_start"))
@@ -103,6 +106,5 @@ experiments = _table("experiments", sa.PrimaryKeyConstraint("experiment_id", nam
 experiment_results = _table("experiment_results", sa.PrimaryKeyConstraint(
     "experiment_id", "case_id", name="experiment_results_pk"))
 
-TABLE_COLUMNS = {name: [{"name": c, "type": t, "description": d} for c, t, d in cols]
-                 for name, cols in COLUMNS.items()}
+TABLE_COLUMNS = _SPECS.columns
 CASE_FIELDS = tuple(c for c, _t, _d in _CASE)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from obs_pipelines.store.tables import TableSpecs
+
 online_evals_metadata = sa.MetaData()
 
-_T = {"datetime": sa.DateTime, "text": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean}
 
 _WINDOW = [
     ("window_start", "datetime", "Start of the window (UTC, inclusive): the hour (the day for score_rollup_daily)."),
@@ -93,20 +94,13 @@ _JUDGE = [
     ("called_at", "datetime", "When the call was made (UTC)."),
 ]
 
-TABLE_COLUMNS: dict[str, list[dict[str, str]]] = {}
+_SPECS = TableSpecs(online_evals_metadata)
+TABLE_COLUMNS = _SPECS.columns
 
 
 def _table(name: str, columns: list[tuple[str, str, str]], not_null: tuple[str, ...], description: str,
            *indexes: sa.Index) -> sa.Table:
-    TABLE_COLUMNS[name] = [{"name": n, "type": t, "description": d} for n, t, d in columns]
-    return sa.Table(
-        name,
-        online_evals_metadata,
-        *(sa.Column(n, _T[t], nullable=n not in not_null, comment=d) for n, t, d in columns),
-        sa.Index(f"ix_{name}_window_start", "window_start"),
-        *indexes,
-        comment=description,
-    )
+    return _SPECS.table(name, columns, description, *indexes, not_null=not_null)
 
 
 eval_scores = _table("eval_scores", _SCORES,

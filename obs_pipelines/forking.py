@@ -51,7 +51,15 @@ def ordered_map(
     while pending:
         # a worker killed mid-task (OOM ...) would leave this waiting forever
         done, result = pending.popleft()
-        value = result.get(timeout=WORKER_TIMEOUT_S)
+        try:
+            value = result.get(timeout=WORKER_TIMEOUT_S)
+        except BaseException:
+            # let the tasks in flight finish before the caller's `with Pool` exit terminates the workers: a
+            # worker killed while writing its result keeps the result queue's lock, and Pool.terminate then
+            # waits forever for its task handler to write the closing sentinel
+            for _task, other in pending:
+                other.wait(timeout=WORKER_TIMEOUT_S)
+            raise
         for task in it:  # refill one slot before handing the result over
             pending.append((task, pool.apply_async(fn, (task,))))
             break

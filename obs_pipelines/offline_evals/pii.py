@@ -23,20 +23,20 @@ def _card(match: re.Match) -> bool:
 
 
 def _phone(match: re.Match) -> bool:
-    return 8 <= len(_digits.sub("", match.group())) <= 15 and not safety._IPV4.fullmatch(match.group())
+    return 8 <= len(_digits.sub("", match.group())) <= 15 and not safety.PII_PATTERNS["ip"].fullmatch(match.group())
 
 
 # (placeholder kind, pattern, accept) in the order they are replaced: credentials first (a key holds digit
 # runs a phone pattern would take), card numbers before phone numbers (the same digit groups)
 _DETECTORS: list[tuple[str, re.Pattern, Callable[[re.Match], bool] | None]] = [
-    *((kind, pattern, None) for kind, pattern in safety._SECRET_RE.items()),
-    ("card", safety._CARD, _card),
-    ("email", safety._EMAIL, None),
-    ("iban", safety._IBAN, lambda m: safety.iban_valid(m.group())),
-    ("ssn", safety._SSN, None),
-    ("national_id", safety._NINO, None),
-    ("phone", safety._PHONE, _phone),
-    ("ip", safety._IPV4, None),
+    *((kind, pattern, None) for kind, pattern in safety.SECRET_PATTERNS.items()),
+    ("card", safety.PII_PATTERNS["card"], _card),
+    ("email", safety.PII_PATTERNS["email"], None),
+    ("iban", safety.PII_PATTERNS["iban"], lambda m: safety.iban_valid(m.group())),
+    ("ssn", safety.PII_PATTERNS["ssn"], None),
+    ("national_id", safety.PII_PATTERNS["national_id"], None),
+    ("phone", safety.PII_PATTERNS["phone"], _phone),
+    ("ip", safety.PII_PATTERNS["ip"], None),
 ]
 KINDS = tuple(kind for kind, _p, _a in _DETECTORS)
 

@@ -62,12 +62,12 @@ def revision(message: str, autogenerate: bool, db_url: str | None) -> None:
     db.db_upgrade(url)  # autogenerate compares the definitions with a store at the newest revision
     rev_id = f"{int(migrate.head_revision()) + 1:04d}"
     with engine.connect() as conn, conn.begin():
-        cfg = migrate.alembic_config(connection=conn, target_metadata=_all_metadata())
+        cfg = migrate.alembic_config(connection=conn, target_metadata=all_metadata())
         script = command.revision(cfg, message, autogenerate=autogenerate, rev_id=rev_id)
     click.echo(f"wrote {script.path}: review it, then run the store tests")
 
 
-def _all_metadata() -> list:
+def all_metadata() -> list:
     """Every phase's published tables (the lineage covers them all)."""
     from obs_pipelines.alerts.tables import alerts_metadata
     from obs_pipelines.monitoring.tables import monitoring_metadata
@@ -80,4 +80,4 @@ def _all_metadata() -> list:
             alerts_metadata]
 
 
-__all__ = ["db_group"]
+__all__ = ["all_metadata", "db_group"]

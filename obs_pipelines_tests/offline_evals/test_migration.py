@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from obs_pipelines.cli_db import _all_metadata
+from obs_pipelines.cli_db import all_metadata
 from obs_pipelines.offline_evals.tables import offline_evals_metadata, regression_cases
 from obs_pipelines.store import migrate
 
@@ -23,7 +23,7 @@ def _only_mine(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def test_migration_makes_the_tables_the_code_defines(store):
-    assert offline_evals_metadata in _all_metadata()  # `db revision` compares with it
+    assert offline_evals_metadata in all_metadata()  # `db revision` compares with it
     with store.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": _only_mine, "compare_type": True})
         assert compare_metadata(ctx, offline_evals_metadata) == []

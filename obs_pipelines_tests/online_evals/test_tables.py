@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from obs_pipelines.cli_db import _all_metadata
+from obs_pipelines.cli_db import all_metadata
 from obs_pipelines.online_evals.tables import (
     eval_hours,
     eval_scores,
@@ -32,7 +32,7 @@ def test_migrations_at_head_produce_exactly_the_online_evals_tables(store):
     # the other phases' tables are in the store too (and appear as "removed" here): only ours are compared
     ours = [d for d in diff if any(t in repr(d) for t in online_evals_metadata.tables)]
     assert ours == []
-    assert online_evals_metadata in _all_metadata()
+    assert online_evals_metadata in all_metadata()
 
 
 @pytest.mark.parametrize(("table", "row"), [

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
-from obs_pipelines.cli_db import _all_metadata, db_group
+from obs_pipelines.cli_db import all_metadata, db_group
 from obs_pipelines.monitoring.tables import request_rollup_hourly
 from obs_pipelines.store import db, migrate
 from obs_pipelines.store.schema import spans
@@ -66,7 +66,7 @@ def test_migrations_at_head_produce_exactly_the_tables_the_code_defines(empty_db
     db.create_tables(engine)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": migrate.include_object, "compare_type": True})
-        diff = compare_metadata(ctx, _all_metadata())  # every phase's tables
+        diff = compare_metadata(ctx, all_metadata())  # every phase's tables
     assert diff == [], "a table definition changed without its migration: `obs-pipelines db revision -m ...`"
 
 

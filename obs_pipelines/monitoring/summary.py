@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 
 import pandas as pd
+
+from obs_pipelines.markdown import escape_markdown
 
 
 def _overall(frame: pd.DataFrame) -> pd.Series | None:
@@ -87,21 +88,6 @@ def markdown_table(frame: pd.DataFrame, columns: list[str], sort_by: str | None 
     header = "| " + " | ".join(escape_markdown(c) for c in shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "\n".join("| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False))
     return header + body
-
-
-# every ASCII punctuation character may be backslash-escaped in CommonMark, and an escaped one is always
-# shown as itself: no link, image, emphasis, HTML tag, entity, autolink (http\://, www\.) or cell border
-_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def escape_markdown(text: object) -> str:
-    """``text`` as markdown that renders as exactly that text on one line, safe inside a table cell: markup
-    characters are backslash-escaped, a line break is shown as ``\\n``, other control characters as
-    spaces."""
-    escaped = _MD_PUNCTUATION.sub(r"\\\1", str(text))
-    return _CONTROL.sub(" ", _LINE_BREAKS.sub(r"\\n", escaped.replace("\t", " ")))
 
 
 def _cell(value) -> str:

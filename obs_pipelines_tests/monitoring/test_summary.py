@@ -7,7 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from obs_pipelines.monitoring.summary import escape_markdown, markdown_table, preview
+from obs_pipelines.markdown import escape_markdown
+from obs_pipelines.monitoring.summary import markdown_table, preview
 
 HOSTILE = [
     ("a|b", r"a\|b"),

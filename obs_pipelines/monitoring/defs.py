@@ -26,6 +26,7 @@ from obs_pipelines.monitoring.tables import (
     request_rollup_hourly,
     slo_status_hourly,
 )
+from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions, range_tags
@@ -248,15 +249,8 @@ def build_hourly_rollups(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
 
 # ---- daily rollups ------------------------------------------------------------------------------------------
 def build_daily_rollups(settings: Settings, daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    # Materialize a day once all its hours are rolled up, and again when a late hour is re-rolled;
-    # limited to the last week so switching the phase on does not launch a history-long backfill.
-    condition = (
-        dg.AutomationCondition.in_latest_time_window(timedelta(days=7))
-        & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ).with_label("complete day, or an hour of it updated (last 7 days)")
+    # Materialize a day once all its hours are rolled up, and again when a late hour is re-rolled (last 7 days)
+    condition = daily_automation_condition()
     freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=27), warn_window=timedelta(hours=25))
     specs = [
         table_spec(table, TABLE_COLUMNS[table.name], group=GROUP, description=HOURLY_DESCRIPTIONS[kind] + DAILY_NOTE,

@@ -88,9 +88,10 @@ def main() -> None:
         end = HOUR + timedelta(hours=1)
         prices, settings = load_prices(), ObservabilitySettings(baseline_days=1)
 
-        def traces_table():
-            window_spans = reading.spans(engine, HOUR, end)
-            requests.traces_frame(reading.requests(engine, HOUR, end), window_spans, prices)
+        def traces_table():  # what hourly.Hour reads for it, and the frame
+            window_spans = reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)
+            requests.traces_frame(reading.requests(engine, HOUR, end), reading.trace_aggregates(engine, HOUR, end),
+                                  window_spans, prices)
 
         floor = _best(lambda: rollups.request_rollup(engine, HOUR, end), args.repeat)
         traces = _best(traces_table, args.repeat)

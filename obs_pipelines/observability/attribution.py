@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.observability import reading
 from obs_pipelines.pricing.models import model_keys
-from obs_pipelines.store import db
 from obs_pipelines.store.traces import NULL_LABEL
 
 OTHER_LABEL = "(other)"
@@ -39,21 +38,17 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 
 def latency_attribution(engine: Engine, start: datetime, end: datetime, baseline_days: int,
-                        spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``latency_attribution_hourly`` rows (without window columns). ``spans``: the window's spans;
-    ``requests``: its requests, when already read: on SQLite (percentiles in pandas either way) the hour's
-    percentiles then come from them instead of a second read of the hour."""
+                        wrapping: set[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """``latency_attribution_hourly`` rows (without window columns). ``wrapping``: (name, kind) of the steps
+    with child steps in the window (``reading.wrapping_steps``; read when not given)."""
     base_windows = baseline_windows(start, end, baseline_days)
-    in_memory = requests is not None and not db.is_postgres(engine)
-    now = (reading.window_step_percentiles(spans, requests) if in_memory
-           else reading.step_percentiles(engine, [(start, end)]))
+    now = reading.step_percentiles(engine, [(start, end)])
     keys = ["route", "span_name", "span_kind"]
     if now.empty:
         return pd.DataFrame(columns=[*keys, "calls"])
     base = reading.step_percentiles(engine, base_windows).rename(
         columns={"calls": "baseline_calls", "p95_ms": "baseline_p95_ms"}).drop(columns="p50_ms")
-    routes_now = (reading.window_route_percentiles(requests) if in_memory
-                  else reading.route_percentiles(engine, [(start, end)]))[["route", "p95_ms"]].rename(
+    routes_now = reading.route_percentiles(engine, [(start, end)])[["route", "p95_ms"]].rename(
         columns={"p95_ms": "route_p95_ms"})
     routes_base = reading.route_percentiles(engine, base_windows)[["route", "p95_ms"]].rename(
         columns={"p95_ms": "route_baseline_p95_ms"})
@@ -64,8 +59,7 @@ def latency_attribution(engine: Engine, start: datetime, end: datetime, baseline
     out["route_delta_p95_ms"] = out["route_p95_ms"] - out["route_baseline_p95_ms"]
     out["share_of_route_change"] = _ratio(out["delta_p95_ms"], out["route_delta_p95_ms"])
     # steps that have children in the window (their time repeats their children's)
-    parents = spans.loc[reading.member(spans["span_id"], spans["parent_span_id"].dropna()), ["name", "kind"]]
-    wrapping = set(zip(parents["name"].fillna(NULL_LABEL), parents["kind"].fillna(NULL_LABEL)))
+    wrapping = reading.wrapping_steps(engine, start, end) if wrapping is None else wrapping
     out["wraps_steps"] = [(n, k) in wrapping for n, k in zip(out["span_name"], out["span_kind"])]
     order = out.assign(_d=out["delta_p95_ms"].fillna(-np.inf)).sort_values(
         ["wraps_steps", "_d", *keys], ascending=[True, False, True, True, True], kind="stable")

@@ -103,7 +103,7 @@ def _exemplars(hour: logic.Hour, rows: pd.DataFrame) -> dict:
         if pick.empty:
             continue
         trace_id = pick["trace_id"].iloc[0]
-        spans = hour.spans[hour.spans["trace_id"] == trace_id].to_dict("records")
+        spans = hour.trace_spans(trace_id).to_dict("records")
         out[key] = dg.MetadataValue.md(markdown(spans, f"{key.replace('_', ' ')} {trace_id} "
                                                         f"({pick['latency_ms'].iloc[0]:.0f} ms)"))
     return out

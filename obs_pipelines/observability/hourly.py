@@ -42,15 +42,26 @@ def shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime) 
     return out[cols].reset_index(drop=True)
 
 
+# the spans the hourly tables read one by one (cost, models, prompt versions, tool paths, retrievals; failed
+# spans of any kind for the error causes): everything else comes aggregated per trace or step from the store
+SPAN_KINDS_READ = ("llm", "embedding", "tool", "retrieval")
+
+
 class Hour:
-    """What an hour's tables are made of (kept for the exemplar traces of the metadata)."""
+    """What an hour's tables are made of: its requests, the per-trace aggregates of its spans, the spans of
+    ``SPAN_KINDS_READ`` plus the failed ones, and the retrievals' texts."""
 
     def __init__(self, engine: Engine, start: datetime, end: datetime) -> None:
-        self.start, self.end = start, end
+        self.engine, self.start, self.end = engine, start, end
         self.requests = reading.requests(engine, start, end)
-        self.spans = reading.spans(engine, start, end)
+        self.aggregates = reading.trace_aggregates(engine, start, end)
+        self.spans = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ, failed=True)
         self.texts = reading.texts(engine, start, end)
         self.routes = self.requests.set_index("trace_id")["route"]
+
+    def trace_spans(self, trace_id: str) -> pd.DataFrame:
+        """Every span of one request in the window (an exemplar's tree)."""
+        return reading.spans(self.engine, self.start, self.end, trace_ids=[trace_id])
 
 
 def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: ObservabilitySettings,
@@ -59,7 +70,7 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     hour = Hour(engine, start, end)
     rules = settings.error_rules
     costs = requests.span_costs(hour.spans, prices)
-    trace_rows = requests.traces_frame(hour.requests, hour.spans, prices, rules, costs=costs)
+    trace_rows = requests.traces_frame(hour.requests, hour.aggregates, hour.spans, prices, rules, costs=costs)
     baseline_calls = []
     for b_start, b_end in attribution.baseline_windows(start, end, settings.baseline_days):
         b_spans = reading.spans(engine, b_start, b_end, kinds=requests.USAGE_KINDS)  # the calls only
@@ -70,8 +81,7 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     log = retrieval.retrieval_log(hour.spans, hour.texts, hour.routes, settings.low_score_threshold)
     frames = {
         traces: trace_rows,
-        latency_attribution_hourly: attribution.latency_attribution(engine, start, end, settings.baseline_days,
-                                                                    hour.spans, hour.requests),
+        latency_attribution_hourly: attribution.latency_attribution(engine, start, end, settings.baseline_days),
         cost_attribution_hourly: attribution.cost_attribution(
             attribution.calls_of(hour.spans, hour.requests, costs), baseline_calls, settings.top_n_users),
         error_causes_hourly: errors.error_causes(hour.spans, hour.routes, rules),

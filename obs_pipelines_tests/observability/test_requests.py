@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from obs_pipelines.observability.requests import kind_times
+from obs_pipelines.observability.span_stats import kind_times
 
 T0 = pd.Timestamp("2026-11-02 10:00:00")
 
@@ -22,3 +22,20 @@ def test_parallel_and_overlapping_steps_of_a_kind_count_once():
     })
     times = kind_times(spans).set_index(["trace_id", "kind"])["ms"].to_dict()
     assert times == {("a", "llm"): 220.0, ("a", "tool"): 40.0, ("b", "llm"): 10.0}
+
+
+def test_per_trace_aggregates_of_the_store_equal_the_pandas_definition(store):
+    # PostgreSQL computes spans per kind, tokens and step times in SQL; they must equal span_stats over the
+    # same spans (the SQLite path), overlapping and parallel steps of a kind included
+    from obs_pipelines.observability import reading
+    from obs_pipelines.observability.span_stats import span_aggregates
+    from obs_pipelines_tests.observability.conftest import INCIDENT_HOUR, load_traffic
+
+    load_traffic(store, "tool_loop")
+    end = INCIDENT_HOUR + pd.Timedelta(hours=1)
+    got = reading.trace_aggregates(store.engine, INCIDENT_HOUR, end).set_index("trace_id").sort_index()
+    spans = reading.spans(store.engine, INCIDENT_HOUR, end)
+    expected = span_aggregates(spans).set_index("trace_id").sort_index()
+    assert len(got) == spans["trace_id"].nunique() > 100
+    assert (got["tool_spans"] > 1).any()  # looping traces: several tool calls per request
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=False, rtol=1e-9)

@@ -27,7 +27,9 @@ from obs_pipelines.observability.tables import (
     session_rollup_daily,
     traces,
 )
-from obs_pipelines.observability.tree import markdown, md_escape
+from obs_pipelines.markdown import escape_markdown
+from obs_pipelines.observability.tree import markdown
+from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
@@ -80,7 +82,7 @@ def _md_table(frame: pd.DataFrame, columns: list[str]) -> str:
         return "_no rows_"
     rows = frame[columns].head(PREVIEW_ROWS)
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
-    body = "\n".join("| " + " | ".join(md_escape(_fmt(v)) for v in row) + " |" for row in rows.itertuples(index=False))
+    body = "\n".join("| " + " | ".join(escape_markdown(_fmt(v)) for v in row) + " |" for row in rows.itertuples(index=False))
     return f"{head}\n{body}"
 
 
@@ -189,13 +191,7 @@ def build_hourly_tables(settings: Settings, hourly: dg.HourlyPartitionsDefinitio
 # ---- daily session rollup --------------------------------------------------------------------------------
 def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     # once every hour of the day has its traces, and again when an hour of it is re-run (last 7 days)
-    condition = (
-        dg.AutomationCondition.in_latest_time_window(timedelta(days=7))
-        & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ).with_label("complete day, or an hour of it updated (last 7 days)")
+    condition = daily_automation_condition()
     deps = {session_rollup_daily.name: [traces.name], prompt_version_comparison_daily.name: [SPANS]}
     specs = [table_spec(table, TABLE_COLUMNS[name], group=GROUP, description=DESCRIPTIONS[name],
                         deps=deps[name], automation_condition=condition)

@@ -4,7 +4,6 @@ materialization metadata) and as the rows the CLI prints."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,8 +11,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.markdown import escape_markdown
+
 BAR_WIDTH = 24
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
 
 
 @dataclass
@@ -77,23 +77,18 @@ def timeline(nodes: list[Node]) -> tuple[datetime | None, float]:
     return min(starts), (max(ends) - min(starts)).total_seconds() * 1000.0
 
 
-def md_escape(text) -> str:
-    """App strings rendered as text in markdown: every markup character escaped, line breaks shown as \\n."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\r", "").replace("\n", "\\n")
-
-
 def markdown(spans: list[dict], title: str = "") -> str:
     """The tree as a markdown list: name, kind, duration, status, tokens, the timing bar."""
     nodes = tree(spans)
     t0, total = timeline(nodes)
-    lines = [f"**{md_escape(title)}**", ""] if title else []
+    lines = [f"**{escape_markdown(title)}**", ""] if title else []
     for node in nodes:
         s = node.span
         ms = duration_ms(s)
-        parts = [f"`{bar(s, t0, total) if t0 else ''}`", f"**{md_escape(s.get('name') or '?')}**",
-                 f"({md_escape(s.get('kind') or '?')})", f"{ms:.0f} ms" if ms is not None else "? ms"]
+        parts = [f"`{bar(s, t0, total) if t0 else ''}`", f"**{escape_markdown(s.get('name') or '?')}**",
+                 f"({escape_markdown(s.get('kind') or '?')})", f"{ms:.0f} ms" if ms is not None else "? ms"]
         if s.get("status") == "error":
-            parts.append(f"ERROR {md_escape(s.get('error_type') or '')}")
+            parts.append(f"ERROR {escape_markdown(s.get('error_type') or '')}")
         if s.get("input_tokens") or s.get("output_tokens"):
             parts.append(f"{s.get('input_tokens') or 0}→{s.get('output_tokens') or 0} tok")
         lines.append("  " * node.depth + "- " + " ".join(parts))

@@ -71,13 +71,10 @@ def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: Obse
     rules = settings.error_rules
     costs = requests.span_costs(hour.spans, prices)
     trace_rows = requests.traces_frame(hour.requests, hour.aggregates, hour.spans, prices, rules, costs=costs)
-    baseline_calls = []
-    for b_start, b_end in attribution.baseline_windows(start, end, settings.baseline_days):
-        b_spans = reading.spans(engine, b_start, b_end, kinds=requests.USAGE_KINDS)  # the calls only
-        if b_spans.empty:
-            continue
-        b_requests = reading.requests(engine, b_start, b_end)
-        baseline_calls.append(attribution.calls_of(b_spans, b_requests, requests.span_costs(b_spans, prices)))
+    # the calls of each baseline hour that has any (a day without traffic is no baseline)
+    baseline_calls = [attribution.calls_of(b_calls, b_requests, requests.span_costs(b_calls, prices))
+                      for b_calls, b_requests in reading.window_calls(
+                          engine, attribution.baseline_windows(start, end, settings.baseline_days))]
     log = retrieval.retrieval_log(hour.spans, hour.texts, hour.routes, settings.low_score_threshold)
     frames = {
         traces: trace_rows,

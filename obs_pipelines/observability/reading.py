@@ -206,6 +206,41 @@ def texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     return fetch_frame(engine, _TEXTS_SQL, window_params(start, end))
 
 
+# ---- the llm / embedding calls of several windows (the cost attribution's baseline) ------------------------
+
+def _calls_sql(postgres: bool) -> str:
+    # each call with its request's route and user (the shared request definition, joined in the database)
+    return f"""
+SELECT :start AS window_start, s.trace_id, s.kind, s.model, s.provider, s.prompt_name, s.prompt_version,
+       s.input_tokens, s.output_tokens, s.cached_input_tokens, s.cost_usd, s.start_time, s.user_id,
+       r.route AS request_route, r.user_id AS request_user
+FROM spans s LEFT JOIN ({traces.requests_sql(postgres, extra=("trace_id", "user_id"))}) r ON r.trace_id = s.trace_id
+WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+"""
+
+
+def window_calls(engine: Engine, windows: Sequence[tuple[datetime, datetime]]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The llm / embedding calls of each window that has any, as (calls, requests): the calls' columns
+    ``calls_of`` and the price table read, and their requests' trace_id, route and user_id. One query."""
+    if not windows:
+        return []
+    stmt, params = _pooled(_calls_sql(db.is_postgres(engine)), windows)
+    frame = fetch_frame(engine, stmt, params)
+    if frame.empty:
+        return []
+    frame = _times(frame, "start_time")
+    for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    out = []
+    for _, part in frame.groupby(frame["window_start"].astype(str), sort=True):
+        requests = (part.loc[part["request_route"].notna(), ["trace_id", "request_route", "request_user"]]
+                    .drop_duplicates("trace_id")
+                    .rename(columns={"request_route": "route", "request_user": "user_id"}))
+        out.append((part.drop(columns=["window_start", "request_route", "request_user"]).reset_index(drop=True),
+                    requests.reset_index(drop=True)))
+    return out
+
+
 # ---- durations pooled over several windows (an hour, or its baseline hours) -------------------------------
 
 def _pooled(sql_of_window: str, windows: Sequence[tuple[datetime, datetime]]) -> tuple[sa.TextClause, dict]:
@@ -293,4 +328,4 @@ def empty_like(columns: Sequence[str]) -> pd.DataFrame:
 
 
 __all__ = ["duration_ms", "member", "requests", "route_percentiles", "spans", "step_percentiles", "texts",
-           "trace_aggregates", "wrapping_steps"]
+           "trace_aggregates", "window_calls", "wrapping_steps"]

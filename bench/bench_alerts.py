@@ -1,13 +1,17 @@
 """Benchmark of the alerts (issue 13, "Speed"; run by hand, not by pytest). One run, SQLite store, a temporary
-in-memory Dagster instance (the check events are the setup, not what is measured).
+in-memory Dagster instance.
 
     .venv/bin/python bench/bench_alerts.py [--rules 50] [--groups 20] [--hours 168]
 
 * ``evaluate``: ``--rules`` threshold / anomaly rules over ``--hours`` hourly windows of a rollup with
   ``--groups`` routes (pure pandas, what the check op does per run before attribution).
-* ``tick``: one alerts_sensor tick over the check evaluations of those rules for every hour (one evaluation
-  per rule and hour, each carrying its groups): read the events, record the alert states and the outbox, deliver
-  to the log. Target: under 2 s.
+* setup (not measured against the target): the rollup rows in the store's ``request_rollup_hourly``, then the
+  real ``alerts_rules_job`` of the code location over those hours: one check evaluation per rule and hour in
+  the instance, every judged group's result queued in the store (``alert_pending_results``).
+* ``tick``: one real ``alerts_sensor`` tick (the sensor of ``build_definitions``, evaluated by Dagster with the
+  store resource) over that week of results: take the queued results, record the alert states and the outbox,
+  deliver to the log. Target: under 2 s. Then a tick with nothing queued, and a tick after the same week's
+  results are queued again (an hour judged twice: nothing new to send).
 """
 
 from __future__ import annotations
@@ -38,18 +42,23 @@ def main() -> None:
 
     import dagster as dg
     import pandas as pd
+    import sqlalchemy as sa
 
-    from obs_pipelines.alerts.defs import encode_results, hour_metadata, process_check_events
+    from obs_pipelines.alerts.defs import RULES_JOB
     from obs_pipelines.alerts.evaluate import by_window, evaluate
-    from obs_pipelines.orchestration.reporting import check_evaluation
+    from obs_pipelines.alerts.results import pending_count
+    from obs_pipelines.alerts.tables import alert_pending_results
+    from obs_pipelines.definitions import build_definitions
     from obs_pipelines.settings import Settings
+    from obs_pipelines.store import db
     from obs_pipelines.store.resource import TraceStore
 
     start = datetime(2026, 11, 2)
     end = start + timedelta(hours=args.hours)
     rng = random.Random(1)
     frame = pd.DataFrame([
-        {"window_start": start + timedelta(hours=h), "dimension": "route", "dimension_value": f"route_{g}",
+        {"window_start": start + timedelta(hours=h), "window_end": start + timedelta(hours=h + 1),
+         "dimension": "route", "dimension_value": f"route_{g}",
          "error_rate": rng.uniform(0, 0.1) + (0.5 if rng.random() < 0.01 else 0), "request_count": 200}
         for h in range(args.hours) for g in range(args.groups)])
     rules = [
@@ -60,56 +69,55 @@ def main() -> None:
         for i in range(args.rules)]
     store = TraceStore(db_url=f"sqlite:///{tempfile.mkdtemp()}/bench.db")
     store.create_tables()
-    settings = Settings(db_url=store.db_url, phases=["monitoring"], alerts={"rules": rules})
+    settings = Settings(db_url=store.db_url, phases=["monitoring"], partitions_start="2026-11-01-00:00",
+                        alerts={"rules": rules})
     parsed = settings.alerts.parsed_rules()
 
     t = time.perf_counter()
-    results = {r.name: by_window(evaluate(r, frame, start, end)) for r in parsed}
+    for r in parsed:
+        by_window(evaluate(r, frame, start, end))
     evaluate_s = time.perf_counter() - t
     print(f"evaluate: {args.rules} rules x {args.hours} h x {args.groups} groups in {evaluate_s:.2f} s", flush=True)
 
-    @dg.asset(partitions_def=dg.HourlyPartitionsDefinition("2026-11-01-00:00"), name="request_rollup_hourly")
-    def rollup():
-        return None
-
-    @dg.multi_asset_check(specs=[dg.AssetCheckSpec(r.name, asset="request_rollup_hourly") for r in parsed])
-    def checks():
-        hour = start
-        while hour < end:
-            for rule in parsed:
-                # attribution / exemplars need the store's spans: the bench's groups carry none
-                passed, metadata = hour_metadata(store.engine, rule, [], "http://ui")
-                hour_results = results[rule.name].get(hour, [])
-                breached = [r for r in hour_results if not r.passed]
-                entries = [{"group": r.group, "value": r.value, "threshold": r.threshold, "samples": r.samples,
-                            "judged": r.judged, "passed": r.passed, "baseline": r.baseline, "attribution": [],
-                            "exemplar_trace_ids": []} for r in hour_results]
-                metadata["results"] = dg.MetadataValue.json([e for e in entries if not e["passed"]])
-                metadata["passed_results"] = dg.MetadataValue.text(encode_results([e for e in entries if e["passed"]]))
-                yield check_evaluation(dg.AssetKey("request_rollup_hourly"), rule.name, hour.strftime(
-                    "%Y-%m-%d-%H:%M"), not breached, dg.AssetCheckSeverity.WARN, metadata)
-            hour += timedelta(hours=1)
-        for rule in parsed:
-            yield dg.AssetCheckResult(asset_key="request_rollup_hourly", check_name=rule.name, passed=True)
-
+    db.insert_rows(store.engine, sa.Table("request_rollup_hourly", sa.MetaData(), autoload_with=store.engine),
+                   frame.to_dict("records"))
+    defs = build_definitions(settings)
     # in-memory instance: recording thousands of check events into the SQLite run storage costs minutes of
-    # setup on a shared disk; the tick's reads are the same API on any storage
+    # setup on a shared disk; the tick reads the store, not the instance
     instance = dg.DagsterInstance.ephemeral()
-    defs = dg.Definitions(assets=[rollup], asset_checks=[checks],
-                          jobs=[dg.define_asset_job("checks", selection=dg.AssetSelection.checks(checks))])
     t = time.perf_counter()
-    defs.resolve_job_def("checks").execute_in_process(
-        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-    print(f"recording {args.rules * args.hours} check evaluations (setup): {time.perf_counter() - t:.1f} s", flush=True)
+    result = defs.resolve_job_def(RULES_JOB).execute_in_process(
+        instance=instance, tags={"dagster/asset_partition_range_start": start.strftime("%Y-%m-%d-%H:%M"),
+                                 "dagster/asset_partition_range_end": (end - timedelta(hours=1)).strftime(
+                                     "%Y-%m-%d-%H:%M")},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+    evaluations = sum(1 for e in result.get_asset_check_evaluations() if e.partition)
+    queued = pending_count(store.engine)
+    print(f"setup: {RULES_JOB} over {args.hours} h recorded {evaluations} check evaluations and queued {queued} "
+          f"results in {time.perf_counter() - t:.1f} s", flush=True)
+    with store.engine.connect() as conn:
+        week = [dict(r) for r in conn.execute(sa.select(alert_pending_results)).mappings()]
+    for row in week:
+        del row["id"]
 
-    t = time.perf_counter()
-    _, transitions, report = process_check_events(instance, store.engine, settings, 0.0)
-    tick_s = time.perf_counter() - t
-    print(f"tick: {args.rules * args.hours} evaluations, {len(transitions)} alert changes, "
-          f"{len(report.delivered)} notifications in {tick_s:.2f} s (target < 2 s)")
-    t = time.perf_counter()
-    process_check_events(instance, store.engine, settings, 0.0)
-    print(f"tick again over the same evaluations (nothing new to send): {time.perf_counter() - t:.2f} s", flush=True)
+    sensor = defs.resolve_sensor_def("alerts_sensor")
+
+    def tick(cursor: str | None = None):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                          resources={"trace_store": store})
+        t = time.perf_counter()
+        data = sensor.evaluate_tick(context)
+        return data, time.perf_counter() - t
+
+    data, tick_s = tick()
+    print(f"tick: {queued} queued results of {evaluations} evaluations -> {data.skip_message} in {tick_s:.2f} s "
+          f"(target < 2 s)", flush=True)
+    data, again_s = tick(data.cursor)
+    print(f"tick with nothing queued: {data.skip_message} in {again_s:.3f} s", flush=True)
+    db.insert_rows(store.engine, alert_pending_results, week)
+    data, requeued_s = tick(data.cursor)
+    print(f"tick over the same week queued again (nothing new to send): {data.skip_message} in {requeued_s:.2f} s",
+          flush=True)
 
 
 if __name__ == "__main__":

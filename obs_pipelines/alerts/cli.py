@@ -41,9 +41,7 @@ def alerts_group() -> None:
 def evaluate(start: str, end: str) -> None:
     """Run the rules' checks over the hours START..END (recorded in the local Dagster instance, so the UI shows
     them), then turn their failures and recoveries into alerts and deliver them, as alerts_sensor does."""
-    import dagster as dg
-
-    from obs_pipelines.alerts.defs import RULES_JOB, process_check_events
+    from obs_pipelines.alerts.defs import RULES_JOB, process_rule_results
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.orchestration.local_runs import local_instance
     from obs_pipelines.orchestration.partitions import range_tags
@@ -57,16 +55,15 @@ def evaluate(start: str, end: str) -> None:
     defs, instance = build_definitions(settings), local_instance()
     if not any(job.name == RULES_JOB for job in defs.jobs or []):
         raise click.ClickException("no rule reads a table of an enabled phase")
-    newest = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=1, ascending=False)
-    after = newest[0].timestamp if newest else 0.0
     result = defs.resolve_job_def(RULES_JOB).execute_in_process(
         tags=range_tags(first.strftime(HOUR_KEY_FORMAT), last.strftime(HOUR_KEY_FORMAT)), instance=instance,
         raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     if not result.success:
         raise click.ClickException(f"the rules run {result.run_id} failed; see it in the UI")
     engine = db.make_engine(settings.db_url)
-    _, transitions, report = process_check_events(instance, engine, settings, after)
+    # the checks queued their results in the store: apply every queued result (these hours' and any other
+    # run's not yet applied), exactly as an alerts_sensor tick does
+    transitions, report, _ = process_rule_results(engine, settings)
     failed = sum(not e.passed for e in result.get_asset_check_evaluations() if e.partition)
     hours = int((last - first) / timedelta(hours=1)) + 1
     console.print(f"{hours} hour(s) checked by {len(settings.alerts.rules)} rule(s): {failed} failing check(s), "

@@ -1,9 +1,9 @@
 """Dagster wiring of the alerts: the rules as asset checks on the tables they read (per partition), a job
-running those checks, a sensor that runs them after each rollup run, and the alert sensor that turns new
-check failures and recoveries into alerts and delivers them through the outbox.
+running those checks, a sensor that runs them after each rollup run, and the alert sensor that turns the
+rules' new results (queued in the store by the checks) into alerts and delivers them through the outbox.
 
 Assembled by obs_pipelines/definitions.py whenever the settings have rules. The logic lives in rules.py,
-evaluate.py, source.py, payload.py, notifiers.py and outbox.py (no dagster there).
+evaluate.py, source.py, payload.py, notifiers.py, outbox.py and results.py (no dagster there).
 """
 
 
@@ -11,14 +11,14 @@ import json
 import logging
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import sqlalchemy as sa
 
 from obs_pipelines.alerts import outbox, source
+from obs_pipelines.alerts import results as results_queue
 from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate, hour_starts
-from obs_pipelines.alerts.outbox import Observation
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import check_evaluation
@@ -63,25 +63,20 @@ def _result_dict(result: RuleResult, attribution: list | None = None, exemplars:
             "exemplar_trace_ids": exemplars or []}
 
 
-def encode_results(entries: list[dict]) -> str:
-    return json.dumps(entries, default=str, separators=(",", ":"))
-
-
-def hour_metadata(engine, rule, results: list[RuleResult], link: str) -> tuple[bool, dict]:
-    """Whether the hour passed, and the check's metadata: every group's result; the breached ones with
-    attribution and exemplar traces; the worst breach's figures at the top level."""
+def hour_metadata(engine, rule, results: list[RuleResult], link: str) -> tuple[bool, dict, dict]:
+    """Whether the hour passed, the check's metadata, and the attribution and exemplar traces found (by id()
+    of the result; for the queue row). The metadata: the summary, the breached groups with attribution and
+    exemplar traces (the UI shows them as a tree), the worst breach's figures at the top level. The good
+    groups are not in it: the alert sensor reads every judged group from the results queue (results.py)."""
     breached = [r for r in results if not r.passed]
-    entries = [_result_dict(r, source.attribution(engine, rule, r), source.exemplar_trace_ids(engine, rule, r))
-               for r in breached[:MAX_GROUPS_IN_METADATA]]
-    passed = [_result_dict(r) for r in results if r.passed][:MAX_GROUPS_IN_METADATA]
+    found = {id(r): (source.attribution(engine, rule, r), source.exemplar_trace_ids(engine, rule, r))
+             for r in breached[:MAX_GROUPS_IN_METADATA]}
+    entries = [_result_dict(r, *found[id(r)]) for r in breached[:MAX_GROUPS_IN_METADATA]]
     metadata: dict = {
         "metric": _metric(rule),
         "groups_judged": sum(r.judged for r in results),
         "groups_breached": len(breached),
-        # the breached groups as JSON (the UI shows them as a tree); the good ones as one compact text: a
-        # JSON metadata value costs the alert sensor a per-node deserialization of every evaluation it reads
         "results": dg.MetadataValue.json(json.loads(json.dumps(entries, default=str))),
-        "passed_results": dg.MetadataValue.text(encode_results(passed)),
         "link": dg.MetadataValue.url(link),
     }
     if breached:
@@ -93,7 +88,7 @@ def hour_metadata(engine, rule, results: list[RuleResult], link: str) -> tuple[b
             "attribution": dg.MetadataValue.json(worst["attribution"]),
             "exemplar_trace_ids": dg.MetadataValue.json(worst["exemplar_trace_ids"]),
         })
-    return not breached, metadata
+    return not breached, metadata, found
 
 
 # ---- the rules as asset checks ----------------------------------------------------------------------------
@@ -123,7 +118,8 @@ def _check_run_window(context, hourly: dg.HourlyPartitionsDefinition) -> tuple[d
 def build_rule_checks(settings: Settings, table: str, rules: list,
                       hourly: dg.HourlyPartitionsDefinition) -> dg.AssetChecksDefinition:
     """The rules on one table, evaluated hour by hour over the run's window: one evaluation per rule and
-    hour (so the UI shows which hours broke which rule after a range run) plus one summary per rule."""
+    hour (so the UI shows which hours broke which rule after a range run) plus one summary per rule; every
+    judged group's result is queued in the store for the alert sensor (results.py)."""
 
     @dg.multi_asset_check(
         name=f"alerts_{table}_rules",
@@ -143,13 +139,19 @@ def build_rule_checks(settings: Settings, table: str, rules: list,
                 continue
             results = by_window(evaluate(rule, source.read_rule_frame(engine, rule, start, end), start, end))
             failing: list[str] = []
+            evaluations, queued, now = [], [], db.utcnow()
             for hour in hour_starts(start, end):
                 link = source.partition_link(settings.alerts.ui_base_url, table, hour)
-                passed, metadata = hour_metadata(engine, rule, results.get(hour, []), link)
-                yield check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
-                                       SEVERITY[rule.severity], metadata)
+                passed, metadata, found = hour_metadata(engine, rule, results.get(hour, []), link)
+                evaluations.append(check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
+                                                    SEVERITY[rule.severity], metadata))
+                queued.append(results_queue.row(rule.name, _metric(rule), hour, hour + HOUR, results.get(hour, []),
+                                                link, found, context.run.run_id, now))
                 if not passed:
                     failing.append(hour_key(hour))
+            # the alert sensor's input: queued before the evaluations are reported (one insert per rule)
+            results_queue.queue(engine, queued)
+            yield from evaluations
             yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=not failing,
                                       severity=SEVERITY[rule.severity],
                                       metadata={"partitions_checked": len(hour_starts(start, end)),
@@ -159,59 +161,21 @@ def build_rule_checks(settings: Settings, table: str, rules: list,
 
 
 # ---- sensors ----------------------------------------------------------------------------------------------
-def observations(record: dg.EventLogRecord, rules: dict[str, object]) -> list[Observation]:
-    """The per-group results one check evaluation carries, if it is a rule's per-hour evaluation."""
-    evaluation = record.event_log_entry.dagster_event.event_specific_data
-    rule = rules.get(evaluation.check_name)
-    if rule is None or evaluation.partition is None or rule.table != evaluation.asset_key.to_user_string():
-        return []
-    start = datetime.strptime(evaluation.partition, HOUR_KEY_FORMAT)
-    meta = evaluation.metadata
-    entries = list(meta["results"].value) if "results" in meta else []
-    if "passed_results" in meta:
-        entries += json.loads(meta["passed_results"].value)
-    link = meta["link"].value if "link" in meta else None
-    metric = meta["metric"].value if "metric" in meta else ""
-    return [Observation(rule=rule.name, window_start=start, window_end=start + HOUR,
-                        group=e["group"], value=e["value"], threshold=e["threshold"], judged=e["judged"],
-                        passed=e["passed"], metric=metric, samples=e.get("samples"),
-                        attribution=e.get("attribution", []), exemplar_trace_ids=e.get("exemplar_trace_ids", []),
-                        link=link)
-            for e in entries]
+def process_rule_results(engine, settings: Settings, logger=None
+                         ) -> tuple[list, outbox.DeliveryReport, results_queue.Applied]:
+    """The queued rule results -> alerts + outbox (each row once, results.py); then deliver what is due.
+    The transitions, the delivery report and what was consumed (the sensor and `alerts evaluate`)."""
+    applied, report = results_queue.process(engine, settings.alerts, logger=logger)
+    return applied.transitions, report, applied
 
 
-# a tick re-reads the check evaluations of the last moment before its cursor: several can share a timestamp,
-# and reading one twice is harmless (an alert state already recorded queues nothing)
-CURSOR_OVERLAP_S = 0.001
-
-
-def process_check_events(instance: dg.DagsterInstance, engine, settings: Settings, after_ts: float,
-                         logger=None, page_size: int = 1000, max_pages: int = 50
-                         ) -> tuple[float, list, outbox.DeliveryReport]:
-    """New rule evaluations since the time ``after_ts`` (a unix timestamp) -> alerts + outbox; then deliver
-    what is due. Returns the new cursor time, the transitions and the delivery report (the sensor and
-    `alerts evaluate`). Reading from 0 again is safe: an alert state already recorded queues nothing.
-
-    The cursor is a time, not a storage id: the default local instance (run-sharded SQLite event storage)
-    answers no event query with a storage-id cursor."""
-    rules = {r.name: r for r in settings.alerts.parsed_rules()}
-    transitions: list = []
-    last = after_ts
-    for _ in range(max_pages):  # a tick reads at most max_pages pages; the rest on the next tick
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-                                  after_timestamp=max(last - CURSOR_OVERLAP_S, 0.0)),
-            limit=page_size, ascending=True)
-        found = [o for record in records for o in observations(record, rules)]
-        if found:
-            transitions += outbox.record(engine, rules, found, settings.alerts)
-        newest = max([last, *(r.timestamp for r in records)])
-        if len(records) < page_size or newest <= last:
-            last = newest
-            break
-        last = newest
-    report = outbox.deliver_due(engine, settings.alerts, logger=logger)
-    return last, transitions, report
+def _cursor_after(cursor: dict, applied: results_queue.Applied) -> str:
+    """The sensor's cursor only shows progress (the queue, not the cursor, makes each result read once):
+    when the newest result consumed so far was queued, as a unix time."""
+    after = cursor.get("after_ts", 0.0)
+    if applied.newest_queued_at is not None:
+        after = max(after, applied.newest_queued_at.replace(tzinfo=timezone.utc).timestamp())
+    return json.dumps({"after_ts": after})
 
 
 def diagnosis_requests(instance: dg.DagsterInstance, transitions: list, diagnosis_tables: list[str]) -> list:
@@ -237,24 +201,24 @@ def build_alert_sensor(settings: Settings, diagnosis_job=None, diagnosis_tables:
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         jobs=[diagnosis_job] if diagnosis_job is not None else None,
-        description="Turns new failures (and recoveries) of the alert rules' checks into alerts, stores them in "
-                    "`alerts` and delivers them through the outbox (webhook / Slack / log), retrying failed "
+        description="Turns the alert rules' new results (queued in the store by their checks: failures and "
+                    "recoveries) into alerts, stores them in `alerts` and delivers them through the outbox (webhook / Slack / log), retrying failed "
                     "destinations with backoff on later ticks; requests a run of the observability tables for "
                     "an alert's hour when they are missing (diagnosis).",
     )
     def alerts_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        last, transitions, report = process_check_events(
-            context.instance, trace_store.engine, settings, cursor.get("after_ts", 0.0), logger=context.log)
+        transitions, report, applied = process_rule_results(trace_store.engine, settings, logger=context.log)
         requests = diagnosis_requests(context.instance, transitions, list(diagnosis_tables)) if diagnosis_job else []
-        parts = [f"{len(transitions)} alert change(s)", f"{len(report.delivered)} delivered"]
+        parts = [f"{applied.consumed} rule result(s) applied", f"{len(transitions)} alert change(s)",
+                 f"{len(report.delivered)} delivered"]
         if report.failed:
             parts.append(f"{len(report.failed)} failed (retried later): "
                          + "; ".join(f"{k[:8]}: {v}" for k, v in list(report.failed.items())[:3]))
             context.log.warning(parts[-1])
         if requests:
-            return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after_ts": last}))
-        return dg.SensorResult(skip_reason=", ".join(parts), cursor=json.dumps({"after_ts": last}))
+            return dg.SensorResult(run_requests=requests, cursor=_cursor_after(cursor, applied))
+        return dg.SensorResult(skip_reason=", ".join(parts), cursor=_cursor_after(cursor, applied))
 
     return alerts_sensor
 

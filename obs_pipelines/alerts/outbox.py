@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -30,7 +32,7 @@ from obs_pipelines.alerts import notifiers, payload
 from obs_pipelines.alerts.evaluate import RuleResult, group_key
 from obs_pipelines.alerts.rules import AlertSettings
 from obs_pipelines.alerts.tables import alert_outbox, alerts, alerts_metadata
-from obs_pipelines.store import db
+from obs_pipelines.store import db, locks
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Observation(RuleResult):
     attribution: list[dict] = field(default_factory=list)
     exemplar_trace_ids: list[str] = field(default_factory=list)
     link: str | None = None
+    group_key_: str | None = None  # the group's key when known (the results queue stores it)
 
 
 @dataclass
@@ -63,7 +66,25 @@ def ensure_tables(engine: Engine) -> None:
 
 
 def _naive(value: Any) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value
     return db.to_naive_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
+# the advisory lock class of the alerts' state ("obs2"; the schema lock is "obs1"), per schema
+_ALERTS_LOCK_KEY = 0x6F627332
+_LOCK_ALERTS = sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))")
+
+
+@contextmanager
+def state_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that alone changes the alerts' state until it ends: the sensor, `alerts evaluate` and
+    the other sensors apply results one after the other, each reading what the previous one committed
+    (SQLite: the write lock from the first statement; PostgreSQL: a transaction-scoped advisory lock)."""
+    with locks.begin(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(_LOCK_ALERTS, {"key": _ALERTS_LOCK_KEY})
+        yield conn
 
 
 def record(engine: Engine, rules: dict[str, Any], observations: Iterable[Observation], settings: AlertSettings,
@@ -72,63 +93,115 @@ def record(engine: Engine, rules: dict[str, Any], observations: Iterable[Observa
     status and destination for what fired or resolved. One transaction."""
     now = now or db.utcnow()
     ensure_tables(engine)
-    observations = sorted((o for o in observations if o.rule in rules and o.judged), key=lambda o: o.window_start)
+    with state_transaction(engine) as conn:
+        return apply(conn, rules, observations, settings, now)
+
+
+class Judgement(NamedTuple):
+    """One observation as `apply_judgements` reads it: a good one needs no more than this, a breach carries
+    its Observation (what the alert shows)."""
+
+    window_start: datetime  # naive UTC
+    rule: str
+    group_key: str
+    passed: bool
+    value: Any
+    observation: Observation | None = None
+
+
+def apply(conn: sa.Connection, rules: dict[str, Any], observations: Iterable[Observation], settings: AlertSettings,
+          now: datetime) -> list[Transition]:
+    """`record` on a connection inside a `state_transaction`."""
+    return apply_judgements(conn, rules, [
+        Judgement(_naive(o.window_start), o.rule, o.group_key_ or group_key(o.group), o.passed, o.value, o)
+        for o in observations if o.judged], settings, now)
+
+
+def apply_judgements(conn: sa.Connection, rules: dict[str, Any], judgements: Iterable[Judgement],
+                     settings: AlertSettings, now: datetime) -> list[Transition]:
+    """The state change of `record`, on a connection inside a `state_transaction` (the results queue takes
+    its rows in the same one). Worked out in memory and written at the end: one insert of the new alerts, one
+    batch of updates of the changed ones, the outbox rows."""
+    judgements = sorted((j for j in judgements if j.rule in rules), key=itemgetter(0))  # stable: window order
     transitions: list[Transition] = []
-    with engine.begin() as conn:
-        opened = {
-            (r.rule, r.group_key): dict(r._mapping)
-            for r in conn.execute(sa.select(alerts).where(alerts.c.status == "firing"))
-        }
-        # alerts that fired (and maybe resolved) in these windows before: one query, not one per breach
-        known = set(conn.execute(sa.select(alerts.c.id).where(
-            alerts.c.window_start >= _naive(observations[0].window_start),
-            alerts.c.window_start <= _naive(observations[-1].window_start))).scalars()) if observations else set()
-        for obs in observations:
-            rule = rules[obs.rule]
-            key = (obs.rule, group_key(obs.group))
-            start = _naive(obs.window_start)
-            current = opened.get(key)
-            if current is not None and start <= _naive(current["last_window_start"]):
+    if not judgements:
+        return transitions
+    opened = {
+        (r.rule, r.group_key): dict(r._mapping)
+        for r in conn.execute(sa.select(alerts).where(alerts.c.status == "firing"))
+    }
+    # the windows each alert judged (first breach .. newest window seen), of the alerts that judged any of
+    # these windows: a window judged for an alert, open or resolved, is not judged again (one query)
+    judged: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+    for r in conn.execute(sa.select(alerts.c.rule, alerts.c.group_key, alerts.c.window_start,
+                                    alerts.c.last_window_start).where(
+            alerts.c.window_start <= judgements[-1].window_start,
+            alerts.c.last_window_start >= judgements[0].window_start)):
+        judged.setdefault((r.rule, r.group_key), []).append((_naive(r.window_start), _naive(r.last_window_start)))
+    inserted: dict[str, dict] = {}  # id -> row of an alert new in this batch (its final state)
+    changed: dict[str, dict] = {}  # id -> row of a stored alert that changed
+    last_start: dict[tuple[str, str], datetime] = {}  # newest window judged per open alert, naive
+    for start, rule_name, group, passed, value, obs in judgements:
+        key = (rule_name, group)
+        current = opened.get(key)
+        if current is not None:
+            last = last_start.get(key)
+            if last is None:
+                last = last_start[key] = _naive(current["last_window_start"])
+            if start <= last:
                 continue  # a re-run of a window already judged for this alert
-            if not obs.passed:
-                if current is not None:  # still breached: stays firing, the good-window count restarts
-                    conn.execute(sa.update(alerts).where(alerts.c.id == current["id"]).values(
-                        last_window_start=start, good_windows=0, updated_at=now))
-                    current.update(last_window_start=start, good_windows=0)
-                    continue
-                alert = payload.build_alert(
-                    rule=rule, status="firing", metric=obs.metric, value=obs.value, threshold=obs.threshold,
-                    window_start=start, window_end=_naive(obs.window_end), group=obs.group,
-                    attribution=obs.attribution, exemplar_trace_ids=obs.exemplar_trace_ids, link=obs.link,
-                    samples=obs.samples)
-                if alert["id"] in known:
-                    continue  # this window's alert fired (and resolved) before
-                known.add(alert["id"])
-                row = {"id": alert["id"], "rule": obs.rule, "group_key": key[1], "severity": rule.severity,
-                       "status": "firing", "window_start": start, "window_end": _naive(obs.window_end),
-                       "last_window_start": start, "good_windows": 0, "payload": json.dumps(alert, default=str),
-                       "created_at": now, "updated_at": now}
-                conn.execute(sa.insert(alerts), row)
-                opened[key] = row
-                transitions.append(Transition(alert, start, rule.destinations))
-            elif current is not None:
-                good = current["good_windows"] + 1
-                if good < settings.resolve_after_windows:
-                    conn.execute(sa.update(alerts).where(alerts.c.id == current["id"]).values(
-                        last_window_start=start, good_windows=good, updated_at=now))
-                    current.update(last_window_start=start, good_windows=good)
-                    continue
-                alert = json.loads(current["payload"])
-                alert["status"] = "resolved"
-                alert["resolved_window_start"] = start.isoformat()
-                alert["summary"] = alert["summary"].replace("[FIRING]", "[RESOLVED]", 1) + (
-                    f"; resolved after {good} good window(s), last value {payload._fmt(obs.value)}")
-                conn.execute(sa.update(alerts).where(alerts.c.id == current["id"]).values(
-                    status="resolved", last_window_start=start, good_windows=good,
-                    payload=json.dumps(alert, default=str), updated_at=now))
-                del opened[key]
-                transitions.append(Transition(alert, start, rule.destinations))
-        _queue(conn, transitions, settings, now)
+        if not passed:
+            if current is not None:  # still breached: stays firing, the good-window count restarts
+                current.update(last_window_start=start, good_windows=0, updated_at=now)
+                last_start[key] = start
+                if current["id"] not in inserted:
+                    changed[current["id"]] = current
+                continue
+            if any(first <= start <= last for first, last in judged.get(key, ())):
+                continue  # a window an alert of this group judged before (a re-run of its hours)
+            rule = rules[rule_name]
+            alert = payload.build_alert(
+                rule=rule, status="firing", metric=obs.metric, value=obs.value, threshold=obs.threshold,
+                window_start=start, window_end=_naive(obs.window_end), group=obs.group,
+                attribution=obs.attribution, exemplar_trace_ids=obs.exemplar_trace_ids, link=obs.link,
+                samples=obs.samples)
+            row = {"id": alert["id"], "rule": rule_name, "group_key": group, "severity": rule.severity,
+                   "status": "firing", "window_start": start, "window_end": _naive(obs.window_end),
+                   "last_window_start": start, "good_windows": 0, "payload": json.dumps(alert, default=str),
+                   "created_at": now, "updated_at": now}
+            inserted[row["id"]] = row
+            opened[key] = row
+            last_start[key] = start
+            transitions.append(Transition(alert, start, rule.destinations))
+        elif current is not None:
+            good = current["good_windows"] + 1
+            current.update(last_window_start=start, good_windows=good, updated_at=now)
+            last_start[key] = start
+            if current["id"] not in inserted:
+                changed[current["id"]] = current
+            if good < settings.resolve_after_windows:
+                continue
+            alert = json.loads(current["payload"])
+            alert["status"] = "resolved"
+            alert["resolved_window_start"] = start.isoformat()
+            alert["summary"] = alert["summary"].replace("[FIRING]", "[RESOLVED]", 1) + (
+                f"; resolved after {good} good window(s), last value {payload._fmt(value)}")
+            current.update(status="resolved", payload=json.dumps(alert, default=str))
+            judged.setdefault(key, []).append((_naive(current["window_start"]), start))
+            del opened[key]
+            del last_start[key]
+            transitions.append(Transition(alert, start, rules[rule_name].destinations))
+    if inserted:
+        conn.execute(sa.insert(alerts), list(inserted.values()))
+    if changed:
+        conn.execute(
+            sa.update(alerts).where(alerts.c.id == sa.bindparam("_id")).values(
+                status=sa.bindparam("_status"), last_window_start=sa.bindparam("_last"),
+                good_windows=sa.bindparam("_good"), payload=sa.bindparam("_payload"),
+                updated_at=sa.bindparam("_updated")),
+            [{"_id": r["id"], "_status": r["status"], "_last": r["last_window_start"], "_good": r["good_windows"],
+              "_payload": r["payload"], "_updated": r["updated_at"]} for r in changed.values()])
+    _queue(conn, transitions, settings, now)
     return transitions
 
 
@@ -139,7 +212,7 @@ def record_event(engine: Engine, alert: dict[str, Any], group_key_: str, destina
     now = now or db.utcnow()
     ensure_tables(engine)
     start = _naive(alert["window_start"])
-    with engine.begin() as conn:
+    with state_transaction(engine) as conn:
         if conn.execute(sa.select(alerts.c.id).where(alerts.c.id == alert["id"])).first():
             return False
         conn.execute(sa.insert(alerts), {
@@ -152,22 +225,33 @@ def record_event(engine: Engine, alert: dict[str, Any], group_key_: str, destina
 
 
 def _queue(conn: sa.Connection, transitions: list[Transition], settings: AlertSettings, now: datetime) -> None:
-    """One outbox row per (window, status, destination) with the alerts bound for it."""
+    """One outbox row per (window, status, destination) with the alerts bound for it (one query for the ones
+    already queued, one insert of the others)."""
     batches: dict[tuple[datetime, str, str], list[dict]] = {}
     for t in transitions:
         for dest in t.destinations or sorted(settings.destinations):
             batches.setdefault((t.window_start, t.alert["status"], dest), []).append(t.alert)
-    for (_, status, dest), batch in sorted(batches.items(), key=lambda kv: kv[0]):
-        key = payload.idempotency_key(batch)
-        exists = conn.execute(sa.select(alert_outbox.c.id).where(
-            alert_outbox.c.destination == dest, alert_outbox.c.idempotency_key == key)).first()
-        if exists:
+    if not batches:
+        return
+    keyed = [(dest, payload.idempotency_key(batch), status, batch)
+             for (_, status, dest), batch in sorted(batches.items(), key=lambda kv: kv[0])]
+    existing: set[tuple[str, str]] = set()
+    keys = sorted({k for _, k, _, _ in keyed})
+    for i in range(0, len(keys), 500):
+        existing.update(conn.execute(sa.select(alert_outbox.c.destination, alert_outbox.c.idempotency_key).where(
+            alert_outbox.c.idempotency_key.in_(keys[i:i + 500]))).tuples())
+    rows = []
+    for dest, key, status, batch in keyed:
+        if (dest, key) in existing:
             continue
-        conn.execute(sa.insert(alert_outbox), {
+        existing.add((dest, key))
+        rows.append({
             "destination": dest, "idempotency_key": key, "status": status,
             "alert_ids": json.dumps([a["id"] for a in batch]),
             "payload": json.dumps(payload.notification(batch), default=str), "attempts": 0,
             "next_attempt_at": now, "delivered_at": None, "last_error": None, "created_at": now})
+    if rows:
+        conn.execute(sa.insert(alert_outbox), rows)
 
 
 Sender = Callable[..., None]

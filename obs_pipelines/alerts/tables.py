@@ -1,10 +1,13 @@
-"""Tables of the alerts (their own MetaData; migration 0006).
+"""Tables of the alerts (their own MetaData; migrations 0006 and 0008).
 
 ``alerts``: one row per alert (id stable for rule + first breached window + group), its current status and
 payload; a firing alert also counts the good windows seen since (flapping: it resolves after N of them).
 ``alert_outbox``: one row per notification and destination; written in the same transaction as the alert's
 state change, deleted never, marked delivered after a 2xx. Its unique key (destination, idempotency_key) is
 what makes "never twice for the same alert state" hold across ticks and processes.
+``alert_pending_results``: a queue of the rules' results, one row per rule and hour judged with its groups'
+results, written by the rule checks and consumed once by the alert sensor: it deletes the rows it reads in the
+transaction that applies them to ``alerts`` and queues their notifications (alerts/results.py).
 """
 
 from __future__ import annotations
@@ -50,4 +53,24 @@ alert_outbox = sa.Table(
     sa.UniqueConstraint("destination", "idempotency_key", name="uq_alert_outbox_destination_key"),
     sa.Index("ix_alert_outbox_pending", "delivered_at", "next_attempt_at"),
     comment="Notifications to deliver, one per destination; retried with backoff until delivered.",
+)
+
+alert_pending_results = sa.Table(
+    "alert_pending_results",
+    alerts_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True, comment="Queue order."),
+    sa.Column("rule", sa.Text, nullable=False, comment="Rule name (= the check's name)."),
+    sa.Column("window_start", sa.DateTime, nullable=False, comment="The hour judged (UTC)."),
+    sa.Column("window_end", sa.DateTime, nullable=False, comment="Its end (UTC)."),
+    sa.Column("metric", sa.Text, nullable=False, comment="The metric's name as the alerts show it."),
+    sa.Column("breached", sa.Text, nullable=False,
+              comment="JSON list of the breached groups: group, value, threshold, samples, attribution, "
+                      "exemplar_trace_ids."),
+    sa.Column("good", sa.Text, nullable=False,
+              comment="JSON object of the other judged groups: group key (sorted JSON) -> value."),
+    sa.Column("link", sa.Text, nullable=True, comment="The partition in the UI."),
+    sa.Column("run_id", sa.Text, nullable=True, comment="The Dagster run that evaluated the rule."),
+    sa.Column("queued_at", sa.DateTime, nullable=False, comment="When the check queued the row (UTC)."),
+    comment="Rule results not yet applied to the alerts, one row per rule and hour judged; deleted by the "
+            "transaction that applies them.",
 )

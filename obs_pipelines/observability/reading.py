@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.observability import span_stats
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS
 from obs_pipelines.store import db, traces
-from obs_pipelines.store.query import bind_window, fetch_frame, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
 
 WINDOW = traces.WINDOW
 REQUEST_COLUMNS = ("trace_id", "user_id", "session_id", "service_name")
@@ -79,8 +79,8 @@ def duration_ms(start: pd.Series, end: pd.Series) -> pd.Series:
 
 def requests(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """The window's requests: trace_id, route, req_start, req_end, is_error, user_id, session_id, service_name."""
-    frame = fetch_frame(engine, traces.requests_sql(db.is_postgres(engine), extra=REQUEST_COLUMNS),
-                        window_params(start, end))
+    frame = fetch_text_frame(engine, traces.requests_sql(db.is_postgres(engine), extra=REQUEST_COLUMNS),
+                             window_params(start, end))
     frame = _times(frame, "req_start", "req_end")
     frame["is_error"] = pd.to_numeric(frame["is_error"]).fillna(0).astype("int64")
     return frame
@@ -104,7 +104,7 @@ def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...]
         stmt = bind_window(sql + " AND trace_id IN :trace_ids").bindparams(
             sa.bindparam("trace_ids", expanding=True))
         params["trace_ids"] = [str(t) for t in trace_ids]
-    frame = _times(fetch_frame(engine, stmt, params), "start_time", "end_time")
+    frame = _times(fetch_text_frame(engine, stmt, params), "start_time", "end_time")
     frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
@@ -151,7 +151,7 @@ def trace_aggregates(engine: Engine, start: datetime, end: datetime) -> pd.DataF
     (``span_stats.AGGREGATE_COLUMNS``). In SQL on PostgreSQL; in pandas over the spans on SQLite."""
     params = window_params(start, end)
     if db.is_postgres(engine):
-        frame = fetch_frame(engine, _PG_AGGREGATES_SQL, params)
+        frame = fetch_text_frame(engine, _PG_AGGREGATES_SQL, params)
         if frame.empty:
             return span_stats.span_aggregates(frame)
         for col in (*span_stats.COUNT_COLUMNS, *span_stats.TOKEN_COLUMNS):
@@ -197,13 +197,13 @@ def agent_steps(engine: Engine, start: datetime, end: datetime, trace_ids: pd.Se
         if len(later):
             frame = pd.concat([frame, later], ignore_index=True)
     frame = frame[member(frame["trace_id"], trace_ids)].reset_index(drop=True)
-    texts = fetch_frame(engine, _AGENT_TEXTS_SQL, window_params(start, end + lookahead))
+    texts = fetch_text_frame(engine, _AGENT_TEXTS_SQL, window_params(start, end + lookahead))
     return frame, texts[member(texts["trace_id"], trace_ids)]
 
 
 def texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """Input (the query) and attributes (the documents) of the window's retrieval spans."""
-    return fetch_frame(engine, _TEXTS_SQL, window_params(start, end))
+    return fetch_text_frame(engine, _TEXTS_SQL, window_params(start, end))
 
 
 # ---- the llm / embedding calls of several windows (the cost attribution's baseline) ------------------------
@@ -225,7 +225,7 @@ def window_calls(engine: Engine, windows: Sequence[tuple[datetime, datetime]]) -
     if not windows:
         return []
     stmt, params = _pooled(_calls_sql(db.is_postgres(engine)), windows)
-    frame = fetch_frame(engine, stmt, params)
+    frame = fetch_text_frame(engine, stmt, params)
     if frame.empty:
         return []
     frame = _times(frame, "start_time")

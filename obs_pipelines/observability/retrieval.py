@@ -7,9 +7,9 @@ what ingest makes of OpenInference's ``retrieval.documents.N.document.*``)."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from obs_pipelines.store.traces import NULL_LABEL
@@ -24,8 +24,8 @@ def _documents(attributes) -> list:
         return []
     if isinstance(attributes, str | bytes):
         try:
-            attributes = json.loads(attributes)
-        except ValueError:
+            attributes = orjson.loads(attributes)  # C: several times json's speed on document lists
+        except orjson.JSONDecodeError:
             return []
     docs = attributes.get("retrieval.documents") if isinstance(attributes, dict) else None
     return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
@@ -36,6 +36,10 @@ def _score(doc: dict):
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _json(value) -> str:
+    return orjson.dumps(value).decode()  # compact JSON, in C (json.dumps was half of the log's time)
+
+
 def _row(attributes, low_score: float) -> tuple:
     """document_count, document_ids, scores, ranks, previews (JSON), top_score, all scores below ``low_score``,
     duplicate ids: the per-span fields of the log, from one span's attributes."""
@@ -44,8 +48,8 @@ def _row(attributes, low_score: float) -> tuple:
     scores = [_score(d) for d in docs]
     known = [x for x in scores if x is not None]
     present = [x for x in ids if x]
-    return (len(docs), json.dumps(ids), json.dumps(scores), json.dumps(list(range(1, len(docs) + 1))),
-            json.dumps([str(d.get("content") or "")[:PREVIEW_CHARS] for d in docs]),
+    return (len(docs), _json(ids), _json(scores), _json(list(range(1, len(docs) + 1))),
+            _json([str(d.get("content") or "")[:PREVIEW_CHARS] for d in docs]),
             max(known) if known else np.nan, bool(known) and max(known) < low_score,
             len(present) != len(set(present)))
 

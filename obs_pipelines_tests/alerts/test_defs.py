@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from obs_pipelines.alerts import results
 from obs_pipelines.alerts.defs import RULES_JOB
 from obs_pipelines.alerts.tables import alerts
 from obs_pipelines.definitions import build_definitions
@@ -142,6 +143,26 @@ def test_a_fresh_sensor_cursor_over_the_same_check_results_sends_nothing_twice(c
     with store.engine.connect() as conn:
         statuses = conn.execute(sa.select(alerts.c.rule, alerts.c.status)).all()
     assert ("provider_error_rate", "firing") in statuses
+
+
+def test_the_checks_queue_every_judged_group_and_the_sensor_takes_each_result_once(checked, webhook):
+    """The check evaluations carry the summary and the breached groups only; every rule's hours are queued in
+    the store (both runs of the fixture checked them: 2 x rules x hours) and one tick takes them all."""
+    store, settings, defs, instance, result = checked
+    [outage] = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "provider_error_rate" and e.partition == key(OUTAGE)]
+    assert "passed_results" not in outage.metadata
+    assert [r["group"] for r in outage.metadata["results"].value] == [{"provider": "openai"}]
+    assert outage.metadata["groups_judged"].value > outage.metadata["groups_breached"].value == 1
+    checked_rules = {e.check_name for e in result.get_asset_check_evaluations()}
+    assert results.pending_count(store.engine) == 2 * len(checked_rules) * HOURS
+    tick = sensor_tick(defs, instance, store, "alerts_sensor")
+    assert tick.skip_message.startswith(f"{2 * len(checked_rules) * HOURS} rule result(s) applied")
+    assert results.pending_count(store.engine) == 0 and webhook.received
+    sent = len(webhook.received)
+    again = sensor_tick(defs, instance, store, "alerts_sensor", cursor=tick.cursor)
+    assert again.skip_message.startswith("0 rule result(s) applied, 0 alert change(s)")
+    assert len(webhook.received) == sent
 
 
 def test_the_rules_sensor_leaves_hours_the_phase_run_checked_and_requests_the_others(checked):

@@ -1,7 +1,9 @@
 """Benchmark of the alerts (issue 13, "Speed"; run by hand, not by pytest). One run, SQLite store, a temporary
 in-memory Dagster instance.
 
-    .venv/bin/python bench/bench_alerts.py [--rules 50] [--groups 20] [--hours 168]
+    .venv/bin/python bench/bench_alerts.py [--rules 50] [--groups 20] [--hours 168] 2>/dev/null
+
+(stderr: the notifications the log destination writes to the sensor's log, part of the tick.)
 
 * ``evaluate``: ``--rules`` threshold / anomaly rules over ``--hours`` hourly windows of a rollup with
   ``--groups`` routes (pure pandas, what the check op does per run before attribution).
@@ -10,7 +12,7 @@ in-memory Dagster instance.
   the instance, every judged group's result queued in the store (``alert_pending_results``).
 * ``tick``: one real ``alerts_sensor`` tick (the sensor of ``build_definitions``, evaluated by Dagster with the
   store resource) over that week of results: take the queued results, record the alert states and the outbox,
-  deliver to the log. Target: under 2 s. Then a tick with nothing queued, and a tick after the same week's
+  deliver to the log. Target: under 2 s. Then a tick with nothing queued, and a tick after the same hours'
   results are queued again (an hour judged twice: nothing new to send).
 """
 
@@ -49,6 +51,7 @@ def main() -> None:
     from obs_pipelines.alerts.results import pending_count
     from obs_pipelines.alerts.tables import alert_pending_results
     from obs_pipelines.definitions import build_definitions
+    from obs_pipelines.monitoring.tables import request_rollup_hourly
     from obs_pipelines.settings import Settings
     from obs_pipelines.store import db
     from obs_pipelines.store.resource import TraceStore
@@ -79,8 +82,7 @@ def main() -> None:
     evaluate_s = time.perf_counter() - t
     print(f"evaluate: {args.rules} rules x {args.hours} h x {args.groups} groups in {evaluate_s:.2f} s", flush=True)
 
-    db.insert_rows(store.engine, sa.Table("request_rollup_hourly", sa.MetaData(), autoload_with=store.engine),
-                   frame.to_dict("records"))
+    db.insert_rows(store.engine, request_rollup_hourly, frame.to_dict("records"))
     defs = build_definitions(settings)
     # in-memory instance: recording thousands of check events into the SQLite run storage costs minutes of
     # setup on a shared disk; the tick reads the store, not the instance
@@ -116,7 +118,7 @@ def main() -> None:
     print(f"tick with nothing queued: {data.skip_message} in {again_s:.3f} s", flush=True)
     db.insert_rows(store.engine, alert_pending_results, week)
     data, requeued_s = tick(data.cursor)
-    print(f"tick over the same week queued again (nothing new to send): {data.skip_message} in {requeued_s:.2f} s",
+    print(f"tick over the same hours queued again (nothing new to send): {data.skip_message} in {requeued_s:.2f} s",
           flush=True)
 
 

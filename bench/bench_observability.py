@@ -39,6 +39,7 @@ from obs_pipelines.observability.config import ObservabilitySettings  # noqa: E4
 from obs_pipelines.observability.hourly import hourly_tables  # noqa: E402
 from obs_pipelines.pricing import load_prices  # noqa: E402
 from obs_pipelines.store import db  # noqa: E402
+from obs_pipelines.store.query import run_concurrently  # noqa: E402
 from obs_pipelines.synth.generator import generate_traces  # noqa: E402
 
 HOUR = datetime(2026, 11, 2, 14, 0)
@@ -88,10 +89,12 @@ def main() -> None:
         end = HOUR + timedelta(hours=1)
         prices, settings = load_prices(), ObservabilitySettings(baseline_days=1)
 
-        def traces_table():  # what hourly.Hour reads for it, and the frame
-            window_spans = reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)
-            requests.traces_frame(reading.requests(engine, HOUR, end), reading.trace_aggregates(engine, HOUR, end),
-                                  window_spans, prices)
+        def traces_table():  # what hourly.Hour reads for it (concurrently, as it does), and the frame
+            reads = run_concurrently(engine, {
+                "requests": lambda: reading.requests(engine, HOUR, end),
+                "aggregates": lambda: reading.trace_aggregates(engine, HOUR, end),
+                "spans": lambda: reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)})
+            requests.traces_frame(reads["requests"], reads["aggregates"], reads["spans"], prices)
 
         floor = _best(lambda: rollups.request_rollup(engine, HOUR, end), args.repeat)
         traces = _best(traces_table, args.repeat)

@@ -50,8 +50,7 @@ the day's spans** with the same queries over the day window; everything else com
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -78,7 +77,7 @@ from obs_pipelines.monitoring.tables import (
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db, traces
-from obs_pipelines.store.query import bind_window, fetch_frame, window_has_spans, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 PCT_COLUMNS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
@@ -328,7 +327,7 @@ def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
     (canonical key, see :func:`obs_pipelines.pricing.models.model_key`)."""
     params = window_params(start, end)
     error_sql = _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)])
-    fetched = _compute_all(engine, {"errors": lambda: fetch_frame(engine, error_sql, params),
+    fetched = run_concurrently(engine, {"errors": lambda: fetch_frame(engine, error_sql, params),
                                     "counts": lambda: fetch_frame(engine, _SPAN_COUNTS_SQL, params)})
     errors, counts = fetched["errors"], fetched["counts"]
     counts["span_count"] = pd.to_numeric(counts["span_count"])
@@ -668,18 +667,6 @@ def _rate(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den.where(den > 0)).astype("float64")
 
 
-def _compute_all(engine: Engine, tasks: Mapping[str, Callable[[], pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """Run the rollup computations, keyed like ``tasks``. On PostgreSQL they run concurrently, each on its
-    own connection: the work is in the server, and the four queries of a window then share its cores
-    instead of taking turns (this process mostly waits on them). On SQLite the work is pandas' (it holds
-    the GIL): in turn."""
-    if not db.is_postgres(engine) or len(tasks) < 2:
-        return {k: fn() for k, fn in tasks.items()}
-    with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="rollup") as pool:
-        futures = {k: pool.submit(fn) for k, fn in tasks.items()}
-        return {k: f.result() for k, f in futures.items()}
-
-
 # The rollups of a window without spans depend on nothing but the window (its start and end, the time of
 # computation, the price table's version): computed once per process and dialect, then re-dated, so that
 # each further empty hour of a backfill costs one index probe instead of seven queries.
@@ -716,7 +703,7 @@ def hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: Price
         template = _EMPTY_WINDOW_ROLLUPS.get(empty_key)
         if template is not None:
             return _redated(template, start, end, prices)
-    frames = _compute_all(engine, {
+    frames = run_concurrently(engine, {
         "request": lambda: request_rollup(engine, start, end),
         "step": lambda: step_rollup(engine, start, end),
         "error": lambda: error_rollup(engine, start, end),
@@ -729,7 +716,7 @@ def hourly_rollups(engine: Engine, start: datetime, end: datetime, prices: Price
 
 def daily_rollups(engine: Engine, day_start: datetime) -> dict[str, pd.DataFrame]:
     """All daily rollups of the day starting at ``day_start``, keyed like ``DAILY_TABLES``."""
-    return _compute_all(engine, {
+    return run_concurrently(engine, {
         "request": lambda: daily_request_rollup(engine, day_start),
         "step": lambda: daily_step_rollup(engine, day_start),
         "error": lambda: daily_error_rollup(engine, day_start),

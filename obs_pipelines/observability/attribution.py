@@ -37,21 +37,32 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num.astype("float64") / den.where(den.abs() > 1e-12)).astype("float64")
 
 
-def latency_attribution(engine: Engine, start: datetime, end: datetime, baseline_days: int,
-                        wrapping: set[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """``latency_attribution_hourly`` rows (without window columns). ``wrapping``: (name, kind) of the steps
-    with child steps in the window (``reading.wrapping_steps``; read when not given)."""
+def latency_inputs(engine: Engine, start: datetime, end: datetime, baseline_days: int) -> dict:
+    """What ``latency_attribution`` reads, as independent reads (name -> function): the step and route
+    percentiles of the hour and of its pooled baseline hours, and the wrapping steps of the hour."""
     base_windows = baseline_windows(start, end, baseline_days)
-    now = reading.step_percentiles(engine, [(start, end)])
+    return {
+        "steps_now": lambda: reading.step_percentiles(engine, [(start, end)]),
+        "steps_base": lambda: reading.step_percentiles(engine, base_windows),
+        "routes_now": lambda: reading.route_percentiles(engine, [(start, end)]),
+        "routes_base": lambda: reading.route_percentiles(engine, base_windows),
+        "wrapping": lambda: reading.wrapping_steps(engine, start, end),
+    }
+
+
+def latency_attribution(steps_now: pd.DataFrame, steps_base: pd.DataFrame, routes_now: pd.DataFrame,
+                        routes_base: pd.DataFrame, wrapping: set[tuple[str, str]]) -> pd.DataFrame:
+    """``latency_attribution_hourly`` rows (without window columns) from ``latency_inputs``: per (route, step)
+    percentiles of the hour and of the baseline, per route the same, and the (name, kind) of the steps with
+    child steps in the hour."""
+    now = steps_now
     keys = ["route", "span_name", "span_kind"]
     if now.empty:
         return pd.DataFrame(columns=[*keys, "calls"])
-    base = reading.step_percentiles(engine, base_windows).rename(
-        columns={"calls": "baseline_calls", "p95_ms": "baseline_p95_ms"}).drop(columns="p50_ms")
-    routes_now = reading.route_percentiles(engine, [(start, end)])[["route", "p95_ms"]].rename(
-        columns={"p95_ms": "route_p95_ms"})
-    routes_base = reading.route_percentiles(engine, base_windows)[["route", "p95_ms"]].rename(
-        columns={"p95_ms": "route_baseline_p95_ms"})
+    base = steps_base.rename(columns={"calls": "baseline_calls", "p95_ms": "baseline_p95_ms"}).drop(
+        columns="p50_ms")
+    routes_now = routes_now[["route", "p95_ms"]].rename(columns={"p95_ms": "route_p95_ms"})
+    routes_base = routes_base[["route", "p95_ms"]].rename(columns={"p95_ms": "route_baseline_p95_ms"})
     out = now.merge(base, on=keys, how="left").merge(routes_now, on="route", how="left").merge(
         routes_base, on="route", how="left")
     out["baseline_calls"] = out["baseline_calls"].fillna(0).astype("int64")
@@ -59,7 +70,6 @@ def latency_attribution(engine: Engine, start: datetime, end: datetime, baseline
     out["route_delta_p95_ms"] = out["route_p95_ms"] - out["route_baseline_p95_ms"]
     out["share_of_route_change"] = _ratio(out["delta_p95_ms"], out["route_delta_p95_ms"])
     # steps that have children in the window (their time repeats their children's)
-    wrapping = reading.wrapping_steps(engine, start, end) if wrapping is None else wrapping
     out["wraps_steps"] = [(n, k) in wrapping for n, k in zip(out["span_name"], out["span_kind"])]
     order = out.assign(_d=out["delta_p95_ms"].fillna(-np.inf)).sort_values(
         ["wraps_steps", "_d", *keys], ascending=[True, False, True, True, True], kind="stable")

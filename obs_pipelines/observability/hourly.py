@@ -27,6 +27,7 @@ from obs_pipelines.observability.tables import (
 )
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.store import db
+from obs_pipelines.store.query import run_concurrently
 
 
 def shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime) -> pd.DataFrame:
@@ -49,15 +50,27 @@ SPAN_KINDS_READ = ("llm", "embedding", "tool", "retrieval")
 
 class Hour:
     """What an hour's tables are made of: its requests, the per-trace aggregates of its spans, the spans of
-    ``SPAN_KINDS_READ`` plus the failed ones, and the retrievals' texts."""
+    ``SPAN_KINDS_READ`` plus the failed ones, the retrievals' texts, and what the attribution and the agent
+    paths read. Every read is independent of the others: on PostgreSQL they run concurrently."""
 
-    def __init__(self, engine: Engine, start: datetime, end: datetime) -> None:
+    def __init__(self, engine: Engine, start: datetime, end: datetime, settings: ObservabilitySettings) -> None:
         self.engine, self.start, self.end = engine, start, end
-        self.requests = reading.requests(engine, start, end)
-        self.aggregates = reading.trace_aggregates(engine, start, end)
-        self.spans = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ, failed=True)
-        self.texts = reading.texts(engine, start, end)
+        lookahead = end + reading.AGENT_LOOKAHEAD
+        baseline = attribution.baseline_windows(start, end, settings.baseline_days)
+        reads = run_concurrently(engine, {
+            "requests": lambda: reading.requests(engine, start, end),
+            "aggregates": lambda: reading.trace_aggregates(engine, start, end),
+            "spans": lambda: reading.spans(engine, start, end, kinds=SPAN_KINDS_READ, failed=True),
+            "texts": lambda: reading.texts(engine, start, end),
+            "baseline_calls": lambda: reading.window_calls(engine, baseline),
+            "agent_later": lambda: reading.spans(engine, end, lookahead, kinds=reading.AGENT_KINDS),
+            "agent_texts": lambda: reading.agent_texts(engine, start, lookahead),
+            **attribution.latency_inputs(engine, start, end, settings.baseline_days),
+        })
+        self.requests, self.aggregates = reads.pop("requests"), reads.pop("aggregates")
+        self.spans, self.texts = reads.pop("spans"), reads.pop("texts")
         self.routes = self.requests.set_index("trace_id")["route"]
+        self.reads = reads  # the attribution's and the agent paths' inputs
 
     def trace_spans(self, trace_id: str) -> pd.DataFrame:
         """Every span of one request in the window (an exemplar's tree)."""
@@ -67,26 +80,27 @@ class Hour:
 def hourly_tables(engine: Engine, start: datetime, end: datetime, settings: ObservabilitySettings,
                   prices: PriceTable) -> tuple[dict[str, pd.DataFrame], Hour]:
     """Every hourly table of [start, end), by table name, and the hour's inputs."""
-    hour = Hour(engine, start, end)
+    hour = Hour(engine, start, end, settings)
+    reads = hour.reads
     rules = settings.error_rules
     costs = requests.span_costs(hour.spans, prices)
     trace_rows = requests.traces_frame(hour.requests, hour.aggregates, hour.spans, prices, rules, costs=costs)
     # the calls of each baseline hour that has any (a day without traffic is no baseline)
     baseline_calls = [attribution.calls_of(b_calls, b_requests, requests.span_costs(b_calls, prices))
-                      for b_calls, b_requests in reading.window_calls(
-                          engine, attribution.baseline_windows(start, end, settings.baseline_days))]
+                      for b_calls, b_requests in reads["baseline_calls"]]
+    steps, texts = reading.agent_steps(engine, start, end, hour.requests["trace_id"], window_spans=hour.spans,
+                                       later=reads["agent_later"], texts=reads["agent_texts"])
     log = retrieval.retrieval_log(hour.spans, hour.texts, hour.routes, settings.low_score_threshold)
     frames = {
         traces: trace_rows,
-        latency_attribution_hourly: attribution.latency_attribution(engine, start, end, settings.baseline_days),
+        latency_attribution_hourly: attribution.latency_attribution(
+            reads["steps_now"], reads["steps_base"], reads["routes_now"], reads["routes_base"], reads["wrapping"]),
         cost_attribution_hourly: attribution.cost_attribution(
             attribution.calls_of(hour.spans, hour.requests, costs), baseline_calls, settings.top_n_users),
         error_causes_hourly: errors.error_causes(hour.spans, hour.routes, rules),
         retrieval_log: log,
         retrieval_rollup_hourly: retrieval.retrieval_rollup(log),
-        agent_paths: agents.agent_paths(*reading.agent_steps(engine, start, end, hour.requests["trace_id"],
-                                                               window_spans=hour.spans),
-                                        hour.routes, settings),
+        agent_paths: agents.agent_paths(steps, texts, hour.routes, settings),
     }
     return {t.name: shape(f, t, start, end) for t, f in frames.items()}, hour
 

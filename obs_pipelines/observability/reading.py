@@ -25,6 +25,7 @@ WINDOW = traces.WINDOW
 REQUEST_COLUMNS = ("trace_id", "user_id", "session_id", "service_name")
 # an agent request's steps are read up to this long after its hour closes (its path belongs to its root's hour)
 AGENT_LOOKAHEAD = timedelta(hours=1)
+AGENT_KINDS = ("tool", "llm")
 
 # the HTTP status a client span received, a hint for the error classifier (SQLite's json_extract raises on
 # malformed JSON, which an app writing spans directly may store)
@@ -181,23 +182,30 @@ def wrapping_steps(engine: Engine, start: datetime, end: datetime) -> set[tuple[
     return set(zip(frame["span_name"], frame["span_kind"])) if len(frame) else set()
 
 
+def agent_texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Inputs of the tool spans of [start, end) and outputs of the llm spans of the requests that called tools."""
+    return fetch_text_frame(engine, _AGENT_TEXTS_SQL, window_params(start, end))
+
+
 def agent_steps(engine: Engine, start: datetime, end: datetime, trace_ids: pd.Series,
-                lookahead: timedelta = AGENT_LOOKAHEAD,
-                window_spans: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                lookahead: timedelta = AGENT_LOOKAHEAD, window_spans: pd.DataFrame | None = None,
+                later: pd.DataFrame | None = None, texts: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tool and llm spans (and their texts) of the window's requests, including the spans that start up to
     ``lookahead`` after the window closes: a request's path is whole in the window of its root.
-    ``window_spans``: the window's spans already read (``spans(engine, start, end)``): then only the
-    lookahead is read from the store."""
-    kinds = ("tool", "llm")
+    Whatever is already read is not read again: ``window_spans`` (the window's spans, at least its tool and
+    llm ones), ``later`` (the tool and llm spans of the lookahead), ``texts`` (``agent_texts`` of the window
+    and the lookahead)."""
+    kinds = AGENT_KINDS
     if window_spans is None:
         frame = spans(engine, start, end + lookahead, kinds=kinds)
     else:
         frame = window_spans[window_spans["kind"].isin(kinds)]
-        later = spans(engine, end, end + lookahead, kinds=kinds)
+        later = spans(engine, end, end + lookahead, kinds=kinds) if later is None else later
         if len(later):
             frame = pd.concat([frame, later], ignore_index=True)
     frame = frame[member(frame["trace_id"], trace_ids)].reset_index(drop=True)
-    texts = fetch_text_frame(engine, _AGENT_TEXTS_SQL, window_params(start, end + lookahead))
+    texts = agent_texts(engine, start, end + lookahead) if texts is None else texts
     return frame, texts[member(texts["trace_id"], trace_ids)]
 
 
@@ -328,4 +336,4 @@ def empty_like(columns: Sequence[str]) -> pd.DataFrame:
 
 
 __all__ = ["duration_ms", "member", "requests", "route_percentiles", "spans", "step_percentiles", "texts",
-           "trace_aggregates", "window_calls", "wrapping_steps"]
+           "trace_aggregates", "window_calls", "wrapping_steps", "agent_texts"]

@@ -4,8 +4,10 @@ straight into a DataFrame. Every phase reads its windows through here."""
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -104,3 +106,14 @@ def window_has_spans(engine: Engine, start: datetime, end: datetime) -> bool:
     answered without reading it)."""
     with engine.connect() as conn:
         return conn.execute(bind_window(_HAS_SPANS_SQL), window_params(start, end)).first() is not None
+
+
+def run_concurrently(engine: Engine, tasks: Mapping[str, Callable[[], Any]], max_workers: int = 8) -> dict[str, Any]:
+    """Run the reads of a window, keyed like ``tasks``. On PostgreSQL they run concurrently, each on its own
+    connection: the work is in the server, and the queries of a window then share its cores instead of taking
+    turns (this process mostly waits on them). On SQLite the work is pandas' (it holds the GIL): in turn."""
+    if not db.is_postgres(engine) or len(tasks) < 2:
+        return {k: fn() for k, fn in tasks.items()}
+    with ThreadPoolExecutor(max_workers=min(len(tasks), max_workers), thread_name_prefix="window-read") as pool:
+        futures = {k: pool.submit(fn) for k, fn in tasks.items()}
+        return {k: f.result() for k, f in futures.items()}

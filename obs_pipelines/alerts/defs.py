@@ -202,7 +202,8 @@ def build_alert_sensor(settings: Settings, diagnosis_job=None, diagnosis_tables:
         default_status=dg.DefaultSensorStatus.RUNNING,
         jobs=[diagnosis_job] if diagnosis_job is not None else None,
         description="Turns the alert rules' new results (queued in the store by their checks: failures and "
-                    "recoveries) into alerts, stores them in `alerts` and delivers them through the outbox (webhook / Slack / log), retrying failed "
+                    "recoveries) into alerts, stores them in `alerts` and delivers them through the outbox "
+                    "(webhook / Slack / log), retrying failed "
                     "destinations with backoff on later ticks; requests a run of the observability tables for "
                     "an alert's hour when they are missing (diagnosis).",
     )

@@ -9,8 +9,13 @@ Exactly-once, as far as a network allows:
   same Idempotency-Key header, so the receiver can drop the copy; a failed send is retried with doubling
   backoff (retry_backoff_seconds x 2^(n-1)) up to max_attempts.
 
+State changes run one at a time (`state_transaction`: SQLite's write lock, a PostgreSQL advisory lock), so
+the sensor, `alerts evaluate` and the other sensors each read what the previous one committed.
+
 Flapping: a firing alert resolves only after ``resolve_after_windows`` consecutive good windows of its group;
-a breach in between resets the count. Related alerts that change state in the same window are grouped into
+a breach in between resets the count. A window judged again (a re-run) changes nothing when an alert of its
+rule and group judged it already: an open alert up to its newest window, a resolved one from its first breach
+to the window it resolved in. Related alerts that change state in the same window are grouped into
 one notification per destination (rule names listed).
 """
 

@@ -2,15 +2,16 @@
 
 The rule checks (alerts/defs.py) evaluate each rule hour by hour; besides the check evaluation the UI shows
 (the summary and the breached groups), they queue one row per rule and hour in ``alert_pending_results`` with
-every judged group's result (the breached ones with what an alert carries, the good ones with their value). The alert sensor (and `obs-pipelines alerts evaluate`) takes the rows in queue order
-and applies them to the alerts' state in ONE transaction that also deletes them and queues the notifications
-(outbox.apply_judgements): a row is applied once, whichever process or tick gets to it first; a process dying before the
-commit leaves the rows queued for the next tick, one dying after leaves them applied and their notifications
-queued. The transaction holds the alerts' state lock (outbox.state_transaction), so two consumers never apply
-rows side by side; rows queued while a tick runs wait for the next one.
+every judged group's result (the breached ones with what an alert carries, the good ones with their value).
+The alert sensor (and `obs-pipelines alerts evaluate`) takes the rows in queue order and applies them to the
+alerts' state in ONE transaction that also deletes them and queues the notifications
+(outbox.apply_judgements): a row is applied once, whichever process or tick gets to it first; a process dying
+before the commit leaves the rows queued for the next tick, one dying after leaves them applied and their
+notifications queued. The transaction holds the alerts' state lock (outbox.state_transaction), so two
+consumers never apply rows side by side; rows queued while a tick runs wait for the next one.
 
-A result queued twice (a re-run of an hour, a phase's job and the rules job both checking it) is harmless, as
-before: an hour already judged for an open alert is skipped and a window's alert fires once.
+A result queued twice (a re-run of an hour, a phase's job and the rules job both checking it) changes nothing
+when an alert of its rule and group judged that hour already (outbox.apply_judgements).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ CHUNK_ROWS = 20_000
 MAX_CHUNKS = 10
 # dates come back as text from SQLite: read raw and parsed once per distinct value (a chunk has few hours)
 _RAW = {"window_start", "window_end", "queued_at"}
-_COLUMNS = [sa.type_coerce(alert_pending_results.c[name], sa.String) if name in _RAW else alert_pending_results.c[name]
+_COLUMNS = [sa.type_coerce(alert_pending_results.c[name], sa.String) if name in _RAW
+            else alert_pending_results.c[name]
             for name in ("id", "rule", "window_start", "window_end", "metric", "breached", "good", "link",
                          "queued_at")]
 
@@ -139,8 +141,8 @@ class Applied:
 
 def apply_pending(engine: Engine, rules: dict[str, Any], settings: AlertSettings, now: datetime | None = None,
                   chunk_rows: int = CHUNK_ROWS, max_chunks: int = MAX_CHUNKS) -> Applied:
-    """Take the queued results and apply them to the alerts (outbox.apply_judgements), a transaction per chunk of
-    `chunk_rows` rows: taking, applying and queueing the notifications commit together."""
+    """Take the queued results and apply them to the alerts (outbox.apply_judgements), a transaction per
+    chunk of `chunk_rows` rows: taking, applying and queueing the notifications commit together."""
     now = now or db.utcnow()
     outbox.ensure_tables(engine)
     applied = Applied()

@@ -101,7 +101,8 @@ def test_good_hours_of_a_firing_group_resolve_it_over_later_ticks(store, webhook
     results.queue(store.engine, [hour_row(3)])
     applied, _ = tick(store, s)
     [resolved] = applied.transitions
-    assert resolved.alert["status"] == "resolved" and resolved.alert["resolved_window_start"] == (H + 3 * HOUR).isoformat()
+    assert resolved.alert["status"] == "resolved"
+    assert resolved.alert["resolved_window_start"] == (H + 3 * HOUR).isoformat()
     assert "resolved after 2 good window(s), last value 0.1" in resolved.alert["summary"]
     assert [r["body"]["status"] for r in webhook.received] == ["firing", "resolved"]
 

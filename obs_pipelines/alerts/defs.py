@@ -22,6 +22,7 @@ from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate,
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import check_evaluation
+from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
@@ -63,13 +64,15 @@ def _result_dict(result: RuleResult, attribution: list | None = None, exemplars:
             "exemplar_trace_ids": exemplars or []}
 
 
-def hour_metadata(engine, rule, results: list[RuleResult], link: str) -> tuple[bool, dict, dict]:
+def hour_metadata(engine, rule, results: list[RuleResult], link: str,
+                  diagnosis: source.Diagnosis | None = None) -> tuple[bool, dict, dict]:
     """Whether the hour passed, the check's metadata, and the attribution and exemplar traces found (by id()
     of the result; for the queue row). The metadata: the summary, the breached groups with attribution and
     exemplar traces (the UI shows them as a tree), the worst breach's figures at the top level. The good
     groups are not in it: the alert sensor reads every judged group from the results queue (results.py)."""
     breached = [r for r in results if not r.passed]
-    found = {id(r): (source.attribution(engine, rule, r), source.exemplar_trace_ids(engine, rule, r))
+    found = {id(r): (source.attribution(engine, rule, r, diagnosis),
+                     source.exemplar_trace_ids(engine, rule, r, diagnosis=diagnosis))
              for r in breached[:MAX_GROUPS_IN_METADATA]}
     entries = [_result_dict(r, *found[id(r)]) for r in breached[:MAX_GROUPS_IN_METADATA]]
     metadata: dict = {
@@ -115,8 +118,8 @@ def _check_run_window(context, hourly: dg.HourlyPartitionsDefinition) -> tuple[d
             db.to_naive_utc(hourly.time_window_for_partition_key(last).end))
 
 
-def build_rule_checks(settings: Settings, table: str, rules: list,
-                      hourly: dg.HourlyPartitionsDefinition) -> dg.AssetChecksDefinition:
+def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.HourlyPartitionsDefinition,
+                      diagnose: bool = False) -> dg.AssetChecksDefinition:
     """The rules on one table, evaluated hour by hour over the run's window: one evaluation per rule and
     hour (so the UI shows which hours broke which rule after a range run) plus one summary per rule; every
     judged group's result is queued in the store for the alert sensor (results.py)."""
@@ -131,6 +134,10 @@ def build_rule_checks(settings: Settings, table: str, rules: list,
         engine = trace_store.engine
         start, end = _check_run_window(context, hourly)
         present = sa.inspect(engine).has_table(table)
+        # with the observability phase on, a breach carries its attribution at once (computed when the phase's
+        # tables of the hour are not written yet; the diagnosis run writes them)
+        diagnosis = (source.Diagnosis(engine, settings.observability, load_prices(settings.price_overrides))
+                     if diagnose else None)
         for rule in rules:
             if not present:
                 context.log.warning(f"alert rule {rule.name} skipped: table {table} does not exist in the store yet")
@@ -142,7 +149,7 @@ def build_rule_checks(settings: Settings, table: str, rules: list,
             evaluations, queued, now = [], [], db.utcnow()
             for hour in hour_starts(start, end):
                 link = source.partition_link(settings.alerts.ui_base_url, table, hour)
-                passed, metadata, found = hour_metadata(engine, rule, results.get(hour, []), link)
+                passed, metadata, found = hour_metadata(engine, rule, results.get(hour, []), link, diagnosis)
                 evaluations.append(check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
                                                     SEVERITY[rule.severity], metadata))
                 queued.append(results_queue.row(rule.name, _metric(rule), hour, hour + HOUR, results.get(hour, []),
@@ -377,10 +384,11 @@ def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
     hourly = hourly_partitions(settings)
     keys = list(asset_keys)
     by_table = rule_tables(settings, keys)
-    checks = [build_rule_checks(settings, table, rules, hourly) for table, rules in sorted(by_table.items())]
-    jobs = []
     # diagnosis: the observability phase's hourly tables, when this code location has them
     diagnosis_tables = [t for t in OBSERVABILITY_HOURLY if t in set(keys)]
+    checks = [build_rule_checks(settings, table, rules, hourly, diagnose=bool(diagnosis_tables))
+              for table, rules in sorted(by_table.items())]
+    jobs = []
     diagnosis_job = None
     if diagnosis_tables:
         diagnosis_job = dg.define_asset_job(

@@ -2,7 +2,8 @@
 exemplar traces and the attribution (which span / model / error class / route explains the value).
 
 Attribution prefers the observability phase's tables (latency_attribution_hourly, cost_attribution_hourly,
-error_causes_hourly) when they exist in the store; otherwise it is computed from the monitoring rollups and the
+error_causes_hourly): with that phase enabled they are read when written, else computed in memory by the
+phase's own functions (``Diagnosis``); without it, attribution is computed from the monitoring rollups and the
 raw spans of the window. Exemplars come from the raw spans (the public contract) and the rollups'
 example_trace_id column.
 """
@@ -69,10 +70,11 @@ def window_spans(engine: Engine, result: RuleResult, columns: str) -> pd.DataFra
     return fetch_frame(engine, sql, {"start": result.window_start, "end": result.window_end, **params})
 
 
-def exemplar_trace_ids(engine: Engine, rule, result: RuleResult, rollup_rows: pd.DataFrame | None = None) -> list[str]:
+def exemplar_trace_ids(engine: Engine, rule, result: RuleResult, rollup_rows: pd.DataFrame | None = None,
+                       diagnosis: Diagnosis | None = None) -> list[str]:
     """A few traces of the breached group and window that show the problem: failed ones for error rules, the
     slowest for latency rules, the most expensive for cost rules; the rollup's example_trace_id first."""
-    ids: list[str] = _observability_exemplars(engine, metric_family(rule), result)
+    ids: list[str] = _observability_exemplars(engine, metric_family(rule), result, diagnosis)
     if rollup_rows is not None and "example_trace_id" in rollup_rows.columns:
         ids += [t for t in rollup_rows["example_trace_id"].dropna().astype(str)]
     if table_exists(engine, "spans"):
@@ -101,23 +103,52 @@ def _ranked(dimension: str, weights: pd.Series) -> list[dict]:
     return [{"dimension": dimension, "value": str(k), "share": round(float(v) / total, 4)} for k, v in top.items()]
 
 
-def _window_rows(engine: Engine, table: str, result: RuleResult) -> pd.DataFrame:
-    rows = fetch_frame(engine, f"SELECT * FROM {table} WHERE window_start >= :start AND window_start < :end",
-                       {"start": result.window_start, "end": result.window_end})
+class Diagnosis:
+    """The observability phase's tables of an hour as its diagnosis run writes them: read from the store when
+    that run has written the hour, else computed in memory by the phase's own functions (once per hour), so
+    an alert carries the observability attribution at once instead of waiting for that run.
+
+    ``settings``: the ObservabilitySettings; ``prices``: the price table."""
+
+    def __init__(self, engine: Engine, settings, prices) -> None:
+        self.engine, self.settings, self.prices = engine, settings, prices
+        self._computed: dict[datetime, dict[str, pd.DataFrame]] = {}
+
+    def rows(self, table: str, start: datetime, end: datetime) -> pd.DataFrame:
+        if table_exists(self.engine, table):
+            stored = _stored_rows(self.engine, table, start, end)
+            if len(stored):
+                return stored
+        if start not in self._computed:
+            from obs_pipelines.observability.hourly import hourly_tables  # pandas-only; loaded when needed
+
+            self._computed[start] = hourly_tables(self.engine, start, end, self.settings, self.prices)[0]
+        return self._computed[start][table]
+
+
+def _stored_rows(engine: Engine, table: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return fetch_frame(engine, f"SELECT * FROM {table} WHERE window_start >= :start AND window_start < :end",
+                       {"start": start, "end": end})
+
+
+def _window_rows(engine: Engine, table: str, result: RuleResult, diagnosis: Diagnosis | None = None) -> pd.DataFrame:
+    rows = (diagnosis.rows(table, result.window_start, result.window_end) if diagnosis is not None
+            else _stored_rows(engine, table, result.window_start, result.window_end))
     for dim, value in result.group.items():  # the group's own rows (route=..., provider=...)
         if dim in rows.columns:
             rows = rows[rows[dim].astype(str) == str(value)]
     return rows
 
 
-def _observability_attribution(engine: Engine, family: str, result: RuleResult) -> list[dict] | None:
+def _observability_attribution(engine: Engine, family: str, result: RuleResult,
+                               diagnosis: Diagnosis | None = None) -> list[dict] | None:
     """From the observability phase's tables (observability/tables.py) when it has written the window:
     error_causes_hourly (errors by class / model / failing step / route), latency_attribution_hourly (each
     step's share of its route's p95 change), cost_attribution_hourly (each value's share of the cost change)."""
     table = OBSERVABILITY_ATTRIBUTION.get(family)
-    if not table or not table_exists(engine, table):
+    if not table or (diagnosis is None and not table_exists(engine, table)):
         return None
-    rows = _window_rows(engine, table, result)
+    rows = _window_rows(engine, table, result, diagnosis)
     if rows.empty:
         return None
     out: list[dict] = []
@@ -139,10 +170,11 @@ def _observability_attribution(engine: Engine, family: str, result: RuleResult) 
     return out or None
 
 
-def _observability_exemplars(engine: Engine, family: str, result: RuleResult) -> list[str]:
-    if family != "error" or not table_exists(engine, "error_causes_hourly"):
+def _observability_exemplars(engine: Engine, family: str, result: RuleResult,
+                             diagnosis: Diagnosis | None = None) -> list[str]:
+    if family != "error" or (diagnosis is None and not table_exists(engine, "error_causes_hourly")):
         return []
-    rows = _window_rows(engine, "error_causes_hourly", result)
+    rows = _window_rows(engine, "error_causes_hourly", result, diagnosis)
     rows = rows.sort_values("error_count", ascending=False)
     ids: list[str] = []
     for raw in rows["example_trace_ids"].dropna():
@@ -153,10 +185,11 @@ def _observability_exemplars(engine: Engine, family: str, result: RuleResult) ->
     return ids
 
 
-def attribution(engine: Engine, rule, result: RuleResult) -> list[dict]:
-    """Ranked contributors of the breached group's value in its window."""
+def attribution(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None = None) -> list[dict]:
+    """Ranked contributors of the breached group's value in its window: from the observability tables of the
+    window (``diagnosis``: computed when not written yet), else from the rollups and the raw spans."""
     family = metric_family(rule)
-    found = _observability_attribution(engine, family, result)
+    found = _observability_attribution(engine, family, result, diagnosis)
     if found:
         return found
     out: list[dict] = []

@@ -5,6 +5,7 @@ checked by the shipped example rules (one SQLite store for the module: the runs 
 from __future__ import annotations
 
 import gc
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +37,10 @@ def key(t: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def evaluations(tmp_path_factory) -> list:
+def runs(tmp_path_factory) -> dict:
+    """The store's URL and the partition check evaluations of each job, run in the schedules' order:
+    monitoring (its rules on its tables, before observability has written the hours), observability, then
+    the rules job over every rule."""
     url = f"sqlite:///{tmp_path_factory.mktemp('incidents') / 'traces.db'}"
     store = TraceStore(db_url=url)
     store.create_tables()
@@ -53,11 +57,18 @@ def evaluations(tmp_path_factory) -> list:
     defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
     tags = {"dagster/asset_partition_range_start": key(START),
             "dagster/asset_partition_range_end": key(START + timedelta(hours=HOURS - 1))}
+    out: dict = {"url": url}
     for job in ("monitoring_hourly_job", "observability_hourly_job", RULES_JOB):
         result = defs.resolve_job_def(job).execute_in_process(tags=tags, instance=instance, raise_on_error=False)
         assert result.success, job
+        out[job] = [e for e in result.get_asset_check_evaluations() if e.partition]
     store.engine.dispose()
-    return [e for e in result.get_asset_check_evaluations() if e.partition]
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluations(runs) -> list:
+    return runs[RULES_JOB]
 
 
 @pytest.mark.parametrize("offset", sorted(INCIDENTS), ids=[INCIDENTS[h][0] for h in sorted(INCIDENTS)])
@@ -76,3 +87,18 @@ def test_the_clean_hours_between_the_incidents_fire_nothing(evaluations):
     assert sorted((e.check_name, e.partition) for e in evaluations
                   if not e.passed and e.partition not in incident_hours) == []
 
+
+
+def test_an_alert_judged_before_the_observability_run_carries_the_attribution_that_run_writes(runs):
+    # monitoring's job judges its rules before observability_hourly_job has written the hour: the breach's
+    # attribution is computed in memory by the observability functions (the cost change split by model,
+    # prompt version and user segment), and equals what the rules read from the tables once written
+    hour = key(START + timedelta(hours=11))
+    rule = "route_cost_per_call_anomaly"
+    [early] = [e for e in runs["monitoring_hourly_job"] if e.check_name == rule and e.partition == hour]
+    [late] = [e for e in runs[RULES_JOB] if e.check_name == rule and e.partition == hour]
+    early_attribution = {json.dumps(r["group"]): r["attribution"] for r in early.metadata["results"].value}
+    late_attribution = {json.dumps(r["group"]): r["attribution"] for r in late.metadata["results"].value}
+    assert early_attribution == late_attribution
+    rag = early_attribution[json.dumps({"route": "rag_qa"})]
+    assert {"model", "prompt_version", "user_segment"} <= {a["dimension"] for a in rag}

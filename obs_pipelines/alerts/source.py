@@ -11,6 +11,7 @@ example_trace_id column.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from obs_pipelines.alerts.evaluate import RuleResult, history_needed
 from obs_pipelines.store.query import fetch_frame
 
 MAX_EXEMPLARS = 5
+log = logging.getLogger("obs_pipelines.alerts")
 MAX_CONTRIBUTORS = 5
 # a group's dimension -> the spans column that holds it (model rows use a canonical key: not filterable)
 SPAN_COLUMNS = {"route": "route", "provider": "provider", "span_kind": "kind", "span_name": "name",
@@ -122,8 +124,12 @@ class Diagnosis:
         if start not in self._computed:
             from obs_pipelines.observability.hourly import hourly_tables  # pandas-only; loaded when needed
 
-            self._computed[start] = hourly_tables(self.engine, start, end, self.settings, self.prices)[0]
-        return self._computed[start][table]
+            try:
+                self._computed[start] = hourly_tables(self.engine, start, end, self.settings, self.prices)[0]
+            except Exception:  # noqa: BLE001 (a diagnosis never fails the check: the fallback attribution stands)
+                log.exception(f"observability attribution of {start:%Y-%m-%d %H:%M} could not be computed")
+                self._computed[start] = {}
+        return self._computed[start].get(table, pd.DataFrame())
 
 
 def _stored_rows(engine: Engine, table: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -175,6 +181,8 @@ def _observability_exemplars(engine: Engine, family: str, result: RuleResult,
     if family != "error" or (diagnosis is None and not table_exists(engine, "error_causes_hourly")):
         return []
     rows = _window_rows(engine, "error_causes_hourly", result, diagnosis)
+    if rows.empty:
+        return []
     rows = rows.sort_values("error_count", ascending=False)
     ids: list[str] = []
     for raw in rows["example_trace_ids"].dropna():

@@ -102,3 +102,34 @@ def test_an_alert_judged_before_the_observability_run_carries_the_attribution_th
     assert early_attribution == late_attribution
     rag = early_attribution[json.dumps({"route": "rag_qa"})]
     assert {"model", "prompt_version", "user_segment"} <= {a["dimension"] for a in rag}
+
+
+def test_a_diagnosis_that_cannot_be_computed_leaves_the_fallback_attribution(tmp_path, monkeypatch, caplog):
+    # the in-memory observability tables of an hour fail (a bug, a bad row): the check still judges the hour and
+    # the breach keeps the attribution from the rollups and spans; the failure is logged, never raised
+    from obs_pipelines.alerts import source
+    from obs_pipelines.alerts.evaluate import RuleResult
+    from obs_pipelines.observability import hourly
+    from obs_pipelines.observability.config import ObservabilitySettings
+    from obs_pipelines.pricing import load_prices
+
+    store = TraceStore(db_url=f"sqlite:///{tmp_path / 'traces.db'}")
+    store.create_tables()
+    hour = START + timedelta(hours=7)
+    incident = parse_incident(f"rate_limit_storm@{hour:%Y-%m-%dT%H:%M}+1h")
+    db.insert_spans(store.engine, [row for trace in generate_traces(hour, 1, 0.05, 21, [incident]) for row in trace])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(hourly, "hourly_tables", broken)
+    rule = load_settings(EXAMPLE).alerts.parsed_rules()
+    [rate_limit] = [r for r in rule if r.name == "rate_limit_errors"]
+    result = RuleResult(rule=rate_limit.name, window_start=hour, window_end=hour + timedelta(hours=1),
+                        group={"error_class": "rate_limit"}, value=0.5, threshold=0.1, samples=100, judged=True,
+                        passed=False)
+    diagnosis = source.Diagnosis(store.engine, ObservabilitySettings(), load_prices())
+    assert source.attribution(store.engine, rate_limit, result, diagnosis) == source.attribution(
+        store.engine, rate_limit, result)
+    assert source.exemplar_trace_ids(store.engine, rate_limit, result, diagnosis=diagnosis)
+    assert "could not be computed" in caplog.text and "boom" in caplog.text

@@ -77,6 +77,11 @@ def timeline(nodes: list[Node]) -> tuple[datetime | None, float]:
     return min(starts), (max(ends) - min(starts)).total_seconds() * 1000.0
 
 
+def _count(value) -> int:
+    """A token count as read from a frame (a float, NaN where the span has none) as a whole number."""
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
 def markdown(spans: list[dict], title: str = "") -> str:
     """The tree as a markdown list: name, kind, duration, status, tokens, the timing bar."""
     nodes = tree(spans)
@@ -89,7 +94,8 @@ def markdown(spans: list[dict], title: str = "") -> str:
                  f"({escape_markdown(s.get('kind') or '?')})", f"{ms:.0f} ms" if ms is not None else "? ms"]
         if s.get("status") == "error":
             parts.append(f"ERROR {escape_markdown(s.get('error_type') or '')}")
-        if s.get("input_tokens") or s.get("output_tokens"):
-            parts.append(f"{s.get('input_tokens') or 0}→{s.get('output_tokens') or 0} tok")
+        tokens_in, tokens_out = _count(s.get("input_tokens")), _count(s.get("output_tokens"))
+        if tokens_in or tokens_out:
+            parts.append(f"{tokens_in}→{tokens_out} tok")
         lines.append("  " * node.depth + "- " + " ".join(parts))
     return "\n".join(lines)

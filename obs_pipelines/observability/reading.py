@@ -117,8 +117,8 @@ def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...]
 def _count_case(kind: str) -> str:
     if kind == "other":  # whatever kind no other column counts (a null kind too)
         listed = ", ".join(f"'{k}'" for k in COUNTED_KINDS if k != "other")
-        return f"SUM(CASE WHEN kind IN ({listed}) THEN 0 ELSE 1 END) AS other_spans"
-    return f"SUM(CASE WHEN kind = '{kind}' THEN 1 ELSE 0 END) AS {kind}_spans"
+        return f"COUNT(*) FILTER (WHERE kind IS NULL OR kind NOT IN ({listed})) AS other_spans"
+    return f"COUNT(*) FILTER (WHERE kind = '{kind}') AS {kind}_spans"
 
 
 _TIMED = ", ".join(f"'{k}'" for k in TIMED_KINDS)
@@ -131,7 +131,7 @@ _PG_AGGREGATES_SQL = f"""
 SELECT trace_id, COUNT(*) AS span_count, {", ".join(_count_case(k) for k in COUNTED_KINDS)},
        COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens,
        COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,
-       {", ".join(f"COALESCE(SUM(CASE WHEN kind = '{k}' THEN ms END), 0) AS {k}_ms" for k in TIMED_KINDS)}
+       {", ".join(f"COALESCE(SUM(ms) FILTER (WHERE kind = '{k}'), 0) AS {k}_ms" for k in TIMED_KINDS)}
 FROM (
     SELECT trace_id, kind, input_tokens, output_tokens, cached_input_tokens,
            GREATEST(date_part('epoch', end_time - GREATEST(start_time, COALESCE(

@@ -39,3 +39,27 @@ def test_per_trace_aggregates_of_the_store_equal_the_pandas_definition(store):
     assert len(got) == spans["trace_id"].nunique() > 100
     assert (got["tool_spans"] > 1).any()  # looping traces: several tool calls per request
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_one_light_read_gives_the_statistics_the_window_reads_in_sql(store):
+    # SQLite's hour reads its spans once and computes in pandas what PostgreSQL reads in four queries: the
+    # per-trace aggregates, the step and route percentiles of the hour and the steps that wrap others
+    from obs_pipelines.observability import reading
+    from obs_pipelines_tests.observability.conftest import INCIDENT_HOUR, load_traffic
+
+    load_traffic(store, "latency_spike")
+    end = INCIDENT_HOUR + pd.Timedelta(hours=1)
+    requests = reading.requests(store.engine, INCIDENT_HOUR, end)
+    got = reading.window_statistics(reading.light_spans(store.engine, INCIDENT_HOUR, end), requests)
+    keys = ["route", "span_name", "span_kind"]
+    steps = reading.step_percentiles(store.engine, [(INCIDENT_HOUR, end)])
+    pd.testing.assert_frame_equal(got["steps_now"].sort_values(keys).reset_index(drop=True),
+                                  steps.sort_values(keys).reset_index(drop=True), check_exact=False, rtol=1e-9)
+    routes = reading.route_percentiles(store.engine, [(INCIDENT_HOUR, end)])
+    pd.testing.assert_frame_equal(got["routes_now"].sort_values("route").reset_index(drop=True),
+                                  routes.sort_values("route").reset_index(drop=True), check_exact=False, rtol=1e-9)
+    assert got["wrapping"] == reading.wrapping_steps(store.engine, INCIDENT_HOUR, end) != set()
+    pd.testing.assert_frame_equal(
+        got["aggregates"].set_index("trace_id").sort_index(),
+        reading.trace_aggregates(store.engine, INCIDENT_HOUR, end).set_index("trace_id").sort_index(),
+        check_dtype=False, check_exact=False, rtol=1e-9)

@@ -89,12 +89,19 @@ def main() -> None:
         end = HOUR + timedelta(hours=1)
         prices, settings = load_prices(), ObservabilitySettings(baseline_days=1)
 
-        def traces_table():  # what hourly.Hour reads for it (concurrently, as it does), and the frame
+        def traces_table():  # what hourly.Hour reads for it (concurrently on PostgreSQL, as it does), and the frame
+            if args.sqlite:
+                spans = reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)
+                requests.traces_frame(reading.requests(engine, HOUR, end), reading.trace_aggregates(engine, HOUR, end),
+                                      spans, prices)
+                return
             reads = run_concurrently(engine, {
                 "requests": lambda: reading.requests(engine, HOUR, end),
                 "aggregates": lambda: reading.trace_aggregates(engine, HOUR, end),
-                "spans": lambda: reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)})
-            requests.traces_frame(reads["requests"], reads["aggregates"], reads["spans"], prices)
+                "calls": lambda: reading.trace_calls(engine, HOUR, end, prices),
+                "failed": lambda: reading.spans(engine, HOUR, end, failed=True)})
+            requests.traces_frame(reads["requests"], reads["aggregates"], reads["failed"], prices,
+                                  calls=reads["calls"])
 
         floor = _best(lambda: rollups.request_rollup(engine, HOUR, end), args.repeat)
         traces = _best(traces_table, args.repeat)

@@ -33,7 +33,7 @@ Semantics
   rate by model" splits a model in two, one row holding every error). ``model_names`` lists the exact
   names behind the key. Prices are still matched on the exact names.
 * Relations built in Python (price rate rows, model keys) reach SQL as one JSON parameter
-  (:func:`json_relation`), so no number of models can exceed a statement limit.
+  (:func:`obs_pipelines.store.pricing_sql.json_relation`), so no number of models can exceed a statement limit.
 * Throughput per minute = count / minutes in the window.
 
 Percentiles are exact (linear interpolation between closest ranks, i.e. ``percentile_cont``). On
@@ -49,7 +49,6 @@ the day's spans** with the same queries over the day window; everything else com
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -76,7 +75,7 @@ from obs_pipelines.monitoring.tables import (
 )
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
-from obs_pipelines.store import db, traces
+from obs_pipelines.store import db, pricing_sql, traces
 from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -123,7 +122,7 @@ _PG_STATS = """COUNT(*) AS n, SUM(is_error) AS error_count, COUNT(latency_ms) AS
        percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS pct,
        MAX(latency_ms) AS latency_max_ms, AVG(latency_ms) AS latency_mean_ms"""
 
-# {model_keys}: the relation (model, model_key) of the window's llm models (json_relation)
+# {model_keys}: the relation (model, model_key) of the window's llm models (pricing_sql.json_relation)
 _PG_REQUEST_SQL = f"""
 WITH req AS (
     SELECT route, is_error, {_PG_LATENCY} AS latency_ms FROM ({_PG_TRACES_SQL}) r
@@ -236,7 +235,7 @@ def request_stats(engine: Engine, start: datetime, end: datetime) -> pd.DataFram
         keys = model_keys(names)
         if keys.duplicated().any():
             relation = pd.DataFrame({"model": names, "model_key": keys})
-            keys_sql, keys_params = json_relation(relation, {"model": "text", "model_key": "text"}, "model_keys", True)
+            keys_sql, keys_params = pricing_sql.json_relation(relation, {"model": "text", "model_key": "text"}, "model_keys", True)
             stats = _pg_stats(fetch_frame(engine, _PG_REQUEST_SQL.replace("{model_keys}", keys_sql),
                                           {**params, **keys_params}))
         else:
@@ -374,50 +373,11 @@ def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
 
 # ---- usage rollup --------------------------------------------------------------------------------
 
-_USAGE_PAIRS_SQL = f"""
-SELECT DISTINCT provider, model FROM spans
-WHERE {_WINDOW} AND kind IN ('llm', 'embedding') AND cost_usd IS NULL AND model IS NOT NULL
-"""
 _USAGE_SUMS = """SUM(call_count) AS call_count, SUM(input_tokens) AS input_tokens,
        SUM(output_tokens) AS output_tokens, SUM(cached_input_tokens) AS cached_input_tokens,
        SUM(cost_usd) AS cost_usd, SUM(reported_cost_usd) AS reported_cost_usd,
        SUM(computed_cost_usd) AS computed_cost_usd, SUM(unpriced_call_count) AS unpriced_call_count"""
-# the rate rows' columns and their SQL types (PostgreSQL spelling; SQLite reads JSON values as they are)
-_RATE_COLS = {"provider_key": "text", "model": "text", "t0": "timestamp", "t1": "timestamp", "in_lo": "bigint",
-              "in_hi": "bigint", "rate_input": "double precision", "rate_cached": "double precision",
-              "rate_output": "double precision", "rate_request": "double precision"}
-
-
-def json_relation(frame: pd.DataFrame, columns: Mapping[str, str], param: str,
-                  postgres: bool) -> tuple[str, dict[str, str]]:
-    """``frame`` as a relation in SQL, whatever its size: the rows travel as ONE bound parameter holding a
-    JSON array, unpacked by ``json_to_recordset`` (PostgreSQL) / ``json_each`` (SQLite). An inline
-    relation (UNION ALL of one-row SELECTs, VALUES with a parameter per cell) breaks on large inputs:
-    SQLite allows 500 terms in a compound SELECT and 32,766 parameters.
-
-    ``columns`` maps column -> PostgreSQL type. Timestamps are sent as naive UTC text in the spans'
-    storage format (``YYYY-MM-DD HH:MM:SS.ffffff``), so on SQLite they compare with ``start_time`` as text.
-    Returns the SELECT and its parameters."""
-    data = frame[list(columns)].astype("object")
-    for col, sql_type in columns.items():
-        if sql_type == "timestamp":
-            data[col] = [None if pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M:%S.%f") for v in data[col]]
-    data = data.where(data.notna(), None)
-    # stdlib json: floats keep their exact repr; .item() turns numpy scalars into Python ones
-    payload = json.dumps([dict(zip(columns, row)) for row in data.itertuples(index=False, name=None)],
-                         default=lambda v: v.item())
-    if postgres:
-        defs = ", ".join(f"{c} {t}" for c, t in columns.items())
-        sql = f"SELECT * FROM json_to_recordset(CAST(:{param} AS json)) AS {param}_rows({defs})"
-    else:
-        cols = ", ".join(f"json_extract(value, '$.{c}') AS {c}" for c in columns)
-        sql = f"SELECT {cols} FROM json_each(:{param})"
-    return sql, {param: payload}
-
-
 def _usage_sql(rates_sql: str, postgres: bool) -> str:
-    cached = ("CASE WHEN COALESCE(s.cached_input_tokens, 0) > COALESCE(s.input_tokens, 0) "
-              "THEN COALESCE(s.input_tokens, 0) ELSE COALESCE(s.cached_input_tokens, 0) END")
     prompt = _PROMPT_LABEL.replace("prompt_", "s.prompt_")
     with_sql = f"""
 WITH p AS ({rates_sql}),
@@ -431,14 +391,9 @@ c AS (
            COALESCE(s.output_tokens, 0) AS output_tokens,
            COALESCE(s.cached_input_tokens, 0) AS cached_input_tokens,
            s.cost_usd AS reported,
-           CASE WHEN p.model IS NOT NULL THEN
-                (COALESCE(s.input_tokens, 0) - {cached}) * p.rate_input + {cached} * p.rate_cached
-                + COALESCE(s.output_tokens, 0) * p.rate_output + p.rate_request
-           END AS computed
+           {pricing_sql.COMPUTED_COST} AS computed
     FROM spans s
-    LEFT JOIN p ON s.cost_usd IS NULL AND p.model = s.model AND p.provider_key = COALESCE(s.provider, '')
-               AND s.start_time >= p.t0 AND s.start_time < p.t1
-               AND COALESCE(s.input_tokens, 0) > p.in_lo AND COALESCE(s.input_tokens, 0) <= p.in_hi
+    LEFT JOIN p ON {pricing_sql.RATE_JOIN}
     WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
 ),
 g0 AS (
@@ -500,10 +455,8 @@ def usage_rollup(engine: Engine, start: datetime, end: datetime, prices: PriceTa
                  top_n_users: int = 20) -> pd.DataFrame:
     """Tokens and cost of [start, end) by model, route, prompt version and user segment."""
     params = window_params(start, end)
-    pairs = fetch_frame(engine, _USAGE_PAIRS_SQL, params)
-    rates = prices.rate_rows(pairs.itertuples(index=False, name=None), params["start"], params["end"])
     postgres = db.is_postgres(engine)
-    rates_sql, rate_params = json_relation(rates, _RATE_COLS, "rates", postgres)
+    rates_sql, rate_params = pricing_sql.rates_relation(engine, prices, [(start, end)])
     stmt = bind_window(_usage_sql(rates_sql, postgres)).bindparams(sa.bindparam("top_n", type_=sa.Integer))
     out = fetch_frame(engine, stmt, {**params, **rate_params, "top_n": int(top_n_users)})
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "unpriced_call_count", "call_count"):

@@ -99,6 +99,7 @@ def _calls(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.
         "input_tokens": calls["input_tokens"].fillna(0),
         "output_tokens": calls["output_tokens"].fillna(0),
         "cost": calls["cost"].fillna(0.0),
+        "calls": 1,
     })
 
 
@@ -106,7 +107,7 @@ def _by_dimension(calls: pd.DataFrame, top_users: Sequence[str]) -> pd.DataFrame
     calls = calls.assign(user_segment=calls["user"].where(calls["user"].isin(top_users), OTHER_LABEL))
     parts = []
     for dim in COST_DIMENSIONS:
-        g = calls.groupby(dim).agg(calls=("cost", "size"), input_tokens=("input_tokens", "sum"),
+        g = calls.groupby(dim).agg(calls=("calls", "sum"), input_tokens=("input_tokens", "sum"),
                                    output_tokens=("output_tokens", "sum"), cost_usd=("cost", "sum"))
         parts.append(g.rename_axis("dimension_value").reset_index().assign(dimension=dim))
     if not parts:
@@ -151,4 +152,23 @@ def cost_attribution(now_calls: pd.DataFrame, baseline_calls: Sequence[pd.DataFr
 
 
 def calls_of(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.DataFrame:
+    """The window's calls one by one (``calls`` = 1 each), from its spans and requests."""
     return _calls(spans, requests, costs)
+
+
+def calls_of_groups(groups: pd.DataFrame) -> pd.DataFrame:
+    """What ``calls_of`` gives, from the calls summed in the database (``reading.call_groups``): one row per
+    (route, model key, prompt version, user) with the number of calls it stands for."""
+    keys = ["route", "model", "prompt_version", "user"]
+    if groups.empty:
+        return pd.DataFrame(columns=[*keys, "input_tokens", "output_tokens", "cost", "calls"])
+    rows = pd.DataFrame({
+        "route": groups["request_route"].fillna(NULL_LABEL),
+        "model": model_keys(groups["model"]).fillna(NULL_LABEL),
+        "prompt_version": groups["prompt"].fillna(NULL_LABEL),
+        "user": groups["request_user"].fillna(groups["user_id"]).fillna(NULL_LABEL),
+        "input_tokens": groups["input_tokens"], "output_tokens": groups["output_tokens"],
+        "cost": groups["cost"], "calls": groups["calls"],
+    })
+    return rows.groupby(keys, as_index=False, sort=False, dropna=False)[
+        ["input_tokens", "output_tokens", "cost", "calls"]].sum()

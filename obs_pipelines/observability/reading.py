@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.observability import span_stats
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS
-from obs_pipelines.store import db, traces
+from obs_pipelines.store import db, pricing_sql, traces
 from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
 
 WINDOW = traces.WINDOW
@@ -88,23 +88,30 @@ def requests(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...] = (), failed: bool = False,
-          trace_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """The window's spans, without their texts and attributes (but the HTTP status of failed ones). Only
-    those of ``kinds`` when given, plus every failed span with ``failed``; only those of ``trace_ids`` when
-    given."""
+          trace_ids: Sequence[str] | None = None, tool_llm_until: datetime | None = None) -> pd.DataFrame:
+    """The window's spans, without their texts and attributes (but the HTTP status of failed ones): all of
+    them, or only those of ``kinds``, every failed span (``failed``) and the llm spans of the requests with a
+    tool call before ``tool_llm_until`` (an agent's path), as asked; only those of ``trace_ids`` when given."""
     sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE[db.is_postgres(engine)])
     # kinds are constants of this package, never user input
     wanted = ["kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"] if kinds else []
-    if kinds and failed:
+    if failed:
         wanted.append("status = 'error'")
+    if tool_llm_until is not None:
+        wanted.append("(kind = 'llm' AND trace_id IN (SELECT trace_id FROM spans WHERE start_time >= :start "
+                      "AND start_time < :tools_end AND kind = 'tool'))")
     if wanted:
         sql += " AND (" + " OR ".join(wanted) + ")"
     params: dict = dict(window_params(start, end))
-    stmt = bind_window(sql)
+    binds = []
+    if tool_llm_until is not None:
+        params["tools_end"] = db.to_naive_utc(tool_llm_until)
+        binds.append(sa.bindparam("tools_end", type_=sa.DateTime))
     if trace_ids is not None:
-        stmt = bind_window(sql + " AND trace_id IN :trace_ids").bindparams(
-            sa.bindparam("trace_ids", expanding=True))
+        sql += " AND trace_id IN :trace_ids"
         params["trace_ids"] = [str(t) for t in trace_ids]
+        binds.append(sa.bindparam("trace_ids", expanding=True))
+    stmt = bind_window(sql).bindparams(*binds) if binds else bind_window(sql)
     frame = _times(fetch_text_frame(engine, stmt, params), "start_time", "end_time")
     frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
@@ -276,6 +283,62 @@ def window_calls(engine: Engine, windows: Sequence[tuple[datetime, datetime]]) -
     return out
 
 
+# ---- priced calls aggregated in the database (PostgreSQL) ---------------------------------------------------
+
+_TRACE_PROMPT = ("CASE WHEN s.prompt_name IS NOT NULL OR s.prompt_version IS NOT NULL "
+                 "THEN COALESCE(s.prompt_name, '') || ':' || COALESCE(s.prompt_version, '') END")
+_CALL_PROMPT = f"""CASE WHEN s.prompt_name IS NOT NULL AND s.prompt_version IS NOT NULL
+                     THEN s.prompt_name || '@' || s.prompt_version
+                     ELSE COALESCE(s.prompt_version, s.prompt_name, '{traces.NULL_LABEL}') END"""
+
+
+def _priced_calls(rates_sql: str) -> str:
+    # the window's llm / embedding calls, each priced as PriceTable.compute_costs prices it
+    return f"""p AS ({rates_sql}), c AS (
+    SELECT s.trace_id, s.kind, s.model, s.user_id, {_TRACE_PROMPT} AS trace_prompt, {_CALL_PROMPT} AS prompt,
+           COALESCE(s.input_tokens, 0) AS input_tokens, COALESCE(s.output_tokens, 0) AS output_tokens,
+           COALESCE(s.cost_usd, {pricing_sql.COMPUTED_COST}) AS cost
+    FROM spans s LEFT JOIN p ON {pricing_sql.RATE_JOIN}
+    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+)"""
+
+
+def trace_calls(engine: Engine, start: datetime, end: datetime, prices) -> pd.DataFrame:
+    """PostgreSQL: per trace of the window's calls, cost_usd and the sorted distinct models and prompt
+    versions of its llm calls (what ``requests.traces_frame`` computes from the calls in pandas)."""
+    rates_sql, rate_params = pricing_sql.rates_relation(engine, prices, [(start, end)])
+    sql = f"""WITH {_priced_calls(rates_sql)}
+SELECT trace_id, COALESCE(SUM(cost), 0) AS cost_usd,
+       string_agg(DISTINCT model COLLATE "C", ', ' ORDER BY model COLLATE "C") FILTER (WHERE kind = 'llm') AS models,
+       string_agg(DISTINCT trace_prompt COLLATE "C", ', ' ORDER BY trace_prompt COLLATE "C")
+           FILTER (WHERE kind = 'llm') AS prompt_versions
+FROM c GROUP BY trace_id"""
+    frame = fetch_text_frame(engine, sql, {**window_params(start, end), **rate_params})
+    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"]).astype("float64")
+    return frame
+
+
+def call_groups(engine: Engine, windows: Sequence[tuple[datetime, datetime]], prices) -> list[pd.DataFrame]:
+    """PostgreSQL: the llm / embedding calls of each window that has any, summed per (request route, request
+    user, model, call user, prompt version): calls, tokens, cost. One query; ``attribution.calls_of_groups``
+    turns them into what ``attribution.calls_of`` makes of the calls one by one."""
+    if not windows:
+        return []
+    rates_sql, rate_params = pricing_sql.rates_relation(engine, prices, windows)
+    per_window = f"""WITH {_priced_calls(rates_sql)}
+SELECT :start AS window_start, r.route AS request_route, r.user_id AS request_user, c.model, c.user_id, c.prompt,
+       COUNT(*) AS calls, SUM(c.input_tokens) AS input_tokens, SUM(c.output_tokens) AS output_tokens,
+       COALESCE(SUM(c.cost), 0) AS cost
+FROM c LEFT JOIN ({traces.requests_sql(True, extra=("trace_id", "user_id"))}) r ON r.trace_id = c.trace_id
+GROUP BY r.route, r.user_id, c.model, c.user_id, c.prompt"""
+    stmt, params = _pooled(per_window, windows)
+    frame = fetch_text_frame(engine, stmt, {**params, **rate_params})
+    for col in ("calls", "input_tokens", "output_tokens", "cost"):
+        frame[col] = pd.to_numeric(frame[col]).astype("float64")
+    return [part.drop(columns="window_start").reset_index(drop=True)
+            for _, part in frame.groupby(frame["window_start"].astype(str), sort=True)]
+
+
 # ---- durations pooled over several windows (an hour, or its baseline hours) -------------------------------
 
 def _pooled(sql_of_window: str, windows: Sequence[tuple[datetime, datetime]]) -> tuple[sa.TextClause, dict]:
@@ -364,4 +427,4 @@ def empty_like(columns: Sequence[str]) -> pd.DataFrame:
 
 __all__ = ["duration_ms", "member", "requests", "route_percentiles", "spans", "step_percentiles", "texts",
            "trace_aggregates", "window_calls", "wrapping_steps", "agent_texts", "light_spans",
-           "window_statistics"]
+           "window_statistics", "trace_calls", "call_groups"]

@@ -39,23 +39,27 @@ def _joined(values: pd.Series, keys: pd.Series) -> pd.Series:
 
 
 def traces_frame(requests: pd.DataFrame, aggregates: pd.DataFrame, spans: pd.DataFrame, prices: PriceTable,
-                 error_rules=(), costs: pd.Series | None = None) -> pd.DataFrame:
+                 error_rules=(), costs: pd.Series | None = None, calls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of the ``traces`` table (without window columns) for the window's ``requests``.
 
     ``aggregates``: the window's per-trace span counts, tokens and step times (``reading.trace_aggregates``);
-    ``spans``: at least the window's llm / embedding spans and its failed spans (cost, models, prompt
-    versions, first error); ``costs``: their ``span_costs`` when already computed (index of ``spans``)."""
+    ``spans``: at least the window's failed spans (first error) and, unless ``calls`` is given, its llm /
+    embedding spans (cost, models, prompt versions; ``costs``: their ``span_costs`` when already computed);
+    ``calls``: per trace, cost_usd, models and prompt_versions already aggregated (``reading.trace_calls``)."""
     out = requests.rename(columns={"req_start": "start_time", "req_end": "end_time"}).copy()
     out["latency_ms"] = ((out["end_time"] - out["start_time"]) / pd.Timedelta(milliseconds=1)).astype("float64")
     out["status"] = np.where(out["is_error"] > 0, "error", "ok")
-    calls = spans["kind"].isin(USAGE_KINDS)
-    call_costs = span_costs(spans[calls], prices) if costs is None else costs[calls]
-    cost = call_costs.groupby(spans.loc[calls, "trace_id"]).sum().rename("cost_usd")
-    llm = spans[spans["kind"] == "llm"]
-    prompt = llm["prompt_name"].fillna("").str.cat(llm["prompt_version"].fillna(""), sep=":")
-    prompt = prompt.where(llm["prompt_name"].notna() | llm["prompt_version"].notna())
-    texts = pd.DataFrame({"models": _joined(llm["model"], llm["trace_id"]),
-                          "prompt_versions": _joined(prompt, llm["trace_id"])})
+    if calls is None:
+        usage = spans["kind"].isin(USAGE_KINDS)
+        call_costs = span_costs(spans[usage], prices) if costs is None else costs[usage]
+        llm = spans[spans["kind"] == "llm"]
+        prompt = llm["prompt_name"].fillna("").str.cat(llm["prompt_version"].fillna(""), sep=":")
+        prompt = prompt.where(llm["prompt_name"].notna() | llm["prompt_version"].notna())
+        calls = pd.DataFrame({"cost_usd": call_costs.groupby(spans.loc[usage, "trace_id"]).sum(),
+                              "models": _joined(llm["model"], llm["trace_id"]),
+                              "prompt_versions": _joined(prompt, llm["trace_id"])})
+    else:
+        calls = calls.set_index("trace_id")[["cost_usd", "models", "prompt_versions"]]
 
     errors = origin_errors(spans[spans["status"] == "error"], error_rules)
     first = (errors.sort_values(["trace_id", "start_time", "span_id"]).drop_duplicates("trace_id")
@@ -64,7 +68,7 @@ def traces_frame(requests: pd.DataFrame, aggregates: pd.DataFrame, spans: pd.Dat
     first["error_message"] = first["error_message"].str.slice(0, 500)
 
     out = out.set_index("trace_id")
-    out = (out.join(aggregates.set_index("trace_id")).join(cost).join(texts).join(first).reset_index())
+    out = (out.join(aggregates.set_index("trace_id")).join(calls).join(first).reset_index())
     count_cols = [*COUNT_COLUMNS, *TOKEN_COLUMNS]
     out[count_cols] = out[count_cols].fillna(0).astype("int64")
     out["cost_usd"] = out["cost_usd"].astype("float64").fillna(0.0)

@@ -172,7 +172,10 @@ class PriceTable:
             pairs = pairs[["provider", "model"]].drop_duplicates().itertuples(index=False, name=None)
         rows: list[dict] = []
         start, end = _naive_utc(start), _naive_utc(end)
-        for provider, model in sorted(set((p or None, m or None) for p, m in pairs), key=str):
+        # a missing provider or model may come as None, '' or NaN (a text column of a frame)
+        named = {(p if isinstance(p, str) and p else None, m if isinstance(m, str) and m else None)
+                 for p, m in pairs}
+        for provider, model in sorted(named, key=str):
             match, info = self._resolve(provider, model)
             base = {
                 "provider_key": provider or "",

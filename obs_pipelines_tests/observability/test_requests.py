@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from obs_pipelines.observability.span_stats import kind_times
 
@@ -63,3 +64,37 @@ def test_one_light_read_gives_the_statistics_the_window_reads_in_sql(store):
         got["aggregates"].set_index("trace_id").sort_index(),
         reading.trace_aggregates(store.engine, INCIDENT_HOUR, end).set_index("trace_id").sort_index(),
         check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_calls_priced_and_summed_in_the_database_equal_the_calls_priced_in_pandas(store):
+    # PostgreSQL prices and sums the calls in SQL (per trace for `traces`, per cost group for the cost
+    # attribution); the figures must be those of the calls read one by one and priced by the price table
+    from obs_pipelines.observability import attribution, reading, requests
+    from obs_pipelines.pricing import load_prices
+    from obs_pipelines_tests.observability.conftest import INCIDENT_HOUR, load_traffic
+
+    load_traffic(store, "cost_overrun")
+    end = INCIDENT_HOUR + pd.Timedelta(hours=1)
+    prices = load_prices()
+    calls = reading.spans(store.engine, INCIDENT_HOUR, end, kinds=("llm", "embedding"))
+    window_requests = reading.requests(store.engine, INCIDENT_HOUR, end)
+    costs = requests.span_costs(calls, prices)
+    aggregates = reading.trace_aggregates(store.engine, INCIDENT_HOUR, end)
+    in_pandas = requests.traces_frame(window_requests, aggregates, calls, prices, costs=costs)
+    in_sql = requests.traces_frame(window_requests, aggregates, calls[calls["status"] == "error"], prices,
+                                   calls=reading.trace_calls(store.engine, INCIDENT_HOUR, end, prices))
+    columns = ["trace_id", "cost_usd", "models", "prompt_versions"]
+    pd.testing.assert_frame_equal(in_sql[columns].sort_values("trace_id").reset_index(drop=True),
+                                  in_pandas[columns].sort_values("trace_id").reset_index(drop=True),
+                                  check_exact=False, rtol=1e-9)
+    assert in_sql["prompt_versions"].str.contains(",").any() or in_sql["models"].str.contains(",").any()
+
+    keys = ["route", "model", "prompt_version", "user"]
+    one_by_one = (attribution.calls_of(calls, window_requests, costs)
+                  .groupby(keys, as_index=False)[["input_tokens", "output_tokens", "cost", "calls"]].sum())
+    [groups] = reading.call_groups(store.engine, [(INCIDENT_HOUR, end)], prices)
+    summed = attribution.calls_of_groups(groups)
+    pd.testing.assert_frame_equal(summed.sort_values(keys).reset_index(drop=True),
+                                  one_by_one.sort_values(keys).reset_index(drop=True),
+                                  check_dtype=False, check_exact=False, rtol=1e-9)

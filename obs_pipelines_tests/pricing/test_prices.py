@@ -122,3 +122,15 @@ def test_prices_are_looked_up_once_per_distinct_model(monkeypatch):
                           "input_tokens": 100, "output_tokens": 10, "start_time": T})
     load_prices().compute_costs(frame)
     assert sorted(calls) == ["gpt-4o", "gpt-4o-mini"]
+
+
+def test_rate_rows_take_a_missing_provider_as_none_whatever_its_spelling():
+    # pairs read from a frame carry NaN for a NULL provider: the same rows as None or ''
+    from datetime import datetime
+
+    prices = load_prices()
+    start, end = datetime(2026, 11, 2), datetime(2026, 11, 3)
+    expected = prices.rate_rows([(None, "gpt-4o")], start, end)
+    for missing in (float("nan"), ""):
+        assert prices.rate_rows([(missing, "gpt-4o")], start, end).equals(expected)
+    assert len(expected) > 0

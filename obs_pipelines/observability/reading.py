@@ -1,9 +1,11 @@
 """What the observability tables read from the store for one window: the window's requests (the shared
-definition, store/traces.py), its spans (light columns), the texts of retrieval / tool / agent model spans, and
+definition, store/traces.py), per-trace aggregates of its spans, the spans the tables need one by one (light
+columns), the texts of retrieval / tool / agent model spans, the calls priced and summed in the database, and
 pooled step / request durations over several windows (the attribution baselines).
 
-Percentiles over pooled windows are computed in SQL on PostgreSQL (``percentile_cont``) and with pandas
-(linear interpolation: the same numbers) on SQLite. No Python loop over spans.
+On PostgreSQL the work is SQL (aggregates, ``percentile_cont``, call pricing) and wide reads stream through
+COPY; SQLite reads the spans and computes the same numbers with pandas (linear interpolation, as
+``percentile_cont``). No Python loop over spans.
 """
 
 from __future__ import annotations

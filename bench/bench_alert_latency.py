@@ -44,6 +44,7 @@ def main() -> None:
 
     from obs_pipelines.store import db
     from obs_pipelines_tests.alerts import daemon_harness as h
+    from obs_pipelines_tests.pg_schemas import private_schema
     from obs_pipelines_tests.alerts.conftest import Webhook
 
     rng = random.Random(args.seed)
@@ -51,7 +52,7 @@ def main() -> None:
     # one outage day per round, oldest first: an alert state only moves forward in time
     outages = [h.outage_hour(now, days_back=10 + args.rounds - 1 - i) for i in range(args.rounds)]
     webhook = Webhook()
-    with h.fresh_database(pg_url) as dagster_db, h.private_schema(pg_url) as store_url:
+    with h.fresh_database(pg_url) as dagster_db, private_schema(pg_url) as store_url:
         os.environ.update(h.deploy_env(work / "home", pg_url, dagster_db))
         # each round's clean hour resolves the previous round's alert, so every outage fires anew
         settings = h.write_settings(work, outages[0] - h.HOUR, now, resolve_after_windows=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import sqlalchemy as sa
 
 from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
+from obs_pipelines_tests.pg_schemas import private_schema
 
 REAL_TRACES_ENV = "OBS_PIPELINES_REAL_TRACES"
 
@@ -63,20 +63,12 @@ def store(request, tmp_path) -> TraceStore:
         yield resource
         resource.engine.dispose()
         return
-    base_url = request.getfixturevalue("pg_base_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    resource = TraceStore(db_url=url.render_as_string(hide_password=False))
-    resource.create_tables()
-    yield resource
-    resource.engine.dispose()
-    db.make_engine.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(request.getfixturevalue("pg_base_url")) as url:
+        resource = TraceStore(db_url=url)
+        resource.create_tables()
+        yield resource
+        resource.engine.dispose()
+        db.make_engine.cache_clear()
 
 
 @pytest.fixture

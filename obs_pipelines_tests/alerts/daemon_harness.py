@@ -24,6 +24,7 @@ import yaml
 
 from obs_pipelines.alerts import payload
 
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "example.yaml"
 WEBHOOK_ENV = "OBS_PIPELINES_ALERT_WEBHOOK_URL"  # the example settings' webhook destination reads it
@@ -31,7 +32,7 @@ HOUR = timedelta(hours=1)
 T = TypeVar("T")
 
 
-# ---- PostgreSQL: a fresh database for the Dagster instance, a private schema for the trace store -----------
+# ---- PostgreSQL: a fresh database for the Dagster instance (the store: pg_schemas.private_schema) -------
 @contextmanager
 def fresh_database(server_url: str, prefix: str = "obs_daemon") -> Iterator[str]:
     """A new database on the server of ``server_url``, dropped afterwards (with its open connections)."""
@@ -44,22 +45,6 @@ def fresh_database(server_url: str, prefix: str = "obs_daemon") -> Iterator[str]
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def private_schema(base_url: str) -> Iterator[str]:
-    """The store URL of a new schema in ``base_url``'s database (as the `store` fixture isolates itself)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 
 

@@ -15,6 +15,7 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from obs_pipelines.store import db
 from obs_pipelines_tests.alerts import daemon_harness as h
+from obs_pipelines_tests.pg_schemas import private_schema
 
 RULE, GROUP = "provider_error_rate", {"provider": "openai"}
 DELIVERY_TIMEOUT_S = 240
@@ -36,7 +37,7 @@ def test_daemon_delivers_a_provider_outage_to_the_webhook_exactly_once_and_shuts
         pg_url, webhook, tmp_path, monkeypatch):
     now = db.utcnow()
     outage = h.outage_hour(now)
-    with h.fresh_database(pg_url) as dagster_db, h.private_schema(pg_url) as store_url:
+    with h.fresh_database(pg_url) as dagster_db, private_schema(pg_url) as store_url:
         # the autouse fixture's DAGSTER_HOME (a temporary directory) becomes the production instance
         home = Path(os.environ["DAGSTER_HOME"])
         for name, value in h.deploy_env(home, pg_url, dagster_db).items():

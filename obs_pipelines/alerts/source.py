@@ -115,8 +115,14 @@ class Diagnosis:
     def __init__(self, engine: Engine, settings, prices) -> None:
         self.engine, self.settings, self.prices = engine, settings, prices
         self._computed: dict[datetime, dict[str, pd.DataFrame]] = {}
+        self._rows: dict[tuple[str, datetime], pd.DataFrame] = {}  # every rule and group of an hour reads them
 
     def rows(self, table: str, start: datetime, end: datetime) -> pd.DataFrame:
+        if (table, start) not in self._rows:
+            self._rows[(table, start)] = self._read(table, start, end)
+        return self._rows[(table, start)]
+
+    def _read(self, table: str, start: datetime, end: datetime) -> pd.DataFrame:
         if table_exists(self.engine, table):
             stored = _stored_rows(self.engine, table, start, end)
             if len(stored):

@@ -47,7 +47,6 @@ def shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime) 
 # causes; on SQLite the llm / embedding calls too, priced in pandas): the rest comes aggregated per trace,
 # step or call group from the store
 SPAN_KINDS_READ = ("tool", "retrieval")
-CALL_KINDS = ("llm", "embedding")
 
 
 class Hour:
@@ -86,7 +85,8 @@ class Hour:
                 del tasks[name]
             reads = {name: read() for name, read in tasks.items()}
             reads.update(reading.window_statistics(reading.light_spans(engine, start, end), reads["requests"]))
-            reads["spans"] = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ + CALL_KINDS, failed=True)
+            reads["spans"] = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ + requests.USAGE_KINDS,
+                                           failed=True)
             self.costs = requests.span_costs(reads["spans"], prices)
             self.calls = attribution.calls_of(reads["spans"], reads["requests"], self.costs)
             self.baseline_calls = [attribution.calls_of(b_calls, b_requests, requests.span_costs(b_calls, prices))

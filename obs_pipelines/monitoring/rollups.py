@@ -589,6 +589,8 @@ def _finish_counts(stats: pd.DataFrame, count_col: str) -> pd.DataFrame:
 def _shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime,
            count_col: str | None) -> pd.DataFrame:
     """Add window columns, throughput, error rate and computed_at; order and sort like the table."""
+    if frame.empty:  # no rows (a day without traffic): the table's columns only, nothing to derive
+        return pd.DataFrame(columns=column_names(table))
     out = frame.copy()
     start, end = db.to_naive_utc(start), db.to_naive_utc(end)
     minutes = (end - start).total_seconds() / 60.0

@@ -113,3 +113,14 @@ def test_daily_rollups_write_and_rewrite_their_day(day):
         frame = db.read_window(store.engine, table, DAY, DAY_END, time_column="window_start")
         assert len(frame) == first[name]
         assert set(frame["window_end"]) == {DAY_END}
+
+
+def test_daily_rollups_of_a_day_without_hourly_rows_are_empty_not_an_error(store):
+    # a day nobody sent traffic on: no hourly rows, so every daily table gets no rows (issue 23's KeyError)
+    quiet_day = datetime(2026, 11, 20)
+    frames = rollups.daily_rollups(store.engine, quiet_day)
+    assert set(frames) == set(DAILY_TABLES)
+    for kind, frame in frames.items():
+        assert frame.empty
+        written = db.replace_window(store.engine, DAILY_TABLES[kind], quiet_day, quiet_day + timedelta(days=1), frame)
+        assert written == 0

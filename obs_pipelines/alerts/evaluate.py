@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 
 from obs_pipelines.alerts.rules import AnomalyRule, BurnRateRule, EvalScoreRule, ThresholdRule
 
@@ -57,6 +58,8 @@ def history_needed(rule) -> timedelta:
     if isinstance(rule, AnomalyRule):
         if rule.baseline == "same_hour_previous_days":
             return timedelta(days=rule.baseline_windows)
+        if rule.baseline == "both":
+            return max(timedelta(days=rule.baseline_windows), rule.trailing_hours * HOUR)
         return rule.baseline_windows * HOUR
     if isinstance(rule, BurnRateRule):
         return max(w.long_hours for w in rule.windows) * HOUR
@@ -79,7 +82,12 @@ def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
     for column, value in getattr(rule, "where", {}).items():
         frame = frame[frame[column].astype(str) == str(value)]
     group_by = rule.group_by
-    if isinstance(group_by, str) and "dimension" in frame.columns:
+    dimension = getattr(rule, "dimension", None)
+    if dimension is not None:  # one dimension's rows, grouped by plain columns (the dimension names its value)
+        frame = frame[frame["dimension"] == dimension]
+        if dimension not in frame.columns:
+            frame[dimension] = frame["dimension_value"]
+    if isinstance(group_by, str) and "dimension" in frame.columns and dimension is None:
         frame = frame[frame["dimension"] == group_by]
         if group_by == "overall":
             groups = [{} for _ in range(len(frame))]
@@ -142,8 +150,35 @@ def evaluate_threshold(rule: ThresholdRule, frame: pd.DataFrame, start: datetime
     return results
 
 
+def baseline_times(rule: AnomalyRule, t: pd.Timestamp) -> list[pd.Timestamp]:
+    """The windows a value at ``t`` is compared with: the same hour of previous days, the trailing hours, or
+    both (an hour in both lists counts once)."""
+    days = [t - timedelta(days=d) for d in range(1, rule.baseline_windows + 1)]
+    if rule.baseline == "same_hour_previous_days":
+        return days
+    hours = [t - h * HOUR for h in range(1, (rule.trailing_hours if rule.baseline == "both"
+                                             else rule.baseline_windows) + 1)]
+    return hours if rule.baseline == "trailing_hours" else list(dict.fromkeys(hours + days))
+
+
+def _binomial_p_value(value: float, n: float, base_values: np.ndarray, base_n: np.ndarray, up: bool) -> float:
+    """How unlikely the window's count is if its rate were the history's pooled rate (counts = rate x samples).
+    A history without a single event counts half an event, so a first error is not infinitely surprising."""
+    events = float(np.sum(base_values * base_n))
+    total = float(np.sum(base_n))
+    p0 = min(max(events, 0.5) / total, 1 - 1e-9) if total > 0 else 0.5
+    k = int(round(value * n))
+    if up:
+        return float(binom.sf(k - 1, int(round(n)), p0))
+    return float(binom.cdf(k, int(round(n)), p0))
+
+
 def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
-    """Each window's value against the median / MAD of its baseline windows of the same group."""
+    """Each window's value against its own group's history (``baseline_times``): it breaks when the change goes
+    the rule's direction AND passes the statistical bar (robust z beyond ``mad_factor``, or a binomial p-value
+    under ``max_p_value``) AND both practical bars (``min_ratio`` x the median, ``min_abs_change`` away).
+    A window or history window counts only with ``min_samples``; fewer than ``min_baseline_windows`` history
+    windows: "not enough history" (not judged, the reason in ``detail``)."""
     rows = grouped(rule, frame)
     rows = rows.assign(_value=metric_values(rule, rows), _n=_samples(rule, rows))
     history = {(k, t): (v, n) for k, t, v, n in zip(rows["group_key"], rows["window_start"], rows["_value"], rows["_n"])}
@@ -151,36 +186,60 @@ def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, en
     results = []
     for _, row in judged_rows.iterrows():
         t = row["window_start"]
-        if rule.baseline == "same_hour_previous_days":
-            base_times = [t - timedelta(days=d) for d in range(1, rule.baseline_windows + 1)]
-        else:
-            base_times = [t - h * HOUR for h in range(1, rule.baseline_windows + 1)]
-        base = [history[(row["group_key"], b)] for b in base_times if (row["group_key"], b) in history]
-        base_values = np.array([v for v, n in base if pd.notna(v) and n >= rule.min_samples], dtype=float)
+        base = [history[(row["group_key"], b)] for b in baseline_times(rule, t) if (row["group_key"], b) in history]
+        base = [(v, n) for v, n in base if pd.notna(v) and n >= rule.min_samples]
+        base_values = np.array([v for v, _ in base], dtype=float)
         value, n = row["_value"], row["_n"]
-        judged = bool(pd.notna(value) and n >= rule.min_samples and len(base_values) >= rule.min_baseline_windows)
+        detail: dict[str, Any] = {"baseline_windows": int(len(base_values))}
+        if pd.isna(value) or n < rule.min_samples:
+            detail["not_judged"] = f"fewer than {rule.min_samples} samples"
+        elif len(base_values) < rule.min_baseline_windows:
+            detail["not_judged"] = (f"not enough history: {len(base_values)} of {rule.min_baseline_windows} "
+                                    "baseline windows")
+        judged = "not_judged" not in detail
         median = float(np.median(base_values)) if len(base_values) else None
-        band = None
-        breached = False
+        breached, threshold = False, None
         if judged:
-            mad = float(np.median(np.abs(base_values - median)))
-            band = max(rule.mad_factor * MAD_SCALE * mad, rule.min_abs_change)
-            change = value - median
-            if rule.direction == "up":
-                breached = change > band
-            elif rule.direction == "down":
-                breached = -change > band
-            else:
-                breached = abs(change) > band
-        threshold = None
-        if band is not None:
-            threshold = median - band if rule.direction == "down" else median + band
+            breached, threshold = _judge(rule, float(value), float(n), median, base_values,
+                                         np.array([n for _, n in base], dtype=float), detail)
         results.append(RuleResult(rule.name, t.to_pydatetime(), t.to_pydatetime() + HOUR, row["group"],
                                   None if pd.isna(value) else float(value), threshold,
                                   None if np.isinf(n) else float(n), judged, not breached, baseline=median,
-                                  detail={"baseline_windows": int(len(base_values)),
-                                          "mad_band": band}))
+                                  detail=detail))
     return results
+
+
+def _judge(rule: AnomalyRule, value: float, n: float, median: float, base_values: np.ndarray, base_n: np.ndarray,
+           detail: dict) -> tuple[bool, float]:
+    """Whether ``value`` breaks the rule's bars against its history, and the threshold to show (the value the
+    practical bars ask for in the rule's direction; ``detail`` gets the statistic and the bars)."""
+    change = value - median
+    up = rule.direction == "up" or (rule.direction == "both" and change >= 0)
+    moved_far = (change > 0 if up else change < 0) and abs(change) >= rule.min_abs_change and (
+        value >= median * rule.min_ratio if up else value <= median / rule.min_ratio)
+    # the practical bar as a distance from the median (a ratio of a negative median bars nothing)
+    bar = max(rule.min_abs_change, abs(median) * ((rule.min_ratio - 1) if up else (1 - 1 / rule.min_ratio)))
+    if rule.test == "binomial" and np.isfinite(n) and np.all(np.isfinite(base_n)):
+        p_value = _binomial_p_value(value, n, base_values, base_n, up)
+        detail["p_value"] = p_value
+        significant = p_value < rule.max_p_value
+    else:
+        scale = MAD_SCALE * float(np.median(np.abs(base_values - median)))
+        # a history without spread (MAD 0): any change is infinitely far; the practical bars then decide
+        z = abs(change) / scale if scale > 0 else (np.inf if change else 0.0)
+        detail["robust_z"] = float(z)
+        significant = z > rule.mad_factor
+        bar = max(bar, rule.mad_factor * scale)
+    detail.update({"min_ratio": rule.min_ratio, "min_abs_change": rule.min_abs_change})
+    return bool(moved_far and significant), (median + bar if up else median - bar)
+
+
+def met_flag(value: Any) -> bool:
+    """An SLO window's ``met`` as a bool, however the database returned it: True / False, 1 / 0, 1.0 / 0.0
+    (SQLite, once a null in the column makes pandas read it as float), "true" / "false", "1" / "0"."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "0.0", "f", "no")
+    return bool(value)
 
 
 def evaluate_burn_rate(rule: BurnRateRule, frame: pd.DataFrame, start: datetime, end: datetime) -> list[RuleResult]:
@@ -202,7 +261,7 @@ def evaluate_burn_rate(rule: BurnRateRule, frame: pd.DataFrame, start: datetime,
 
         def burn(hours: int) -> tuple[float, int]:
             span = met[(met.index > ts - hours * HOUR) & (met.index <= ts)].dropna()
-            bad = int((span.astype(str).str.lower().isin(["false", "0"])).sum())
+            bad = sum(not met_flag(m) for m in span)
             return (bad / len(span) / budget if len(span) else 0.0), len(span)
 
         breached, detail = False, {}

@@ -6,8 +6,13 @@ Four kinds, told apart by ``kind``:
 - ``eval_score``: the mean of a scorer's scores, or the share of its scores below a cut, per group;
 - ``burn_rate``: an SLO of the settings burning its error budget too fast over a long AND a short window
   (the SRE workbook's multi-window pairs, e.g. 6 h and 1 h at 6x);
-- ``anomaly``: a value far from its baseline (the same hour of the previous N days, or the trailing N hours),
-  measured robustly: |value - median| > k x 1.4826 x MAD, and at least ``min_abs_change`` away.
+- ``anomaly``: a group's value against its own history (the same hour of the previous days, the trailing hours,
+  or both pooled), with a statistical bar AND practical bars, all unit-free (docs/alerts.md, "Rules"):
+  the robust z (value - median) / (1.4826 x MAD) beyond ``mad_factor`` (``test: robust_z``), or for a rate with
+  its sample counts a binomial tail p-value under ``max_p_value`` against the history's pooled rate
+  (``test: binomial``); and the change at least ``min_ratio`` times the median (x1.5 ...) and at least
+  ``min_abs_change`` in the metric's own unit (a share, for a rate). A group with fewer than
+  ``min_baseline_windows`` usable windows of history is "not enough history": not judged, and said so.
 
 Every rule has a severity, destinations (names of ``alerts.destinations``), a minimum sample size and a
 unique name. No dagster import here: the CLI and the tests use the same models.
@@ -68,6 +73,10 @@ class _TableRule(_Rule):
     # ("overall", "route", "model", "provider", "error_class", "span_name" ...). Tables with plain columns:
     # the columns to group by.
     group_by: str | list[str] = "overall"
+    # a rollup's rows of this dimension only, grouped by the plain columns of group_by (a list), where the
+    # dimension's own name stands for its dimension_value: step_rollup_hourly with dimension span_name and
+    # group_by [span_kind, span_name]; score_rollup_hourly with dimension route and group_by [scorer, route]
+    dimension: str | None = None
     # only rows whose columns equal these values (e.g. {error_class: rate_limit})
     where: dict[str, str] = Field(default_factory=dict)
     sample_column: str | None = None  # e.g. request_count; with min_samples
@@ -84,12 +93,26 @@ class ThresholdRule(_TableRule):
 
 class AnomalyRule(_TableRule):
     kind: Literal["anomaly"]
-    baseline: Literal["same_hour_previous_days", "trailing_hours"] = "same_hour_previous_days"
-    baseline_windows: int = Field(default=7, ge=3)  # N days or N hours
+    # "both": the same hour of the previous baseline_windows days AND the trailing trailing_hours hours, pooled
+    baseline: Literal["same_hour_previous_days", "trailing_hours", "both"] = "same_hour_previous_days"
+    baseline_windows: int = Field(default=7, ge=1)  # N days (same_hour_previous_days, both) or N hours
+    trailing_hours: int = Field(default=12, ge=1)  # baseline "both": the hours just before
     direction: Literal["up", "down", "both"] = "up"
-    mad_factor: float = Field(default=3.0, gt=0)  # fires beyond k x 1.4826 x MAD from the median
-    min_abs_change: float = Field(default=0.0, ge=0)  # ... and at least this far from the median
+    # the statistical bar: robust_z (any metric) or binomial (a rate in [0, 1] with its sample counts)
+    test: Literal["robust_z", "binomial"] = "robust_z"
+    mad_factor: float = Field(default=3.0, gt=0)  # robust_z: fires beyond k x 1.4826 x MAD from the median
+    max_p_value: float = Field(default=1e-6, gt=0, lt=1)  # binomial: the window's count this unlikely or less
+    # the practical bars: a change of at least this factor of the median (1.5: up to x1.5 or more, down to
+    # /1.5 or less; unit-free) ...
+    min_ratio: float = Field(default=1.0, ge=1.0)
+    min_abs_change: float = Field(default=0.0, ge=0)  # ... and at least this far from the median (metric's unit)
     min_baseline_windows: int = Field(default=3, ge=1)  # baseline windows with data needed to judge
+
+    @model_validator(mode="after")
+    def _binomial_needs_counts(self) -> AnomalyRule:
+        if self.test == "binomial" and not (self.sample_column or self.aggregate == "mean"):
+            raise ValueError("test binomial needs the rate's sample counts: sample_column, or aggregate mean")
+        return self
 
 
 class EvalScoreRule(_Rule):
@@ -174,6 +197,13 @@ class AlertSettings(BaseModel):
     # (hours up to freshness_lookback_hours back; 0 minutes switches the check off)
     freshness_minutes: int = Field(default=30, ge=0)
     freshness_lookback_hours: int = Field(default=6, ge=1)
+    # no paging on history: judgements of windows that ended more than this many hours ago are recorded (the
+    # alerts table, the UI) but not delivered, unless asked (`alerts evaluate --deliver-history`); null: deliver all
+    deliver_max_age_hours: float | None = Field(default=2.0, gt=0)
+    # near-real-time path (alerts/realtime.py): the rules on the monitoring rollups judged every
+    # realtime_interval_seconds over the trailing windows of spans (minutes); empty list switches it off
+    realtime_windows_minutes: list[int] = Field(default_factory=lambda: [5, 15])
+    realtime_interval_seconds: int = Field(default=60, ge=10)
     # the Dagster UI, for the link to the partition in each alert
     ui_base_url: str = "http://localhost:3000"
 

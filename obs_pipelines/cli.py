@@ -135,10 +135,11 @@ def generate(
 @click.option("--end", required=True, help="Last hour (UTC, ISO 8601), inclusive.")
 def run(phase: str, start: str, end: str) -> None:
     """Materialize a phase's assets over a range of hourly partitions, in process (one run)."""
+    # settings first: importing the definitions loads them too, and would print a traceback for a bad key
+    settings, _ = _engine()  # a fresh store gets its tables (empty hours roll up to empty rollups)
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.orchestration.local_runs import materialize_phase
 
-    settings, _ = _engine()  # a fresh store gets its tables (empty hours roll up to empty rollups)
     defs = build_definitions(settings)
     result = materialize_phase(phase, _parse_time(start), _parse_time(end), defs=defs)
     console.print(f"{phase}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")

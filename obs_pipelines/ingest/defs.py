@@ -4,6 +4,7 @@ The decisions (which file is ready, which attempt to request, where a file goes)
 this module only reads the clock, the filesystem and the instance's run statuses, and launches runs.
 """
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from obs_pipelines.ingest.landing import (
     dump_cursor,
     load_cursor,
     outcome_dir,
+    path_hex,
+    path_text,
     plan_requests,
     running_run_keys,
     scan_ready_files,
@@ -38,6 +41,11 @@ class IngestFileConfig(dg.Config):
     # set by the sensor: after a successful ingest, move the file below this directory's processed/ or failed/
     landing_dir: str = ""
     archive: bool = False
+    # the name's exact bytes when it is not UTF-8 (`path` then shows it with escapes; landing.path_text)
+    path_hex: str = ""
+
+    def local_path(self) -> str:
+        return os.fsdecode(bytes.fromhex(self.path_hex)) if self.path_hex else self.path
 
 
 def _reject_reasons(engine: sa.Engine, source: str, limit: int = 5) -> list[str]:
@@ -60,11 +68,12 @@ def ingest_landed_file(
     from obs_pipelines.ingest.runner import ingest_file
     from obs_pipelines.settings import load_settings
 
-    if config.archive and not Path(config.path).exists():
+    path = config.local_path()
+    if config.archive and not Path(path).exists():
         # an earlier attempt (or a Dagster re-execution) already ingested and moved it
         context.log.warning(f"{config.path} is no longer in the landing directory; nothing to do")
         return dg.Output({}, metadata={"path": config.path, "sha256": config.sha256, "moved_to": "(gone)"})
-    summary = ingest_file(trace_store.engine, config.path, limits=load_settings().ingest_limits)
+    summary = ingest_file(trace_store.engine, path, limits=load_settings().ingest_limits)
     context.log.info(
         f"{config.path}: read {summary.read}, stored {summary.stored}, "
         f"duplicate {summary.duplicate}, rejected {summary.rejected}"
@@ -86,9 +95,9 @@ def ingest_landed_file(
             reason = "\n".join(
                 [f"nothing could be read: {summary.rejected} records rejected (table ingest_rejects)", *reasons]
             )
-        dest = archive_file(config.landing_dir, config.path, subdir, reason)
-        context.log.info(f"moved {config.path} to {dest}")
-        metadata["moved_to"] = str(dest)
+        dest = archive_file(config.landing_dir, path, subdir, reason)
+        context.log.info(f"moved {config.path} to {path_text(dest)}")
+        metadata["moved_to"] = path_text(dest)
     return dg.Output(figures, metadata=metadata)
 
 
@@ -160,11 +169,12 @@ def build_landing_sensor(
                     run_config=dg.RunConfig(
                         ops={
                             "ingest_landed_file": IngestFileConfig(
-                                path=f.path, sha256=f.sha256, landing_dir=str(landing_dir), archive=policy.archive
+                                path=path_text(f.path), path_hex=path_hex(f.path), sha256=f.sha256,
+                                landing_dir=str(landing_dir), archive=policy.archive
                             )
                         }
                     ),
-                    tags={FILE_TAG: f.path, RUN_KEY_TAG: f.run_key, "obs_pipelines/attempt": str(f.attempt)},
+                    tags={FILE_TAG: path_text(f.path), RUN_KEY_TAG: f.run_key, "obs_pipelines/attempt": str(f.attempt)},
                 )
                 for f in requests
             ],

@@ -59,6 +59,17 @@ class LandedFile:
     attempt: int = 1
 
 
+def path_text(path: str | Path) -> str:
+    """A file name as UTF-8 text: a name that is not UTF-8 (POSIX allows any bytes) gets its odd bytes as
+    backslash escapes (b"caf\\xe9" -> "caf\\xe9"), so tags, run config, logs and the database can hold it."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_hex(path: str | Path) -> str:
+    """The exact bytes of a file name that `path_text` cannot keep, as hex ("" when it can)."""
+    return "" if path_text(path) == str(path) else os.fsencode(path).hex()
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -7,6 +7,9 @@ No imports from the rest of the package: settings.py imports this module.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pydantic import ConfigDict
@@ -48,4 +51,22 @@ class IngestLimits:
 
 DEFAULT_LIMITS = IngestLimits()
 
-__all__ = ["DEFAULT_LIMITS", "IngestLimits", "ORJSON_MAX_DEPTH"]
+
+@contextmanager
+def json_recursion_room(levels: int = ORJSON_MAX_DEPTH) -> Iterator[None]:
+    """Python's recursion limit (1000 by default) raised so the stdlib's recursive JSON code can go
+    `levels` deep from here: the depth limit is then max_json_depth (up to orjson's 1024), not Python's,
+    and a reject names that limit. Restored on exit."""
+    old = sys.getrecursionlimit()
+    frame, here = sys._getframe(), 0
+    while frame is not None:
+        frame, here = frame.f_back, here + 1
+    # two interpreter calls per JSON level (value -> container) and some room for the caller's frames
+    sys.setrecursionlimit(max(old, here + 2 * levels + 200))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+__all__ = ["DEFAULT_LIMITS", "IngestLimits", "ORJSON_MAX_DEPTH", "json_recursion_room"]

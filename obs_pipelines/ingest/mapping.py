@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from obs_pipelines.ingest.limits import json_recursion_room
 from obs_pipelines.store.schema import SPAN_COLUMNS
 
 ROW_COLUMNS: tuple[str, ...] = tuple(c for c in SPAN_COLUMNS if c != "ingested_at")
@@ -73,8 +74,9 @@ def dumps_text(value) -> str:
     """JSON text of any decoded value, never raising (surrogates escaped, unknown types as str)."""
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except Exception:  # noqa: BLE001 - surrogates, >64-bit ints ...
-        return json.dumps(value, ensure_ascii=True, default=str)
+    except Exception:  # noqa: BLE001 - surrogates, >64-bit ints, deeper than orjson's 255 levels ...
+        with json_recursion_room():
+            return json.dumps(value, ensure_ascii=True, default=str)
 
 
 def escape_payload(text: str) -> str:

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import orjson
 
-from obs_pipelines.ingest.limits import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, IngestLimits
+from obs_pipelines.ingest.limits import DEFAULT_LIMITS, ORJSON_MAX_DEPTH, IngestLimits, json_recursion_room
 
 GZIP_MAGIC = b"\x1f\x8b"
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -145,7 +144,8 @@ def _decode_json(data: bytes, max_depth: int = ORJSON_MAX_DEPTH) -> tuple[object
     except UnicodeDecodeError as exc:
         return None, f"invalid UTF-8: {exc}"
     try:
-        value = _fix_surrogates(json.loads(text))
+        with json_recursion_room():
+            value = _fix_surrogates(json.loads(text))
     except RecursionError:  # the stdlib parser recurses: deep nesting must not escape as a crash
         return None, _too_deep(min(max_depth, ORJSON_MAX_DEPTH))
     except ValueError:
@@ -596,10 +596,11 @@ def _iter_values(stream, source: str, array: bool, limits: IngestLimits = DEFAUL
         error = None
         while True:
             try:
-                value, end = decoder.raw_decode(buf, pos)
+                with json_recursion_room():  # the stdlib decoder recurses; Python's limit is below orjson's
+                    value, end = decoder.raw_decode(buf, pos)
                 break
-            except RecursionError:  # the stdlib decoder recurses; Python's limit is below orjson's
-                error = _too_deep(sys.getrecursionlimit())
+            except RecursionError:
+                error = _too_deep(limits.max_json_depth)
             except json.JSONDecodeError as exc:
                 error = f"invalid JSON: {exc.msg}"
                 # near the end of the buffer (or a string still open there): maybe just not read yet
@@ -629,14 +630,20 @@ def _iter_values(stream, source: str, array: bool, limits: IngestLimits = DEFAUL
             continue
         text_lines = buf.count("\n", pos, end)
         loc = f"element {index}" if array else f"line {line}"
-        value = _fix_surrogates(value)
-        error = _check_payload(value)
+        error = None
+        # the decoder's recursion room goes a little past the limit: the limit itself is checked here
+        # (str.count first: a cheap bound that spares the scan of almost every record)
+        if (buf.count("[", pos, end) + buf.count("{", pos, end) > limits.max_json_depth
+                and json_depth(buf[pos:end]) > limits.max_json_depth):
+            value, error = None, _too_deep(limits.max_json_depth)
+        if error is None:
+            with json_recursion_room():
+                value = _fix_surrogates(value)
+            error = _check_payload(value)
         if error is None and end - pos > max_bytes:  # decoded from what one read brought in: still too long
             value = None
             size = len(buf[pos:end].encode("utf-8", "surrogatepass"))
             error = f"record of {size} bytes exceeds max_line_bytes ({max_bytes}); skipped"
-        if error is None and limits.max_json_depth < ORJSON_MAX_DEPTH and json_depth(buf[pos:end]) > limits.max_json_depth:
-            error = _too_deep(limits.max_json_depth)
         if error is not None:
             yield Record(source, loc, error=error, raw=_raw_text(buf[pos:end]))
         else:

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
+from obs_pipelines.ingest.landing import path_text
 from obs_pipelines.ingest.limits import DEFAULT_LIMITS, IngestLimits
 from obs_pipelines.ingest.readers import (
     Record,
@@ -276,7 +277,7 @@ class _Writer:
 
 def _reject_row(source: str, location: str, reason: str, payload: str, limits: IngestLimits = DEFAULT_LIMITS) -> dict:
     return {
-        "source": source,
+        "source": path_text(source),  # a file name that is not UTF-8 cannot be stored as it is
         "location": location,
         "reason": escape_payload(reason),
         "payload": escape_payload(cap_payload(payload, limits.max_reject_payload_bytes)),

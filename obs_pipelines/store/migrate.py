@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 GRAIN_KEY_PREFIX, GRAIN_KEY_SUFFIX = "uq_", "_grain"
+SCHEMA_RETRY_ATTEMPTS = 5  # connection losses survived while bringing a store to the newest revision
+SCHEMA_RETRY_BACKOFF_S = 0.5  # doubled after each
 
 # engine -> names of the tables known to exist in its store (filled once per engine)
 _known_tables: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
@@ -120,13 +123,31 @@ def ensure_tables(engine: Engine, tables: Iterable[sa.Table] = ()) -> None:
 
 
 def _bring_to_head(engine: Engine) -> set[str]:
-    """Upgrade if behind (read first: the lock only when needed); the names of the store's tables."""
-    with engine.connect() as conn:
-        at_head = current_revision(conn) == head_revision()
-    if not at_head:
-        upgrade(engine)
-    with engine.connect() as conn:
-        return set(sa.inspect(conn).get_table_names())
+    """Upgrade if behind (read first: the lock only when needed); the names of the store's tables.
+
+    A connection lost on the way (a database restart, a dropped link) is retried with backoff: the upgrade
+    is one transaction, so a retry starts from the revision the store really has."""
+    for attempt in range(1, SCHEMA_RETRY_ATTEMPTS + 1):
+        try:
+            with engine.connect() as conn:
+                at_head = current_revision(conn) == head_revision()
+            if not at_head:
+                upgrade(engine)
+            with engine.connect() as conn:
+                return set(sa.inspect(conn).get_table_names())
+        except sa.exc.DBAPIError as exc:
+            if attempt == SCHEMA_RETRY_ATTEMPTS or not _connection_lost(exc):
+                raise
+            wait = SCHEMA_RETRY_BACKOFF_S * 2 ** (attempt - 1)
+            log.warning("schema creation lost its connection (%s); retry %d in %.1f s",
+                        str(exc.orig or exc).strip().splitlines()[0], attempt, wait)
+            time.sleep(wait)  # backoff before reconnecting, not synchronisation
+    raise AssertionError("unreachable")
+
+
+def _connection_lost(exc: sa.exc.DBAPIError) -> bool:
+    """A dropped connection or a server going away, not an error of the migration itself."""
+    return exc.connection_invalidated or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
 
 
 __all__ = [

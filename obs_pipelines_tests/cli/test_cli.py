@@ -184,6 +184,20 @@ def test_a_misspelt_settings_key_stops_a_command_with_one_line_naming_it(isolate
     assert result.output.strip() == f"Error: {config}: unknown key 'phasess' (did you mean 'phases'?)"
 
 
+def test_run_with_bad_settings_in_a_fresh_process_prints_one_line_and_no_traceback(isolated):
+    # a fresh interpreter: importing the definitions (which load the settings) is not cached as in-process
+    config = isolated / "settings.yaml"
+    config.write_text("phasess: [monitoring]\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(isolated), "DAGSTER_HOME": str(isolated / "dagster_home"),
+           "OBS_PIPELINES_DB_URL": f"sqlite:///{isolated / 'x.db'}", "OBS_PIPELINES_CONFIG": str(config)}
+    done = subprocess.run([sys.executable, "-m", "obs_pipelines.cli", "run", "monitoring", "--start",
+                           "2026-05-01T00:00", "--end", "2026-05-01T00:00"], cwd=isolated, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"Error: {config}: unknown key 'phasess' (did you mean 'phases'?)"
+
+
 def test_generate_help_lists_every_incident_and_the_incident_form():
     from obs_pipelines.synth.incidents import INCIDENT_NAMES
 

@@ -76,6 +76,19 @@ def test_a_json_file_nested_too_deep_for_the_stdlib_parser_is_rejected_not_raise
     assert "nested deeper" in rejects[0]["reason"]
 
 
+def test_the_depth_limit_of_a_json_file_is_1024_as_its_reject_says_not_pythons_1000(store, tmp_path):
+    # 1010 levels: within max_json_depth (1024), so not a depth reject (Python's own limit is 1000);
+    # 1025 levels: rejected, and the reason names the real limit
+    path = tmp_path / "deep.json"
+    within, beyond = "[" * 1010 + "]" * 1010, "[" * 1025 + "]" * 1025
+    path.write_text("\n".join([json.dumps(good(0)), within, beyond, json.dumps(good(1))]) + "\n")
+    summary, rows, rejects = ingest(store, path, workers=0)
+    assert summary.stored == 2
+    reasons = {r["location"]: r["reason"] for r in rejects}
+    assert "nested deeper" not in reasons["line 2"]
+    assert "nested deeper than 1024 levels" in reasons["line 3"]
+
+
 def test_a_lower_json_depth_limit_is_enforced(store, tmp_path):
     nested = request(span(attrs={"deep": {"a": {"b": {"c": {"d": "e"}}}}}))
     path = write_jsonl(tmp_path / "d.jsonl", good(0), nested)

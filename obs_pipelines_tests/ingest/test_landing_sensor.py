@@ -336,3 +336,27 @@ def test_without_a_policy_the_sensor_reads_the_landing_settings_from_the_config_
     sensor = build_landing_sensor(str(landing))
     assert paths_of(tick(sensor, instance, None)) == [str(landing / "a.jsonl")]
     assert "processed/" not in sensor.description
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested_and_does_not_stop_the_other_files(landing, instance, store):
+    # b"caf\xe9" is latin-1 for "café": a valid POSIX name that no UTF-8 text (tags, config, JSON) can hold as is
+    odd = Path(os.fsdecode(bytes(landing) + b"/caf\xe9.jsonl"))
+    one_span_file(odd, span_id="00000000000000a1")
+    one_span_file(landing / "plain.jsonl", span_id="00000000000000a2")
+    result = tick(build_landing_sensor(str(landing), QUIET0), instance, None)
+    assert len(result.run_requests) == 2
+    for request in result.run_requests:
+        assert execute(request, instance, store).success
+    with store.engine.connect() as conn:
+        stored = {r[0] for r in conn.exec_driver_sql("SELECT span_id FROM spans")}
+    assert stored == {"00000000000000a1", "00000000000000a2"}
+
+
+def test_rejects_of_a_file_whose_name_is_not_utf8_are_stored_under_an_escaped_name(landing, instance, store):
+    odd = Path(os.fsdecode(bytes(landing) + b"/bad\xff.jsonl"))
+    odd.write_text("not json\n")
+    (request,) = tick(build_landing_sensor(str(landing), QUIET0), instance, None).run_requests
+    assert execute(request, instance, store).success
+    with store.engine.connect() as conn:
+        sources = [r[0] for r in conn.exec_driver_sql("SELECT source FROM ingest_rejects")]
+    assert sources == [str(landing) + "/bad\\xff.jsonl"]

@@ -191,3 +191,49 @@ def test_db_upgrade_command_for_operators(empty_db_url):
     assert version(empty_db_url) == [migrate.head_revision()]
     result = CliRunner().invoke(db_group, ["current", "--db-url", empty_db_url])
     assert result.exit_code == 0 and migrate.head_revision() in result.output
+
+
+def test_a_connection_dropped_during_first_use_schema_creation_is_retried(pg_base_url):
+    # the creating process waits on the schema lock (held here), its connection is then killed by the server;
+    # it must reconnect and finish, not fail the ingest or run that touched the store first
+    import threading
+    import time
+    import uuid
+
+    from obs_pipelines.store import locks
+    from obs_pipelines_tests.pg_schemas import private_schema
+
+    app = f"obs_drop_{uuid.uuid4().hex[:8]}"
+    with private_schema(pg_base_url) as url:
+        schema = sa.make_url(url).query["options"].split("=", 1)[1]
+        target = sa.make_url(url).update_query_dict({"application_name": app}).render_as_string(hide_password=False)
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        outcome: dict = {}
+        with admin.connect() as holder:
+            holder.execute(sa.text("SELECT pg_advisory_lock(:k, hashtext(:s))"),
+                           {"k": locks._SCHEMA_LOCK_KEY, "s": schema})
+
+            def create() -> None:
+                try:
+                    db.create_tables(db.make_engine(target))
+                    outcome["ok"] = True
+                except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
+                    outcome["error"] = exc
+
+            worker = threading.Thread(target=create)
+            worker.start()
+            deadline = time.monotonic() + 60
+            waiting = None
+            while waiting is None and time.monotonic() < deadline:  # poll: the creator blocks on the lock
+                waiting = holder.execute(sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = :a AND wait_event_type = 'Lock'"),
+                    {"a": app}).scalar()
+            assert waiting is not None, "the schema creation never waited on the lock"
+            holder.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": waiting})
+            holder.execute(sa.text("SELECT pg_advisory_unlock(:k, hashtext(:s))"),
+                           {"k": locks._SCHEMA_LOCK_KEY, "s": schema})
+        worker.join(timeout=120)
+        admin.dispose()
+        db.make_engine(target).dispose()
+        assert outcome.get("ok"), outcome.get("error")
+        assert {"spans", "request_rollup_hourly"} <= table_names(url)

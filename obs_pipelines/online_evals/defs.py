@@ -14,22 +14,26 @@ fails is reported with its reason while the other hours of the range are written
 shows progress (hours done, responses scored, rate, ETA).
 """
 
+import json
 import time
 from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
-from obs_pipelines.online_evals import rollups, scoring
+from obs_pipelines.online_evals import clusters, failing_inputs, rollups, scoring
+from obs_pipelines.online_evals.scorers.pii import scrub
 from obs_pipelines.online_evals.tables import (
     TABLE_COLUMNS,
     eval_hours,
     eval_scores,
+    failure_clusters_daily,
     judge_calls,
     online_evals_metadata,
     score_rollup_daily,
     score_rollup_hourly,
 )
+from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
@@ -202,18 +206,65 @@ def build_daily_rollup(settings: Settings, daily: dg.DailyPartitionsDefinition) 
     return online_evals_daily
 
 
+def _cluster_figures(frame: pd.DataFrame, requests: pd.DataFrame) -> dict:
+    failing = int(requests["failing"].sum()) if not requests.empty else 0
+    figures: dict = {"clusters": len(frame), "failing_requests": failing, "requests": len(requests)}
+    if frame.empty:
+        return figures
+    top = frame.iloc[0]
+    figures.update({"top_cluster_failure_share": float(top["failure_share"]),
+                    "top_cluster_lift": float(top["lift"]) if pd.notna(top["lift"]) else None,
+                    "top_cluster": dg.MetadataValue.text(str(top["label"]))})
+    lines = ["| cluster | share of failures | share of traffic | lift | top route | exemplar |", "|---|---|---|---|---|---|"]
+    for row in frame.head(PREVIEW_ROWS).itertuples(index=False):
+        exemplar = (json.loads(row.exemplar_inputs) or [""])[0]
+        lines.append(f"| {escape_markdown(row.label)} | {row.failure_share:.0%} | {row.traffic_share:.1%} | "
+                     f"{row.lift:.1f} | {escape_markdown(str(row.top_route))} | {escape_markdown(exemplar[:80])} |")
+    figures["clusters_preview"] = dg.MetadataValue.md("\n".join(lines))
+    return figures
+
+
+def build_failure_clusters(settings: Settings, daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    config = settings.online_evals.clusters
+    spec = table_spec(failure_clusters_daily, TABLE_COLUMNS[failure_clusters_daily.name], group=GROUP,
+                      deps=[eval_scores.name], automation_condition=dg.AutomationCondition.eager(),
+                      description="Clusters of the day's failing requests (a score below its rule's threshold, or "
+                                  "negative feedback) by input text (TF-IDF, LSA, k-means; docs/online_evals.md), "
+                                  "each with its share of the failures and of the traffic, its distinctive terms and "
+                                  "exemplars: which kinds of question the app fails on.")
+
+    @dg.multi_asset(name="online_evals_failure_clusters", specs=[spec], partitions_def=daily,
+                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False, pool=DAILY_POOL)
+    def online_evals_failure_clusters(context: dg.AssetExecutionContext, trace_store: TraceStore):
+        engine = trace_store.engine
+        report = PartitionReport()
+        db.create_tables(engine, online_evals_metadata)  # (a store migrated before this table existed)
+        for start, end in windows(*run_window(context), DAY):
+            requests = failing_inputs.read_day_requests(engine, start, end, config.negative_feedback_max)
+            frame = clusters.cluster_failures(requests, config.options(), scrub=scrub)
+            frame = frame.assign(window_start=start, window_end=end, computed_at=db.utcnow())
+            rows = db.replace_window(engine, failure_clusters_daily, start, end, frame)
+            report.add(failure_clusters_daily.name, start.strftime(DAY_KEY_FORMAT),
+                       {"rows": rows, **_cluster_figures(frame, requests)})
+        yield from emit(context, report, [failure_clusters_daily.name])
+
+    return online_evals_failure_clusters
+
+
 def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, daily: dg.DailyPartitionsDefinition,
-                     scoring_asset: dg.AssetsDefinition, daily_asset: dg.AssetsDefinition) -> dg.Definitions:
+                     scoring_asset: dg.AssetsDefinition, daily_asset: dg.AssetsDefinition,
+                     clusters_asset: dg.AssetsDefinition | None = None) -> dg.Definitions:
+    daily_assets = [daily_asset] + ([clusters_asset] if clusters_asset is not None else [])
     daily_job = dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.assets(daily_asset),
+        selection=dg.AssetSelection.assets(*daily_assets),
         partitions_def=daily,
-        description="Daily score rollups from the day's eval_scores (the automation sensor runs it when a day is "
-                    "scored).",
+        description="Daily score rollups and clusters of failing inputs from the day's eval_scores (the automation "
+                    "sensor runs it when a day is scored).",
     )
     automation_sensor = dg.AutomationConditionSensorDefinition(
         "online_evals_automation_sensor",
-        target=dg.AssetSelection.assets(daily_asset),
+        target=dg.AssetSelection.assets(*daily_assets),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Materializes each day's score rollup once its hours are scored, and again after a re-score.",
     )
@@ -241,7 +292,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     hourly, daily = hourly_partitions(settings), daily_partitions(settings)
     scoring_asset = build_scoring(settings, hourly)
     daily_asset = build_daily_rollup(settings, daily)
+    clusters_asset = build_failure_clusters(settings, daily) if settings.online_evals.clusters.enabled else None
     return dg.Definitions.merge(
-        dg.Definitions(assets=[scoring_asset, daily_asset]),
-        build_automation(settings, hourly, daily, scoring_asset, daily_asset),
+        dg.Definitions(assets=[scoring_asset, daily_asset] + ([clusters_asset] if clusters_asset else [])),
+        build_automation(settings, hourly, daily, scoring_asset, daily_asset, clusters_asset),
     )

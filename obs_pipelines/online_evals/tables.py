@@ -9,6 +9,9 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
 * ``score_rollup_daily``: the same per day, recomputed from the day's ``eval_scores`` (exact percentiles).
 * ``judge_calls``: every LLM-judge call behind a judge score (the evaluator is auditable). Grain as
   eval_scores.
+* ``failure_clusters_daily``: per day, the clusters of the day's failing requests (a score below its rule's
+  threshold, or negative feedback) by input text, each with its share of the failures and of the traffic
+  (online_evals/clusters.py). Grain: window_start, cluster.
 * ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
   p10, share below the threshold, nulls, errors; user feedback from the ``feedback`` table as scorers named
   ``feedback:<name>``. Grain key: window_start, scorer, dimension, dimension_value.
@@ -94,6 +97,25 @@ _JUDGE = [
     ("called_at", "datetime", "When the call was made (UTC)."),
 ]
 
+_CLUSTERS = [
+    *_WINDOW,
+    ("cluster", "int", "Rank of the cluster in the day: 0 holds the largest share of the failing requests."),
+    ("label", "text", "Its three most distinctive terms (over-represented in its failing inputs vs the day's traffic)."),
+    ("top_terms", "text", "JSON list of up to five distinctive terms."),
+    ("failure_count", "int", "Failing requests in the cluster."),
+    ("traffic_count", "int", "Requests of the day (failing or not) whose input falls in the cluster."),
+    ("failure_share", "float", "failure_count / the day's failing requests."),
+    ("traffic_share", "float", "traffic_count / the day's requests with an input."),
+    ("lift", "float", "failure_share / traffic_share: above 1, the cluster fails more often than the app does."),
+    ("failure_rate", "float", "failure_count / traffic_count."),
+    ("top_route", "text", "The route most of its failing requests came from."),
+    ("top_route_share", "float", "Share of its failing requests from that route."),
+    ("top_scorers", "text", "JSON object: the scorers (feedback:<name> for feedback) its requests failed, with counts."),
+    ("exemplar_trace_ids", "text", "JSON list: the failing requests closest to the cluster's centre."),
+    ("exemplar_inputs", "text", "JSON list: their inputs (first 200 characters, personal data masked)."),
+    ("computed_at", "datetime", "When this row was computed (UTC)."),
+]
+
 _SPECS = TableSpecs(online_evals_metadata)
 TABLE_COLUMNS = _SPECS.columns
 
@@ -120,10 +142,14 @@ judge_calls = _table("judge_calls", _JUDGE, ("window_start", "window_end", "trac
                                              "scorer_version"),
                      "Every LLM-judge call behind a judge score: prompt, raw answer, tokens, cost, latency, status.")
 
+failure_clusters_daily = _table("failure_clusters_daily", _CLUSTERS, ("window_start", "window_end", "cluster"),
+                                "Clusters of the day's failing requests by input text, each with its share of the "
+                                "failures and of the traffic: which kinds of question the app fails on.")
+
 SCORE_COLUMNS = [c[0] for c in _SCORES]
 JUDGE_COLUMNS = [c[0] for c in _JUDGE]
 HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
 __all__ = ["HOUR_COLUMNS", "JUDGE_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours",
-           "eval_scores", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]
+           "eval_scores", "failure_clusters_daily", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]

@@ -56,7 +56,7 @@ def test_definitions_hold_the_online_evals_group_job_and_schedule(store):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "online_evals"}
-    assert group == {"eval_scores", "score_rollup_hourly", "score_rollup_daily"}
+    assert group == {"eval_scores", "score_rollup_hourly", "score_rollup_daily", "failure_clusters_daily"}
     assert JOBS == (HOURLY_JOB, "online_evals_daily_job") and all(defs.resolve_job_def(j) for j in JOBS)
     assert defs.resolve_sensor_def("online_evals_automation_sensor")
     assert defs.resolve_schedule_def("online_evals_hourly_schedule").cron_schedule == "30 * * * *"

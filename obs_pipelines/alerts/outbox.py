@@ -7,7 +7,10 @@ Exactly-once, as far as a network allows:
   status: the same state never queues a second notification, whichever tick or process sees it;
 - `deliver_due` sends, then records the 2xx. A process dying in between re-sends on a later tick with the
   same Idempotency-Key header, so the receiver can drop the copy; a failed send is retried with doubling
-  backoff (retry_backoff_seconds x 2^(n-1)) up to max_attempts.
+  backoff (retry_backoff_seconds x 2^(n-1)) up to max_attempts, then given up (logged, `gave_up_at`, and a
+  pipeline-health alert to the other destinations).
+- one deliverer at a time (`delivery_lock`), older notifications of the same alerts first (per destination),
+  and a deadline per tick (TICK_DELIVERY_DEADLINE_S) whatever a webhook does.
 
 State changes run one at a time (`state_transaction`: SQLite's write lock, a PostgreSQL advisory lock), so
 the sensor, `alerts evaluate` and the other sensors each read what the previous one committed.
@@ -21,8 +24,11 @@ one notification per destination (rule names listed).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,9 +67,13 @@ class Transition:
 
 @dataclass
 class DeliveryReport:
-    delivered: list[str] = field(default_factory=list)  # idempotency keys
-    failed: dict[str, str] = field(default_factory=dict)  # key -> error
-    given_up: list[str] = field(default_factory=list)
+    """What one delivery tick did; notifications named "<idempotency key>@<destination>"."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # notification -> error of this tick's attempt
+    given_up: list[str] = field(default_factory=list)  # failed for the last time (max_attempts)
+    deferred: list[str] = field(default_factory=list)  # due, left for the next tick by the deadline
+    busy: bool = False  # another deliverer held the lock: this one sent nothing
 
 
 def ensure_tables(engine: Engine) -> None:
@@ -261,38 +271,160 @@ def _queue(conn: sa.Connection, transitions: list[Transition], settings: AlertSe
 
 Sender = Callable[..., None]
 
+# One tick's delivery stops sending after this many seconds; what is left waits for the next tick. Dagster
+# cancels a sensor evaluation after 60 s (its default sensor timeout): this leaves room for the tick's other work.
+TICK_DELIVERY_DEADLINE_S = 40.0
+HEALTH_RULE = "alert_delivery_failed"  # the pipeline-health alert raised when a notification is given up
+
 
 def deliver_due(engine: Engine, settings: AlertSettings, now: datetime | None = None,
-                logger: logging.Logger | None = None, send: Sender = notifiers.deliver) -> DeliveryReport:
-    """Send every queued notification that is due; record each outcome right after its send."""
+                logger: logging.Logger | None = None, send: Sender = notifiers.deliver,
+                deadline_s: float = TICK_DELIVERY_DEADLINE_S) -> DeliveryReport:
+    """Send every queued notification that is due, recording each outcome right after its send.
+
+    - One deliverer at a time (`delivery_lock`): a second one (an overlapping tick, `alerts evaluate`) sends
+      nothing and says so; the first sends every due row once.
+    - Per destination, a notification waits while an older one sharing an alert is undelivered (not yet due,
+      failed in this tick, or past the deadline): a RESOLVED never overtakes its FIRING.
+    - A notification that fails its ``max_attempts``-th attempt is given up: an ERROR log line, the row's
+      ``gave_up_at``, and a pipeline-health alert (``alert_delivery_failed``) queued to the other destinations.
+    - Sending stops at ``deadline_s`` (each send's timeout is cut to what is left), the rest on the next tick.
+    """
     now = now or db.utcnow()
     ensure_tables(engine)
     report = DeliveryReport()
-    with engine.connect() as conn:
-        due = conn.execute(sa.select(alert_outbox).where(
-            alert_outbox.c.delivered_at.is_(None), alert_outbox.c.next_attempt_at <= now,
-            alert_outbox.c.attempts < settings.max_attempts).order_by(alert_outbox.c.id)).mappings().all()
-    for row in due:
-        destination = settings.destinations.get(row["destination"])
-        attempts = row["attempts"] + 1
-        try:
-            if destination is None:
-                raise notifiers.DeliveryError(f"destination {row['destination']!r} is no longer configured")
-            send(destination, json.loads(row["payload"]), row["idempotency_key"], logger)
-        except Exception as exc:  # noqa: BLE001 (any failure of a destination is retried, never lost)
-            wait = timedelta(seconds=settings.retry_backoff_seconds * 2 ** (attempts - 1))
-            with engine.begin() as conn:
-                conn.execute(sa.update(alert_outbox).where(alert_outbox.c.id == row["id"]).values(
-                    attempts=attempts, next_attempt_at=now + wait, last_error=str(exc)[:1000]))
-            report.failed[row["idempotency_key"]] = str(exc)
-            if attempts >= settings.max_attempts:
-                report.given_up.append(row["idempotency_key"])
-            continue
-        with engine.begin() as conn:
-            conn.execute(sa.update(alert_outbox).where(alert_outbox.c.id == row["id"]).values(
-                attempts=attempts, delivered_at=now, last_error=None))
-        report.delivered.append(row["idempotency_key"])
+    log_ = logger or notifiers.log
+    with delivery_lock(engine) as held:
+        if not held:
+            report.busy = True
+            log_.info("alert delivery: another deliverer is at work; its tick sends the due notifications")
+            return report
+        _deliver_locked(engine, settings, now, log_, send, deadline_s, report)
     return report
+
+
+def _deliver_locked(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, send: Sender,
+                    deadline_s: float, report: DeliveryReport) -> None:
+    started = time.monotonic()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(alert_outbox).where(
+            alert_outbox.c.delivered_at.is_(None), alert_outbox.c.gave_up_at.is_(None)).order_by(
+            alert_outbox.c.id)).mappings().all()
+    waiting: dict[str, set[str]] = {}  # destination -> alert ids of older notifications not delivered yet
+    for row in rows:
+        ids = set(json.loads(row["alert_ids"]))
+        held_back = waiting.setdefault(row["destination"], set())
+        remaining = deadline_s - (time.monotonic() - started)
+        if row["next_attempt_at"] > now or ids & held_back or remaining <= 0:
+            held_back |= ids
+            if remaining <= 0 and row["next_attempt_at"] <= now:
+                report.deferred.append(_label(row))
+            continue
+        if _attempt(engine, settings, now, log_, send, row, remaining, report):
+            continue
+        held_back |= ids
+
+
+def _attempt(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, send: Sender,
+             row: Any, remaining: float, report: DeliveryReport) -> bool:
+    """One send of one outbox row and its outcome recorded; True when delivered."""
+    label = _label(row)
+    destination = settings.destinations.get(row["destination"])
+    attempts = row["attempts"] + 1
+    try:
+        if destination is None:
+            raise notifiers.DeliveryError(f"destination {row['destination']!r} is no longer configured")
+        notifiers.within(remaining, send, destination, json.loads(row["payload"]), row["idempotency_key"], log_,
+                         timeout=min(destination.timeout_seconds, remaining))
+    except Exception as exc:  # noqa: BLE001 (any failure of a destination is retried, never lost)
+        error = str(exc)[:1000]
+        report.failed[label] = error
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error,
+                                  "next_attempt_at": now + timedelta(
+                                      seconds=settings.retry_backoff_seconds * 2 ** (attempts - 1))}
+        if attempts >= settings.max_attempts:
+            values["gave_up_at"] = now
+            report.given_up.append(label)
+        with engine.begin() as conn:
+            conn.execute(sa.update(alert_outbox).where(alert_outbox.c.id == row["id"]).values(**values))
+        if "gave_up_at" in values:
+            _report_give_up(engine, settings, now, log_, row, attempts, error)
+        return False
+    with engine.begin() as conn:
+        conn.execute(sa.update(alert_outbox).where(alert_outbox.c.id == row["id"]).values(
+            attempts=attempts, delivered_at=now, last_error=None))
+    report.delivered.append(label)
+    return True
+
+
+def _label(row: Any) -> str:
+    """How a report names one notification to one destination (its key first: logs show key[:8])."""
+    return f"{row['idempotency_key']}@{row['destination']}"
+
+
+def _report_give_up(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, row: Any,
+                    attempts: int, error: str) -> None:
+    """A give-up is never silent: an ERROR line, and a pipeline-health alert to the other destinations (none
+    for the give-up of such an alert itself, so two broken destinations cannot alert each other forever)."""
+    log_.error(f"alert delivery GAVE UP: notification {row['idempotency_key'][:8]} ({row['status']}, alerts "
+               f"{row['alert_ids']}) to {row['destination']!r} after {attempts} attempts; last error: {error}")
+    alert_ids = json.loads(row["alert_ids"])
+    others = sorted(d for d in settings.destinations if d != row["destination"])
+    if not others or all(str(a).startswith(f"{HEALTH_RULE}-") for a in alert_ids):
+        return
+    start = now.replace(minute=0, second=0, microsecond=0)
+    alert = {"id": f"{HEALTH_RULE}-{row['id']}", "rule": HEALTH_RULE, "severity": "critical", "status": "firing",
+             "metric": "delivery_attempts", "value": attempts, "threshold": settings.max_attempts,
+             "window_start": start.isoformat(), "window_end": (start + timedelta(hours=1)).isoformat(),
+             "group": {"destination": row["destination"]}, "attribution": [], "exemplar_trace_ids": [],
+             "summary": f"[FIRING] {HEALTH_RULE}: a {row['status']} notification to {row['destination']} was given "
+                        f"up after {attempts} attempts ({error[:200]})",
+             "link": None, "given_up_alert_ids": alert_ids}
+    record_event(engine, alert, json.dumps(alert["group"], sort_keys=True), others, settings, now)
+
+
+# the advisory lock class of alert delivery ("obs3"), per schema
+_DELIVERY_LOCK_KEY = 0x6F627333
+_TRY_LOCK_DELIVERY = sa.text("SELECT pg_try_advisory_lock(:key, hashtext(coalesce(current_schema(), '')))")
+_UNLOCK_DELIVERY = sa.text("SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))")
+_process_delivery_lock = threading.Lock()  # stores without a file (SQLite in memory): one process only
+
+
+@contextmanager
+def delivery_lock(engine: Engine) -> Iterator[bool]:
+    """Whether this process may deliver now, held until the block ends; never waits. Released by the database
+    (PostgreSQL session advisory lock) or the OS (flock of a file beside the SQLite store) when the process
+    dies, so a killed deliverer never blocks delivery."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            held = bool(conn.execute(_TRY_LOCK_DELIVERY, {"key": _DELIVERY_LOCK_KEY}).scalar())
+            conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(_UNLOCK_DELIVERY, {"key": _DELIVERY_LOCK_KEY})
+                    conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        held = _process_delivery_lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                _process_delivery_lock.release()
+        return
+    with open(f"{database}.alert-delivery.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def pending(engine: Engine) -> list[dict]:

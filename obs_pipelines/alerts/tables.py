@@ -1,9 +1,9 @@
-"""Tables of the alerts (their own MetaData; migrations 0006 and 0008).
+"""Tables of the alerts (their own MetaData; migrations 0006, 0008 and 0009).
 
 ``alerts``: one row per alert (id stable for rule + first breached window + group), its current status and
 payload; a firing alert also counts the good windows seen since (flapping: it resolves after N of them).
 ``alert_outbox``: one row per notification and destination; written in the same transaction as the alert's
-state change, deleted never, marked delivered after a 2xx. Its unique key (destination, idempotency_key) is
+state change, deleted never, marked delivered after a 2xx (or given up after max_attempts). Its unique key (destination, idempotency_key) is
 what makes "never twice for the same alert state" hold across ticks and processes.
 ``alert_pending_results``: a queue of the rules' results, one row per rule and hour judged with its groups'
 results, written by the rule checks and consumed once by the alert sensor: it deletes the rows it reads in the
@@ -31,7 +31,8 @@ alerts = sa.Table(
     sa.Column("payload", sa.Text, nullable=False, comment="The alert JSON (ARCHITECTURE.md, Alerts)."),
     sa.Column("created_at", sa.DateTime, nullable=False, comment="When the alert fired (UTC)."),
     sa.Column("updated_at", sa.DateTime, nullable=False, comment="Last change (UTC)."),
-    sa.Index("ix_alerts_rule_group_status", "rule", "group_key", "status"),
+    # not on group_key: a group's JSON holds app text of any length (a 100 KB route), past a btree entry's limit
+    sa.Index("ix_alerts_rule_status", "rule", "status"),
     comment="Alerts fired by the rules, with their current status.",
 )
 
@@ -50,6 +51,8 @@ alert_outbox = sa.Table(
     sa.Column("delivered_at", sa.DateTime, nullable=True, comment="When a 2xx was recorded (UTC)."),
     sa.Column("last_error", sa.Text, nullable=True, comment="Why the last attempt failed."),
     sa.Column("created_at", sa.DateTime, nullable=False, comment="When the notification was queued (UTC)."),
+    sa.Column("gave_up_at", sa.DateTime, nullable=True,
+              comment="When delivery was given up after max_attempts (UTC); reported as a pipeline-health alert."),
     sa.UniqueConstraint("destination", "idempotency_key", name="uq_alert_outbox_destination_key"),
     sa.Index("ix_alert_outbox_pending", "delivered_at", "next_attempt_at"),
     comment="Notifications to deliver, one per destination; retried with backoff until delivered.",

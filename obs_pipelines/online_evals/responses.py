@@ -8,7 +8,8 @@ What a scorer sees besides the text, from the spans of the same trace in the hou
   ``retrieval.documents``, ingest/MAPPING.md), in rank order;
 * tool calls: the trace's tool spans (name, arguments = span input, status, result = span output);
 * metadata: route, model / prompt version (of the span, or for a root span the trace's last llm call),
-  retrieval_spans, steps (llm + tool spans), the span's name and status.
+  retrieval_spans, steps (llm + tool spans), the span's name and status; ``text_cut`` when the input or output
+  was longer than ``max_text_chars`` and was cut (the full lengths; scoring copies it into each score's details).
 
 A response belongs to the hour its span starts in. Spans of its trace that started in the previous hour (a
 request running across :00) are not read: their documents and tool calls are missing from that response.
@@ -28,6 +29,8 @@ from obs_pipelines.online_evals.config import ROOT
 from obs_pipelines.online_evals.scorers.base import Example
 from obs_pipelines.store.query import fetch_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
+
+TEXT_CUT = "text_cut"  # metadata key: {"limit": max_text_chars, "lengths": {field: characters before the cut}}
 
 # attributes are read only where the documents are: other spans' attributes can be large and are not needed
 _SQL = """
@@ -137,14 +140,18 @@ def _trace_responses(rows: list[tuple], i: dict[str, int], kinds: set[str], limi
             continue
         source = last_llm if is_root and last_llm is not None else row
         model, prompt_version = _value(source[i["model"]]), _value(source[i["prompt_version"]])
+        metadata = {"route": route, "model": model, "prompt_version": prompt_version, "span_kind": kind,
+                    "span_name": _value(row[i["name"]]), "status": _value(row[i["status"]]),
+                    "retrieval_spans": retrievals, "steps": steps}
+        cut = {name: len(text) for name in ("input", "output")
+               if isinstance(text := row[i[name]], str) and len(text) > limit}
+        if cut:  # scoring records it in each score's details: no text is cut silently
+            metadata[TEXT_CUT] = {"limit": limit, "lengths": cut}
         example = Example(
             input=_cut(row[i["input"]], limit),
             output=_cut(row[i["output"]], limit),
             context=tuple(documents),
             tool_calls=tuple(tool_calls) if is_root else (),
-            metadata={"route": route, "model": model, "prompt_version": prompt_version, "span_kind": kind,
-                      "span_name": _value(row[i["name"]]), "status": _value(row[i["status"]]),
-                      "retrieval_spans": retrievals,
-                      "steps": steps},
+            metadata=metadata,
         )
         yield Response(row[i["trace_id"]], row[i["span_id"]], kind, route, model, prompt_version, example)

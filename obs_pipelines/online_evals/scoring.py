@@ -6,6 +6,12 @@ scored with (``eval_hours``) is skipped without being read; otherwise rows alrea
 the current scorer version are kept as they are and only missing pairs are scored, so a scorer whose options or
 code version changed is re-scored alone. A scorer that raises on one response records the error on that row and
 the hour goes on.
+
+A judge call that failed (no answer after its retries: timeout, 429 / 5xx, connection error) leaves a row whose
+error starts with ``JudgeFailed``: such rows are never kept, and an hour holding one is never skipped as
+current, so the hour's next run asks the judge again for exactly those pairs, keeping every answered judgment
+(and its ``judge_calls`` row) as it is. A judge answer without a readable verdict is a null score, kept.
+Texts cut at ``max_text_chars`` are recorded in each score's details (``text_cut``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.online_evals import registry
 from obs_pipelines.online_evals.config import EvalRule, OnlineEvalsSettings, sampled
-from obs_pipelines.online_evals.responses import Response, read_responses
+from obs_pipelines.online_evals.judge import storable
+from obs_pipelines.online_evals.responses import TEXT_CUT, Response, read_responses
 from obs_pipelines.online_evals.scorers.base import Scorer
 from obs_pipelines.online_evals.tables import (
     HOUR_COLUMNS,
@@ -39,6 +46,7 @@ from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 
 Key = tuple[str, str, str, str]  # trace_id, span_id, scorer, scorer_version
 _HOUR = timedelta(hours=1)
+RETRY_ERROR = "JudgeFailed"  # error prefix of a row whose judge did not answer: scored again on the next run
 
 
 @dataclass
@@ -107,17 +115,29 @@ def hour_inputs(engine: Engine, start: datetime, end: datetime) -> dict:
 
 def hour_is_current(engine: Engine, start: datetime, selection: str, inputs: Mapping) -> dict | None:
     """The stored ``eval_hours`` row of the hour if it was scored with ``selection`` from the same ``inputs``
-    (then its rows are right as they are), else None. Plain rows, no frame: this is all a re-run of a scored
-    hour does."""
+    (then its rows are right as they are), else None; also None while a judge call of the hour failed (it
+    is asked again). Plain rows, no frame: this is all a re-run of a scored hour does."""
     query = bind_window(f"SELECT * FROM {eval_hours.name} WHERE window_start >= :start AND window_start < :end")
     with engine.connect() as conn:
         row = conn.execute(query, window_params(start, start + _HOUR)).mappings().first()
-    if row is None:
-        return None
-    same = (row["selection"] == selection and int(row["span_count"]) == inputs["span_count"]
-            and int(row["feedback_count"]) == inputs["feedback_count"]
-            and _timestamp_text(row["last_ingested_at"]) == inputs["last_ingested_at"])
+        if row is None:
+            return None
+        same = (row["selection"] == selection and int(row["span_count"]) == inputs["span_count"]
+                and int(row["feedback_count"]) == inputs["feedback_count"]
+                and _timestamp_text(row["last_ingested_at"]) == inputs["last_ingested_at"])
+        if same and conn.execute(bind_window(_FAILED_JUDGE_SQL), window_params(start, start + _HOUR)).first():
+            return None  # judge calls to ask again
     return dict(row) if same else None
+
+
+_FAILED_JUDGE_SQL = (f"SELECT 1 FROM {eval_scores.name} WHERE window_start >= :start AND window_start < :end "
+                    f"AND error LIKE '{RETRY_ERROR}:%' LIMIT 1")
+
+
+def retry_failed(row: Mapping) -> bool:
+    """A stored row to score again rather than keep: its judge did not answer."""
+    error = row.get("error")
+    return isinstance(error, str) and error.startswith(f"{RETRY_ERROR}:")
 
 
 def hour_record(start: datetime, end: datetime, selection: str, inputs: Mapping, hour: "HourScores") -> pd.DataFrame:
@@ -134,10 +154,22 @@ def stored_scores(engine: Engine, start: datetime, end: datetime) -> pd.DataFram
                        window_params(start, end))
 
 
+DETAILS_CHARS = 4000  # of a score's details JSON
+
+
 def _details(details: Mapping) -> str | None:
+    """The details as JSON (NUL and control characters escaped by JSON itself), at most DETAILS_CHARS: longer
+    ones keep every key with long texts shortened, and say so (``details_cut``), so the JSON stays valid."""
     if not details:
         return None
-    return json.dumps(details, default=str, ensure_ascii=False)[:4000]
+    text = json.dumps(details, default=str, ensure_ascii=False)
+    if len(text) <= DETAILS_CHARS:
+        return text
+    short = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v) for k, v in details.items()}
+    text = json.dumps({**short, "details_cut": len(text)}, default=str, ensure_ascii=False)
+    if len(text) <= DETAILS_CHARS:
+        return text
+    return json.dumps({"details_cut": len(text), "keys": sorted(map(str, details))[:50]}, ensure_ascii=False)
 
 
 def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineEvalsSettings,
@@ -149,7 +181,8 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
     kept_rows: dict[Key, dict] = {}
     if stored is not None and not stored.empty and not rescore:
         for row in stored.to_dict("records"):
-            kept_rows[(row["trace_id"], row["span_id"], row["scorer"], row["scorer_version"])] = row
+            if not retry_failed(row):
+                kept_rows[(row["trace_id"], row["span_id"], row["scorer"], row["scorer_version"])] = row
     now = db.utcnow()
     versions = {name: scorer.fingerprint for name, scorer in scorers.items()}  # (a hash: once per hour)
     rows: list[dict] = []
@@ -166,6 +199,7 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
         base = {"window_start": start, "window_end": end, "trace_id": response.trace_id, "span_id": response.span_id,
                 "span_kind": response.kind, "route": response.route, "model": response.model,
                 "prompt_version": response.prompt_version}
+        cut = response.example.metadata.get(TEXT_CUT)
         for name, rule in chosen.items():
             scorer = scorers[name]
             version = versions[name]
@@ -179,7 +213,8 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
                 continue
             threshold = rule.threshold_of(name)
             row = {**base, "rule": rule.name, "scorer": name, "scorer_version": version, "threshold": threshold,
-                   "scored_at": now, "score": None, "passed": None, "reason": None, "details": None, "error": None}
+                   "scored_at": now, "score": None, "passed": None, "reason": None, "details": None, "error": None,
+                   TEXT_CUT: cut}
             if pool is not None and getattr(scorer, "concurrent", False):  # network-bound: judge calls in parallel
                 pending.append((row, pool.submit(scorer, response.example)))
             else:
@@ -206,6 +241,9 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
 def _apply(row: dict, score, result: "HourScores", judged: list[dict]) -> None:
     details = dict(score.details)
     call = details.pop("judge_call", None)
+    cut = row.pop(TEXT_CUT, None)
+    if cut:
+        details[TEXT_CUT] = cut
     if call is not None:
         judged.append(_judge_row(row, call))
     row["score"], row["reason"], row["details"] = score.value, score.reason, _details(details)
@@ -215,7 +253,9 @@ def _apply(row: dict, score, result: "HourScores", judged: list[dict]) -> None:
 
 
 def _failed(row: dict, exc: Exception, result: "HourScores", judged: list[dict]) -> None:
-    row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+    cut = row.pop(TEXT_CUT, None)
+    row["details"] = _details({TEXT_CUT: cut} if cut else {})
+    row["error"] = storable(f"{type(exc).__name__}: {exc}", 1000)
     result.errors += 1
     call = getattr(exc, "call", None)  # a judge that did not answer: its attempts are recorded too
     if call is not None:
@@ -225,8 +265,7 @@ def _failed(row: dict, exc: Exception, result: "HourScores", judged: list[dict])
 def _judge_row(row: dict, call) -> dict:
     return {"window_start": row["window_start"], "window_end": row["window_end"], "trace_id": row["trace_id"],
             "span_id": row["span_id"], "scorer": row["scorer"], "scorer_version": row["scorer_version"],
-            "model": call.model, "prompt": call.prompt, "raw_answer": call.raw_answer, "status": call.status,
-            "error": call.error, "input_tokens": call.input_tokens, "output_tokens": call.output_tokens,
+            "model": call.model, **call.stored(), "status": call.status, "input_tokens": call.input_tokens, "output_tokens": call.output_tokens,
             "cost_usd": call.cost_usd, "latency_ms": call.latency_ms, "attempts": call.attempts,
             "called_at": row["scored_at"]}
 

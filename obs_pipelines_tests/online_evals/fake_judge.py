@@ -1,5 +1,6 @@
-"""A fake OpenAI-compatible chat endpoint on 127.0.0.1 for the judge tests: scripted answers, delays, error
-statuses, and the highest number of requests it saw in flight."""
+"""A fake OpenAI-compatible chat endpoint on 127.0.0.1 (a real threaded http.server) for the judge tests:
+scripted answers, delays, error statuses, function-call answers, trickled and huge bodies, and the highest
+number of requests it saw in flight."""
 
 from __future__ import annotations
 
@@ -7,13 +8,39 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_ANSWER = '{"reasoning": "The response answers the question.", "choice": "A"}'
+
+
+def completion(content: str | None = None, tool_arguments: str | None = None, model: str | None = None,
+               usage: dict | None = None) -> str:
+    """An OpenAI chat completion body answering ``content`` and / or a select_choice call."""
+    message: dict = {"role": "assistant", "content": content}
+    if tool_arguments is not None:
+        message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                  "function": {"name": "select_choice", "arguments": tool_arguments}}]
+    body: dict = {"choices": [{"index": 0, "message": message}],
+                  "usage": usage if usage is not None else {"prompt_tokens": 120, "completion_tokens": 12}}
+    if model:
+        body["model"] = model
+    return json.dumps(body)
 
 
 class FakeJudge:
-    def __init__(self, answer: str = '{"score": 4, "reason": "mostly right"}', delay_s: float = 0.0) -> None:
+    """``answer``: the content of every default reply. ``script``: (status, body) pairs served first, one per
+    request. ``reply``: a function of the request body giving (status, body), instead of the default.
+    ``trickle``: (bytes, pause_s) — the default reply's body is sent that many bytes at a time with a pause
+    in between. ``flood``: a body of this many bytes (a JSON answer), with or without Content-Length."""
+
+    def __init__(self, answer: str = DEFAULT_ANSWER, delay_s: float = 0.0) -> None:
         self.answer, self.delay_s = answer, delay_s
-        self.script: deque[tuple[int, str]] = deque()  # (status, body) served first, one per request
+        self.script: deque[tuple[int, str]] = deque()
+        self.reply: Callable[[dict], tuple[int, str]] | None = None
+        self.trickle: tuple[int, float] | None = None
+        self.flood: tuple[int, bool] | None = None  # (bytes, announce Content-Length)
+        self.flood_sent = 0
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -32,25 +59,57 @@ class FakeJudge:
                     scripted = fake.script.popleft() if fake.script else None
                 try:
                     time.sleep(fake.delay_s)
-                    status, text = scripted or (200, json.dumps({
-                        "choices": [{"message": {"role": "assistant", "content": fake.answer}}],
-                        "usage": {"prompt_tokens": 120, "completion_tokens": 12}}))
+                    if scripted is None and fake.flood is not None:
+                        self._flood(*fake.flood)
+                        return
+                    if scripted is not None:
+                        status, text = scripted
+                    elif fake.reply is not None:
+                        status, text = fake.reply(body)
+                    else:
+                        status, text = 200, completion(fake.answer)
                     data = text.encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    if fake.trickle is not None and scripted is None:
+                        size, pause = fake.trickle
+                        for i in range(0, len(data), size):
+                            self.wfile.write(data[i:i + size])
+                            self.wfile.flush()
+                            time.sleep(pause)
+                    else:
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout / size tests)
                     pass
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
 
+            def _flood(self, size: int, announce: bool) -> None:
+                """A JSON completion whose content is ``size`` bytes of text, written 64 KiB at a time."""
+                head, tail = b'{"choices": [{"message": {"role": "assistant", "content": "', b'"}}]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if announce:
+                    self.send_header("Content-Length", str(len(head) + size + len(tail)))
+                self.end_headers()  # without a length, HTTP/1.0: the body ends when the connection closes
+                self.wfile.write(head)
+                chunk = b"x" * 65536
+                for _ in range(size // len(chunk)):
+                    self.wfile.write(chunk)
+                    fake.flood_sent += len(chunk)
+                self.wfile.write(tail)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def user_prompts(self) -> list[str]:
+        """The user message of every request, in order."""
+        return [next(m["content"] for m in r["body"]["messages"] if m["role"] == "user") for r in self.requests]
 
     def __enter__(self) -> "FakeJudge":
         self.thread.start()

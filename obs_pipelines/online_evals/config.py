@@ -125,6 +125,24 @@ class JudgeSettings(BaseModel):
                            prices=prices if prices is not None else load_prices())
 
 
+class ClusterSettings(BaseModel):
+    """The daily clusters of failing inputs (failure_clusters_daily, online_evals/clusters.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    negative_feedback_max: float = 0.0   # feedback at or below this value makes a request failing
+    min_failures: int = Field(default=10, ge=2)  # fewer failing requests in a day: no clusters
+    max_clusters: int = Field(default=8, ge=1)
+    min_cluster_size: int = Field(default=3, ge=1)
+
+    def options(self):
+        from obs_pipelines.online_evals.clusters import ClusterOptions
+
+        return ClusterOptions(min_failures=self.min_failures, max_clusters=self.max_clusters,
+                              min_cluster_size=self.min_cluster_size)
+
+
 class OnlineEvalsSettings(BaseModel):
     """Rules (first match per scorer wins), per-scorer options, and a bound on the text a scorer reads."""
 
@@ -137,6 +155,7 @@ class OnlineEvalsSettings(BaseModel):
     # longer inputs / outputs are cut before scoring; each cut is recorded in the score's details (text_cut)
     max_text_chars: int = Field(default=20000, ge=100)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    clusters: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("scorer_options")
     @classmethod

@@ -14,6 +14,7 @@ from rich.table import Table
 from obs_pipelines.alerts.cli import alerts_group
 from obs_pipelines.cli_db import db_group
 from obs_pipelines.cli_offline import dataset_group, eval_group
+from obs_pipelines.cli_reports import report_group
 from obs_pipelines.cli_trace import trace_command
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
@@ -187,6 +188,7 @@ main.add_command(trace_command)  # obs-pipelines trace TRACE_ID: one request as 
 main.add_command(alerts_group)  # obs-pipelines alerts evaluate | list
 main.add_command(dataset_group)  # obs-pipelines dataset list | export | pin | import
 main.add_command(eval_group)  # obs-pipelines eval run | list | compare | gate
+main.add_command(report_group)  # obs-pipelines report dashboard | sla
 
 
 if __name__ == "__main__":

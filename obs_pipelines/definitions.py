@@ -29,6 +29,7 @@ PHASE_MODULES: dict[str, str | None] = {
     "observability": "obs_pipelines.observability.defs",
     "online_evals": "obs_pipelines.online_evals.defs",
     "offline_evals": "obs_pipelines.offline_evals.defs",
+    "reports": "obs_pipelines.reports.defs",
 }
 assert set(PHASE_MODULES) == set(PHASES)
 

@@ -38,6 +38,7 @@ from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
+from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
@@ -139,7 +140,9 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
     )
     def online_evals_hourly(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
-        judge_client = config.judge.client()  # None without an endpoint: judge scorers give null scores
+        # None without an endpoint: judge scorers give null scores; the judge's cost from the same price table
+        # as the app's calls (genai-prices plus the settings' price_overrides) unless priced by hand
+        judge_client = config.judge.client(load_prices(settings.price_overrides))
         scorers = scoring.scorers_for(config, judge_client)
         rescore = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
         report = PartitionReport()

@@ -50,11 +50,13 @@ def write_requests(engine, rows: list[tuple[str, str]], route: str = "claims_hel
     db.insert_spans(engine, spans)
 
 
-def run_hour(store, fake: FakeJudge, scorers: list[str], instance: dg.DagsterInstance, **judge) -> None:
+def run_hour(store, fake: FakeJudge, scorers: list[str], instance: dg.DagsterInstance, price_overrides=None,
+             **judge) -> None:
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.settings import Settings
 
     settings = Settings(db_url=store.db_url, partitions_start="2026-03-01-00:00", phases=["online_evals"],
+                        price_overrides=price_overrides or {},
                         online_evals={"rules": [{"name": "judged", "scorers": scorers}],
                                       "judge": {"base_url": fake.url, "model": "judge-model", "backoff_s": 0.01,
                                                 **judge}})
@@ -87,6 +89,16 @@ def test_the_asset_stores_every_judge_call_next_to_its_score(store):
     assert call["status"] == "ok" and call["model"] == "judge-model" and "<output>" in call["prompt"]
     assert call["cost_usd"] == pytest.approx((120 * 1.0 + 12 * 2.0) / 1e6)
     assert json.loads(call["raw_answer"])["choice"] == "B"
+
+
+def test_without_hand_set_prices_the_judge_is_priced_by_the_settings_price_table(store):
+    write_requests(store.engine, CLAIMS[:2])
+    instance = dg.DagsterInstance.ephemeral()
+    with FakeJudge() as fake:  # the endpoint reports 120 prompt and 12 completion tokens
+        run_hour(store, fake, ["judge_answer_relevance"], instance,
+                 price_overrides={"judge-model": {"input": 2.0, "output": 4.0}})
+    costs = [c["cost_usd"] for c in rows(store.engine, judge_calls)]
+    assert costs == [pytest.approx((120 * 2.0 + 12 * 4.0) / 1e6)] * 2  # USD per 1M tokens
 
 
 def test_failed_judge_calls_are_asked_again_on_the_next_run_and_only_they(store):

@@ -299,22 +299,25 @@ def deliver_due(engine: Engine, settings: AlertSettings, now: datetime | None = 
             report.busy = True
             log_.info("alert delivery: another deliverer is at work; its tick sends the due notifications")
             return report
-        _deliver_locked(engine, settings, now, log_, send, deadline_s, report)
+        started = time.monotonic()
+        last_id = _deliver_pass(engine, settings, now, log_, send, started + deadline_s, report, after_id=0)
+        if report.given_up:  # the pipeline-health alerts those give-ups just queued go out in this tick too
+            _deliver_pass(engine, settings, now, log_, send, started + deadline_s, report, after_id=last_id)
     return report
 
 
-def _deliver_locked(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, send: Sender,
-                    deadline_s: float, report: DeliveryReport) -> None:
-    started = time.monotonic()
+def _deliver_pass(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, send: Sender,
+                  deadline: float, report: DeliveryReport, after_id: int) -> int:
+    """One pass over the undelivered rows after ``after_id`` in queue order; the last id seen."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(alert_outbox).where(
-            alert_outbox.c.delivered_at.is_(None), alert_outbox.c.gave_up_at.is_(None)).order_by(
-            alert_outbox.c.id)).mappings().all()
+            alert_outbox.c.delivered_at.is_(None), alert_outbox.c.gave_up_at.is_(None),
+            alert_outbox.c.id > after_id).order_by(alert_outbox.c.id)).mappings().all()
     waiting: dict[str, set[str]] = {}  # destination -> alert ids of older notifications not delivered yet
     for row in rows:
         ids = set(json.loads(row["alert_ids"]))
         held_back = waiting.setdefault(row["destination"], set())
-        remaining = deadline_s - (time.monotonic() - started)
+        remaining = deadline - time.monotonic()
         if row["next_attempt_at"] > now or ids & held_back or remaining <= 0:
             held_back |= ids
             if remaining <= 0 and row["next_attempt_at"] <= now:
@@ -323,6 +326,7 @@ def _deliver_locked(engine: Engine, settings: AlertSettings, now: datetime, log_
         if _attempt(engine, settings, now, log_, send, row, remaining, report):
             continue
         held_back |= ids
+    return rows[-1]["id"] if rows else after_id
 
 
 def _attempt(engine: Engine, settings: AlertSettings, now: datetime, log_: logging.Logger, send: Sender,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from obs_pipelines.alerts import notifiers, outbox
 from obs_pipelines.alerts.outbox import Observation
 from obs_pipelines.alerts.rules import AlertSettings
-from obs_pipelines.alerts.tables import alerts
+from obs_pipelines.alerts.tables import alert_outbox, alerts
 
 H = datetime(2026, 11, 2, 14, 0)
 HOUR = timedelta(hours=1)
@@ -184,3 +187,102 @@ def test_log_destination_writes_the_summary_to_the_log(store, caplog):
     with caplog.at_level("WARNING", logger="obs_pipelines.alerts"):
         tick(store, s, [obs(0, False)])
     assert "[FIRING] provider_errors" in caplog.text
+
+
+# ---- one deliverer at a time, ordering, give-ups, the tick's deadline (issue 20) -------------------------------
+def test_two_deliverers_at_once_post_each_notification_once(store, webhook):
+    s = settings()
+    for hour in range(3):  # three windows: three notifications
+        outbox.record(store.engine, rules(s), [obs(hour, False, provider=f"p{hour}")], s, now=NOW)
+    first_send, second_done = threading.Event(), threading.Event()
+
+    def slow_send(*args, **kwargs):  # the first deliverer is mid-send while the second one starts
+        first_send.set()
+        assert second_done.wait(60)
+        notifiers.deliver(*args, **kwargs)
+
+    reports = {}
+    first = threading.Thread(target=lambda: reports.setdefault(
+        "first", outbox.deliver_due(store.engine, s, now=NOW, send=slow_send)))
+    first.start()
+    assert first_send.wait(60)
+    reports["second"] = outbox.deliver_due(store.engine, s, now=NOW)
+    second_done.set()
+    first.join(60)
+    assert reports["second"].busy and reports["second"].delivered == []
+    assert len(reports["first"].delivered) == 3
+    assert len(webhook.received) == 3
+    assert len({r["headers"]["Idempotency-Key"] for r in webhook.received}) == 3
+
+
+def test_a_resolved_notification_waits_while_its_firing_one_is_backing_off(store, webhook):
+    s = settings(resolve_after_windows=1)
+    webhook.script = [500]  # the FIRING's first POST fails: it waits 30 s (retry_backoff_seconds)
+    tick(store, s, [obs(0, False)])
+    _, report = tick(store, s, [obs(1, True)], now=NOW + timedelta(seconds=10))  # RESOLVED due, FIRING not
+    assert report.delivered == []
+    outbox.deliver_due(store.engine, s, now=NOW + timedelta(seconds=31))
+    assert [(r["status"], r["body"]["status"]) for r in webhook.received] == [
+        (500, "firing"), (200, "firing"), (200, "resolved")]
+
+
+def test_a_failed_firing_holds_back_its_resolved_in_the_same_tick(store, webhook):
+    s = settings(resolve_after_windows=1)
+    outbox.record(store.engine, rules(s), [obs(0, False), obs(1, True)], s, now=NOW)  # both queued, in order
+    webhook.script = [500]
+    report = outbox.deliver_due(store.engine, s, now=NOW)
+    assert [r["body"]["status"] for r in webhook.received] == ["firing"] and report.delivered == []
+
+
+def test_a_given_up_notification_is_logged_marked_and_alerted_to_the_other_destinations(store, webhook, caplog):
+    s = AlertSettings(rules=[RULE], max_attempts=2, retry_backoff_seconds=30,
+                      destinations={"hook": {"type": "webhook", "url_env": "OBS_PIPELINES_ALERT_WEBHOOK_URL"},
+                                    "ops_log": {"type": "log"}})
+    webhook.script = [500, 500]
+    with caplog.at_level("WARNING", logger="obs_pipelines.alerts"):
+        tick(store, s, [obs(0, False)])
+        report = outbox.deliver_due(store.engine, s, now=NOW + timedelta(seconds=31))  # the 2nd and last attempt
+    assert len(report.given_up) == 1 and report.given_up[0].endswith("@hook")
+    assert "GAVE UP" in caplog.text and "[FIRING] alert_delivery_failed" in caplog.text  # via ops_log
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(alert_outbox.c.destination, alert_outbox.c.gave_up_at, alert_outbox.c.payload)
+                            .order_by(alert_outbox.c.id)).all()
+    gave_up = [(d, json.loads(p)["rule"]) for d, g, p in rows if g is not None]
+    assert gave_up == [("hook", "provider_errors")]
+    health = [d for d, _, p in rows if json.loads(p)["rule"] == "alert_delivery_failed"]
+    assert health == ["ops_log"]  # never to the destination that is failing
+    outbox.deliver_due(store.engine, s, now=NOW + HOUR)
+    assert len(webhook.received) == 2  # given up: not tried again
+
+
+def test_a_webhook_that_never_answers_cannot_hold_a_tick_past_its_deadline(store, monkeypatch):
+    listener = socket.socket()  # accepts connections (the kernel's backlog) and never reads or answers
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    monkeypatch.setenv("OBS_PIPELINES_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
+    s = settings()
+    for hour in range(6):  # six due notifications, each allowed the destination's 10 s timeout
+        outbox.record(store.engine, rules(s), [obs(hour, False, provider=f"p{hour}")], s, now=NOW)
+    began = time.monotonic()
+    report = outbox.deliver_due(store.engine, s, now=NOW, deadline_s=1.0)
+    took = time.monotonic() - began
+    listener.close()
+    assert took < 5  # 1 s of deadline plus the bookkeeping, not 6 x 10 s
+    assert len(report.failed) == 1 and "deadline" in next(iter(report.failed.values()))
+    assert len(report.deferred) == 5 and report.delivered == []
+    assert len(outbox.pending(store.engine)) == 6  # all still queued for the next tick
+
+
+def test_slack_text_from_app_data_cannot_mention_or_link(store, webhook, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", webhook.url)
+    s = AlertSettings(rules=[RULE], destinations={"slack": {"type": "slack", "url_env": "SLACK_URL"}})
+    hostile = "<!channel> see <https://evil.example|click> & <@U0123>"
+    tick(store, s, [obs(0, False, provider=hostile)])
+    text = json.dumps(webhook.received[0]["body"])
+    assert "<!channel>" not in text and "<https://evil" not in text and "<@U0123>" not in text
+    assert "&lt;!channel&gt; see &lt;https://evil.example|click&gt; &amp; &lt;@U0123&gt;" in text
+
+
+def test_slack_escape_turns_only_slacks_three_control_characters_into_entities():
+    # the three characters Slack's docs say to escape; everything else (emoji codes, *bold*) is left alone
+    assert notifiers.slack_escape("a<b>&c *d* :x:") == "a&lt;b&gt;&amp;c *d* :x:"

@@ -30,6 +30,7 @@ from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions, range_tags
+from obs_pipelines.orchestration.hours import hour_failure
 from obs_pipelines.orchestration.reporting import PartitionReport, check_evaluation, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
@@ -228,9 +229,13 @@ def build_hourly_rollups(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
             if reasons:
                 report.refuse(key, reasons)
                 continue
-            frames = rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users)
-            # the hour's tables in one transaction: a kill in between leaves all of them or none
-            written = db.replace_windows(engine, start, end, {HOURLY_TABLES[kind]: f for kind, f in frames.items()})
+            try:
+                frames = rollups.hourly_rollups(engine, start, end, prices, settings.top_n_users)
+                # the hour's tables in one transaction: a kill in between leaves all of them or none
+                written = db.replace_windows(engine, start, end, {HOURLY_TABLES[kind]: f for kind, f in frames.items()})
+            except Exception as exc:  # noqa: BLE001 - one bad hour never stops the others of a range run
+                report.refuse(key, [hour_failure(context, key, exc)])
+                continue
             for kind, frame in frames.items():
                 report.add(HOURLY_TABLES[kind].name, key, _figures(kind, frame, written[HOURLY_TABLES[kind].name]))
             passed.append(start)

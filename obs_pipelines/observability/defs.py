@@ -32,6 +32,7 @@ from obs_pipelines.observability.tree import markdown
 from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
+from obs_pipelines.orchestration.hours import hour_failure
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
@@ -178,9 +179,14 @@ def build_hourly_tables(settings: Settings, hourly: dg.HourlyPartitionsDefinitio
         for asset in assets:
             report.common[asset] = {"baseline_days": settings.observability.baseline_days}
         for start, end in windows(*run_window(context), HOUR):
-            frames, hour = logic.hourly_tables(engine, start, end, settings.observability, prices)
-            # the hour's tables in one transaction: a kill in between leaves all of them or none
-            written = db.replace_windows(engine, start, end, {HOURLY_TABLES[n]: f for n, f in frames.items()})
+            try:
+                frames, hour = logic.hourly_tables(engine, start, end, settings.observability, prices)
+                # the hour's tables in one transaction: a kill in between leaves all of them or none
+                written = db.replace_windows(engine, start, end, {HOURLY_TABLES[n]: f for n, f in frames.items()})
+            except Exception as exc:  # noqa: BLE001 - one bad hour never stops the others of a range run
+                report.refuse(start.strftime(HOUR_KEY_FORMAT),
+                              [hour_failure(context, start.strftime(HOUR_KEY_FORMAT), exc)])
+                continue
             for name, metadata in hourly_figures(frames, written, hour).items():
                 report.add(name, start.strftime(HOUR_KEY_FORMAT), metadata)
         yield from emit(context, report, assets)

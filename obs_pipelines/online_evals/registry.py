@@ -22,9 +22,10 @@ REGISTRY: dict[str, type[Scorer]] = {cls.name: cls for family in FAMILIES.values
 FAMILY_OF: dict[str, str] = {cls.name: family for family, classes in FAMILIES.items() for cls in classes}
 
 # what production traffic is scored with when the settings name no scorers: every scorer that needs neither
-# an expected answer nor per-app options (a schema, a pattern, a list of values)
+# an expected answer nor per-app options (a schema, a pattern, a list of values, a direction: contains_link's
+# "a link is good" holds for some apps only, so it runs where a rule names it)
 DEFAULT_SCORERS: tuple[str, ...] = (
-    "length_bounds", "word_count_bounds", "contains_link", "language_match",
+    "length_bounds", "word_count_bounds", "language_match",
     "pii_leak", "secret_leak", "prompt_injection", "refusal", "profanity",
     "groundedness", "context_relevance", "empty_context", "question_coverage",
     "loop_score", "tool_error_rate", "step_budget", "tool_args_valid",

@@ -75,24 +75,31 @@ class StepBudget(Scorer):
 
 class ToolArgsValid(Scorer):
     name = "tool_args_valid"
-    description = "Share of tool calls whose arguments are a JSON object (or already a mapping). Null without calls."
+    version = "2"
+    description = ("Share of tool calls whose arguments are a JSON object (or already a mapping); a call without "
+                   "arguments (none, empty text or JSON null: a tool that takes no parameters) is valid. Null "
+                   "without calls.")
     requires = ()
 
     def score(self, example: Example) -> Score:
         calls = _calls(example)
         if not calls:
             return self.result(None, "no tool calls")
-        valid = 0
-        for call in calls:
-            arguments = call.get("arguments")
-            if isinstance(arguments, dict):
-                valid += 1
-                continue
-            try:
-                valid += isinstance(json.loads(as_text(arguments)), dict)
-            except (json.JSONDecodeError, TypeError):
-                pass
+        valid = sum(_arguments_valid(call.get("arguments")) for call in calls)
         return self.result(valid / len(calls), calls=len(calls), valid=valid)
+
+
+def _arguments_valid(arguments) -> bool:
+    if arguments is None or isinstance(arguments, dict):
+        return True
+    text = as_text(arguments).strip()
+    if not text:
+        return True  # a parameterless tool is called with nothing
+    try:
+        parsed = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return parsed is None or isinstance(parsed, dict)
 
 
 SCORERS = (LoopScore, ToolErrorRate, StepBudget, ToolArgsValid)

@@ -7,6 +7,7 @@ import json
 import re
 from functools import lru_cache
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.online_evals.scorers.language import identify
 from obs_pipelines.online_evals.scorers.text import lower, words
 
 
@@ -98,7 +99,9 @@ class LengthBounds(Scorer):
 
 class WordCountBounds(Scorer):
     name = "word_count_bounds"
-    description = "1 if min_words <= words(output) <= max_words; below: n / min_words, above: max_words / n."
+    version = "2"
+    description = ("1 if min_words <= words(output) <= max_words; below: n / min_words, above: max_words / n. "
+                   "Words split at spaces and punctuation; each Chinese / Japanese character is a word.")
     defaults = {"min_words": 3, "max_words": 400}
 
     def score(self, example: Example) -> Score:
@@ -247,54 +250,40 @@ _URL = re.compile(r"\bhttps?://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+\.[a-z]{2,}",
 
 class ContainsLink(Scorer):
     name = "contains_link"
-    description = "1 if the output contains an http(s) URL or www. address, else 0; the links in the details."
+    version = "2"
+    description = ("Links as the rule wants them: with `want` = 'link' (default) 1 if the output contains an "
+                   "http(s) URL or www. address, else 0; with `want` = 'none', 1 if it contains none. Not a "
+                   "default scorer: whether a link is good depends on the app.")
+    defaults = {"want": "link"}
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        if self.config["want"] not in ("link", "none"):
+            raise ValueError(f"scorer contains_link: want must be 'link' or 'none', not {self.config['want']!r}")
 
     def score(self, example: Example) -> Score:
         text = _text(example)
         low = lower(text)
         links = _URL.findall(text) if "http" in low or "www." in low else []
-        return self.result(float(bool(links)), links=links[:10])
-
-
-# A small script / stopword profile per language: enough to tell which of the common languages a question and
-# an answer are in, without a model.
-_LANG_STOPWORDS = {
-    "en": set("the and is are you to of in that it for with this what how can not".split()),
-    "fr": set("le la les est et des une un vous pour que dans pas sur avec ce qui je ma mon mes comment votre".split()),
-    "de": set("der die das und ist nicht ich sie ein eine zu mit den auf für wie was".split()),
-    "es": set("el la los las es y que de en un una para por con no cómo qué se".split()),
-    "it": set("il la è e che di un una per non con sono come del della gli".split()),
-    "pt": set("o a os as é e que de um uma para não com em como do da você".split()),
-    "nl": set("de het een en is van ik niet dat je op te met voor hoe wat".split()),
-}
-_SCRIPTS = (("ja", re.compile(r"[\u3040-\u30ff]")), ("zh", re.compile(r"[\u4e00-\u9fff]")),
-            ("ko", re.compile(r"[\uac00-\ud7af]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
-            ("ar", re.compile(r"[\u0600-\u06ff]")), ("el", re.compile(r"[\u0370-\u03ff]")),
-            ("he", re.compile(r"[\u0590-\u05ff]")), ("hi", re.compile(r"[\u0900-\u097f]")))
-
-
-def detect_language(text: str) -> str | None:
-    """Best-guess language code of a text: its script, else the language whose stopwords it uses most."""
-    if not text.isascii():
-        for code, pattern in _SCRIPTS:  # kana before han: Japanese mixes both
-            if len(pattern.findall(text)) >= 2:
-                return code
-    tokens = set(words(text))
-    if not tokens:
-        return None
-    counts = {lang: len(stop & tokens) for lang, stop in _LANG_STOPWORDS.items()}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > 0 else None
+        has = bool(links)
+        return self.result(float(has if self.config["want"] == "link" else not has), links=links[:10])
 
 
 class LanguageMatch(Scorer):
     name = "language_match"
-    description = ("1 if the output is in the input's language (script, then stopword profile over en, fr, de, "
-                   "es, it, pt, nl), else 0; null when either language cannot be told.")
+    version = "2"
+    description = ("1 if the output is in the input's language, else 0 (py3langid over the first 400 characters of "
+                   "each, among `languages`: default its ISO 639-1 languages); null when either text is too short "
+                   "to tell (fewer than `min_letters` letters, a CJK character counting four) or the model's "
+                   "probability of its best language is below `min_confidence`.")
     requires = ("input", "output")
+    defaults = {"min_letters": 10, "min_confidence": 0.5, "languages": None}
 
     def score(self, example: Example) -> Score:
-        asked, answered = detect_language(example.input), detect_language(_text(example))
+        low, confident = self.config["min_letters"], self.config["min_confidence"]
+        languages = tuple(sorted(self.config["languages"])) if self.config["languages"] else None
+        asked, _p = identify(str(example.input), low, confident, languages=languages)
+        answered, _p = identify(_text(example), low, confident, languages=languages)
         if asked is None or answered is None:
             return self.result(None, "language unknown", input_language=asked, output_language=answered)
         return self.result(float(asked == answered), input_language=asked, output_language=answered)

@@ -1,19 +1,34 @@
 """RAG scorers: the answer against the retrieved documents (``Example.context``), lexically.
 
 "Supported" means: enough of a sentence's content words (stopwords and conversational filler removed,
-bracketed citations stripped) occur in the documents. Lexical support misses paraphrase, but it is free,
-deterministic and catches the failures that matter in production: an answer that restates nothing that was
-retrieved (hedging, improvising after a retrieval miss) and retrieval that brings back off-topic documents.
+bracketed citations stripped) occur in the documents, and (groundedness) its specifics (numbers with units,
+money, durations, dates, times, names: ``specifics.py``) occur there too and the closest document sentence
+does not say the opposite. Lexical support misses paraphrase, but it is free, deterministic and catches the
+failures that matter in production: an answer that restates nothing that was retrieved (hedging, improvising
+after a retrieval miss), an answer that changes the document's number or negates it, and retrieval that
+brings back off-topic documents.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.online_evals.scorers.specifics import (
+    NEGATIONS,
+    Claim,
+    Facts,
+    claims_of,
+    evidence_sentences,
+    facts_of,
+    polarity,
+)
 from obs_pipelines.online_evals.scorers.text import (
     as_text,
     content_set,
     content_union,
     sentence_contents,
+    stem,
     strip_citations,
 )
 
@@ -33,21 +48,90 @@ def _claims(text: str, min_words: int) -> list[tuple[str, frozenset[str]]]:
 
 class Groundedness(Scorer):
     name = "groundedness"
-    description = ("Share of the answer's sentences (those with >= min_words content words) whose content words "
-                   "occur in the retrieved documents for at least `support` of them (default 0.5). Null without "
-                   "documents or without such a sentence.")
+    version = "2"
+    description = ("Share of the answer's claims (sentences with >= min_words content words or a specific) that the "
+                   "evidence supports: >= `support` (0.5) of their content words occur in the retrieved documents "
+                   "or tool results, every specific (number with its unit, money, percent, duration, date, time, "
+                   "capitalised name) occurs in the documents, tool results or question, and the document sentence "
+                   "sharing most of its words does not have the opposite polarity (negated / non-). Null without "
+                   "documents or without a claim.")
     defaults = {"support": 0.5, "min_words": 2}
 
     def score(self, example: Example) -> Score:
         docs = _documents(example)
         if not docs:
             return self.result(None, "no context")
-        claims = _claims(as_text(example.output), self.config["min_words"])
+        low = self.config["min_words"]
+        claims = [c for c in claims_of(as_text(example.output))
+                  if len(c.content) >= low or c.quantities or c.dates or c.times or c.entities]
         if not claims:
             return self.result(None, "no claim in the output")
-        pool = content_union(docs)
-        unsupported = [s for s, words in claims if _coverage(words, pool) < self.config["support"]]
+        tools = _tool_results(example)
+        pool = content_union(docs + tools)
+        evidence = [_facts(docs + tools)]
+        if example.input:
+            evidence.append(facts_of(as_text(example.input)))
+        support = self.config["support"]
+        unsupported: list[dict] = []
+        for claim in claims:
+            reasons = []
+            if _coverage(claim.content, pool) < support:
+                reasons.append("its words are not in the documents")
+            missing = claim.unsupported(evidence)
+            if missing:
+                reasons.append("not in the documents: " + ", ".join(missing[:5]))
+            if not reasons and _contradicted(claim, docs + tools, support):
+                reasons.append("the document says the opposite")
+            if reasons:
+                unsupported.append({"sentence": claim.text[:300], "why": "; ".join(reasons)})
         return self.result(1 - len(unsupported) / len(claims), sentences=len(claims), unsupported=unsupported[:5])
+
+
+def _tool_results(example: Example) -> tuple[str, ...]:
+    """What the agent's tools returned: evidence as much as a retrieved document."""
+    return tuple(t for t in (as_text(c.get("output")) for c in example.tool_calls or () if c.get("output"))
+                 if t.strip())
+
+
+@lru_cache(maxsize=256)
+def _facts(texts: tuple[str, ...]) -> Facts:
+    """The specifics of several evidence texts together (cached: a trace's documents serve its responses)."""
+    if len(texts) == 1:
+        return facts_of(texts[0])
+    merged = Facts()
+    for text in texts:
+        merged.merge(facts_of(text))
+    return merged
+
+
+def _contradicted(claim: Claim, docs: tuple[str, ...], support: float) -> bool:
+    """The evidence sentence sharing most of the claim's content words (>= ``support`` of them) has the
+    other polarity, and no sentence of the claim's polarity shares as many."""
+    own = polarity(claim.text, claim.words)
+    content = claim.content
+    need = max(1.0, support * len(content))
+    if own == (False, False):  # only a negated sentence can contradict: look at those first (few)
+        best_other = max((len(content & s.content) for d in docs if _may_negate(d)
+                          for s in evidence_sentences(d)[1]), default=0)
+        if best_other < need:
+            return False
+        best_same = max((len(content & s.content) for d in docs for s in evidence_sentences(d)[0]
+                         if s.polarity == own), default=0)
+        return best_other > best_same
+    best_same = best_other = 0
+    for d in docs:
+        for s in evidence_sentences(d)[0]:
+            shared = len(content & s.content)
+            if s.polarity == own:
+                best_same = max(best_same, shared)
+            else:
+                best_other = max(best_other, shared)
+    return best_other >= need and best_other > best_same
+
+
+def _may_negate(doc: str) -> bool:
+    words = facts_of(doc).words
+    return not NEGATIONS.isdisjoint(words) or "non" in words
 
 
 def _relevant(doc: str, reference: frozenset[str], threshold: float) -> bool:
@@ -127,17 +211,43 @@ class EmptyContext(Scorer):
         return self.result(1.0 if docs else 0.0, documents=len(docs))
 
 
+# words that talk about the question rather than answer it ("I understand you want to know ...")
+_META = frozenset(map(stem, "understand want wanting know asking asked ask wondering wonder like need information "
+                            "regarding inquiry query request looking whether".split()))
+# "how long / much / many / often / far / soon" ask for a quantity: the answer gives it, not the word
+_INTERROGATIVE = frozenset("long much many often far soon".split())
+# a declarative sentence with one of these answers a yes / no question by restating it ("You can cancel it.")
+_ANSWER_CUES = frozenset("yes no not never cannot t can will may must should does do is are was were has have "
+                         "unfortunately".split())
+
+
+def _echo(claim: Claim, question: frozenset[str]) -> bool:
+    """A sentence that only repeats the question: no content word of its own, no number, and either words
+    about the question, a question itself or without a word that answers one."""
+    own = claim.content - question - _INTERROGATIVE
+    if claim.quantities or claim.dates or claim.times or not own.issubset(_META):
+        return False
+    return bool(own) or claim.text.rstrip().endswith("?") or _ANSWER_CUES.isdisjoint(claim.words)
+
+
 class QuestionCoverage(Scorer):
     name = "question_coverage"
-    description = ("Lexical answer relevance: share of the question's content words that the answer uses. Null "
-                   "when the question has no content word.")
+    version = "2"
+    description = ("Lexical answer relevance: share of the question's content words that the answer's non-echo "
+                   "sentences use. An echo sentence repeats the question: no content word of its own (words about "
+                   "the question such as 'understand', 'wondering' do not count), no number, and it is a question "
+                   "or has no answering word (yes, no, not, can, will, is ...). An answer that only parrots the "
+                   "question scores 0. Null when the question has no content word.")
     requires = ("input", "output")
 
     def score(self, example: Example) -> Score:
-        question = content_set(as_text(example.input))
+        question = content_set(as_text(example.input)) - _INTERROGATIVE
         if not question:
             return self.result(None, "no content word in the input")
-        return self.result(_coverage(question, content_set(strip_citations(as_text(example.output)))))
+        claims = claims_of(as_text(example.output))
+        answering = [c for c in claims if not _echo(c, question)]
+        used = frozenset().union(*(c.content for c in answering)) if answering else frozenset()
+        return self.result(_coverage(question, used), echoed=len(claims) - len(answering))
 
 
 SCORERS = (Groundedness, ContextRelevance, ContextPrecision, ContextRecall, EmptyContext, QuestionCoverage)

@@ -19,7 +19,7 @@ from typing import Any
 from rapidfuzz.distance.Levenshtein import normalized_similarity as _lev_similarity
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import as_text
+from obs_pipelines.online_evals.scorers.text import CJK, as_text, normalize
 
 REF = ("output", "expected")
 
@@ -193,11 +193,27 @@ class ListContains(Scorer):
         return self.result(min(max(total / denominator, 0.0), 1.0), pairs=pairs)
 
 
+class _RougeTokenizer:
+    """rouge-score's own tokenizer (lowercase, runs of [a-z0-9]), except that in text holding Chinese /
+    Japanese characters each such character is a token too (rouge-score drops them, so two identical CJK
+    texts score 0). Text without them is tokenised exactly as rouge-score does."""
+
+    def tokenize(self, text: str) -> list[str]:
+        from rouge_score.tokenize import tokenize
+
+        if text.isascii() or not CJK.search(text):
+            return tokenize(text, None)
+        return [t for t in _ROUGE_CJK_TOKEN.findall(normalize(text).lower())]
+
+
+_ROUGE_CJK_TOKEN = re.compile("[a-z0-9]+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
 @lru_cache(maxsize=1)
 def _rouge():
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=_RougeTokenizer())
 
 
 class Bleu(Scorer):
@@ -226,7 +242,9 @@ class Chrf(Scorer):
 
 class RougeL(Scorer):
     name = "rouge_l"
-    description = "ROUGE-L F-measure (longest common subsequence of words, rouge-score) against the expected text."
+    version = "2"
+    description = ("ROUGE-L F-measure (longest common subsequence of words, rouge-score) against the expected text; "
+                   "each Chinese / Japanese character is a word (rouge-score alone drops them).")
     requires = REF
 
     def score(self, example: Example) -> Score:

@@ -1,10 +1,17 @@
-"""Text helpers the scorers share: words, content words, sentences (plain regexes, no model)."""
+"""Text helpers the scorers share: words, content words, sentences (plain regexes, no model).
+
+Tokenisation is script-aware: non-ASCII text is NFKC-normalised first (full-width letters and digits become
+ASCII ones), and each Chinese / Japanese character (Han, hiragana, katakana) is a word of its own, the
+convention word processors use for text written without spaces. Hangul, Cyrillic, Greek, Arabic ... are
+split at spaces and punctuation like Latin text.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import string
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -25,13 +32,32 @@ yours may might must shall also s t don
 
 # every ASCII punctuation character but "_" (a word character), and common typographic ones, become spaces:
 # translate + split run in C, several times faster than a \w+ regex over the same text
-_PUNCT = "".join(c for c in string.punctuation if c != "_") + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb\u00bf\u00a1"
+_PUNCT = ("".join(c for c in string.punctuation if c != "_")
+          + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb\u00bf\u00a1"
+          + "\u3001\u3002\u300c\u300d\u300e\u300f\u3010\u3011\u300a\u300b\u3008\u3009\u30fb\uff5e")  # CJK marks
 _TO_SPACE = str.maketrans(_PUNCT, " " * len(_PUNCT))
+# Han (with extension A and compatibility ideographs), hiragana, katakana: written without spaces
+CJK = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+
+
+def normalize(text: str) -> str:
+    """NFKC for non-ASCII text (full-width ＡＢＣ１２３ become ABC123, ligatures split); ASCII as it is."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def spaced(text: str) -> str:
+    """The lowercased, normalised text with punctuation as spaces and each CJK character set apart: the
+    string whose ``split()`` is the word tokens (character for character the same length for ASCII text)."""
+    if text.isascii():
+        return text.lower().translate(_TO_SPACE)
+    text = unicodedata.normalize("NFKC", text).lower().translate(_TO_SPACE)
+    return CJK.sub(r" \1 ", text) if CJK.search(text) else text
 
 
 def tokens(text: str) -> list[str]:
-    """Lowercased word tokens: the text split at whitespace and punctuation (uncached)."""
-    return text.lower().translate(_TO_SPACE).split()
+    """Lowercased word tokens: the text split at whitespace and punctuation, each CJK character a token
+    (uncached)."""
+    return spaced(text).split()
 
 
 @lru_cache(maxsize=1024)
@@ -63,9 +89,14 @@ def stem(word: str) -> str:
     return word
 
 
+def _wordy(w: str) -> bool:
+    # one-letter Latin tokens carry nothing ("s" of "it's"); a CJK character is a word
+    return len(w) > 1 or not w.isascii()
+
+
 def content_words(text: str) -> list[str]:
-    """Stemmed words minus stopwords and one-letter tokens."""
-    return [stem(w) for w in tokens(text) if len(w) > 1 and w not in STOPWORDS]
+    """Stemmed words minus stopwords and one-letter Latin tokens."""
+    return [stem(w) for w in tokens(text) if _wordy(w) and w not in STOPWORDS]
 
 
 @lru_cache(maxsize=256)
@@ -76,7 +107,7 @@ def content_union(texts: tuple[str, ...]) -> frozenset[str]:
 
 def content_of(token_list) -> frozenset[str]:
     """The stemmed content words among tokens (set operations and map run in C)."""
-    return frozenset(map(stem, [w for w in set(token_list).difference(STOPWORDS) if len(w) > 1]))
+    return frozenset(map(stem, [w for w in set(token_list).difference(STOPWORDS) if len(w) > 1 or not w.isascii()]))
 
 
 @lru_cache(maxsize=4096)
@@ -88,7 +119,7 @@ def content_set(text: str) -> frozenset[str]:
 def sentence_contents(text: str) -> list[tuple[str, frozenset[str]]]:
     """Each sentence of a text (see ``sentences``) with its content words, tokenizing the text once."""
     marked = _mark_sentences(text)
-    folded = marked.lower().translate(_TO_SPACE)  # char for char: the same \x00 marks
+    folded = spaced(marked)  # the same \x00 marks
     out = []
     for original, flat in zip(marked.split("\x00"), folded.split("\x00")):
         original = original.strip()
@@ -112,7 +143,10 @@ def sentences(text: str) -> list[str]:
 
 
 def _mark_sentences(text: str) -> str:
-    return text.replace(". ", ".\x00").replace("! ", "!\x00").replace("? ", "?\x00").replace("\n", "\x00")
+    marked = text.replace(". ", ".\x00").replace("! ", "!\x00").replace("? ", "?\x00").replace("\n", "\x00")
+    if not text.isascii():  # CJK full stops end a sentence without a space after them
+        marked = marked.replace("\u3002", "\u3002\x00").replace("\uff01", "\uff01\x00").replace("\uff1f", "\uff1f\x00")
+    return marked
 
 
 def as_text(value: Any) -> str:

@@ -12,8 +12,8 @@ Phoenix's classification templates:
   option; each option has a score in [0, 1] (``choice_scores``; factuality's are autoevals'); options are
   defined, not a bare 1-5 scale with only its ends described;
 * **PII scrubbed** before the prompt leaves the process (``judge.scrub_pii``, on by default): the values the
-  safety scorers would flag become typed placeholders (offline_evals/pii.py), and the stored prompt is the
-  scrubbed one.
+  safety scorers would flag become typed placeholders (scorers/pii.py and scorers/credentials.py, the
+  project's one set of detectors), and the stored prompt is the scrubbed one.
 
 The answer is read by online_evals/verdict.py (JSON anywhere, fenced, after ``<think>``, function calls, key
 lines, bare labels); an answer with no readable choice is a null score "judge answer malformed", never 0.
@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from obs_pipelines.offline_evals.pii import scrub
 from obs_pipelines.online_evals.judge import JudgeCall, JudgeClient
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.online_evals.scorers.pii import scrub
 from obs_pipelines.online_evals.scorers.text import as_text
 from obs_pipelines.online_evals.verdict import parse_verdict
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpcore
@@ -178,6 +178,7 @@ class JudgeClient:
         self.params.update(extra_params or {})
         self.hand_prices = (usd_per_m_input, usd_per_m_output)
         self.prices = prices
+        self._rates = _Rates(prices, provider)
         headers = {"Accept-Encoding": "identity"}  # no compressed body: the cap counts what is held in memory
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -298,12 +299,33 @@ class JudgeClient:
             return (input_tokens * price_in + output_tokens * price_out) / 1e6
         if self.prices is None:
             return None
-        import pandas as pd
+        return self._rates.cost(model, input_tokens, output_tokens, cached_tokens or 0)
 
-        frame = pd.DataFrame([{"provider": self.provider, "model": model, "input_tokens": input_tokens,
-                               "output_tokens": output_tokens, "cached_input_tokens": cached_tokens or 0}])
-        cost = float(self.prices.compute_costs(frame, use_reported=False).iloc[0])
-        return None if math.isnan(cost) else cost
+
+class _Rates:
+    """The price table's rate rows of each judge model, resolved once a day (a pandas lookup per call would
+    cost more CPU than the rest of the call), applied with compute_costs' formula: uncached input, cached
+    input, output, per request; the row of the current time and input-token tier."""
+
+    def __init__(self, prices, provider: str | None) -> None:
+        self.prices, self.provider = prices, provider
+        self._rows: dict[str, tuple[datetime, datetime, list[dict]]] = {}
+        self._lock = threading.Lock()
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int) -> float | None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self._lock:
+            window = self._rows.get(model)
+            if window is None or not window[0] <= now < window[1]:
+                start, end = now - timedelta(hours=1), now + timedelta(days=1)
+                frame = self.prices.rate_rows([(self.provider, model)], start, end)
+                window = self._rows[model] = (start, end, frame.to_dict("records"))
+        cached = min(cached_tokens, input_tokens)
+        for row in window[2]:
+            if row["t0"] <= now < row["t1"] and row["in_lo"] < input_tokens <= row["in_hi"]:
+                return ((input_tokens - cached) * row["rate_input"] + cached * row["rate_cached"]
+                        + output_tokens * row["rate_output"] + row["rate_request"])
+        return None
 
 
 def _count(value: Any) -> int | None:

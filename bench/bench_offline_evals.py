@@ -1,7 +1,7 @@
 """Benchmark of the offline evals phase (issue 14; run by hand, not by pytest).
 
     .venv/bin/python bench/bench_offline_evals.py [--days 30] [--rate 0.386] [--cases 1000] [--sleep 0.1]
-        [--parts dataset,experiment]
+        [--parts dataset,experiment,import] [--import-cases 1000000] [--import-db sqlite|pg] [--no-scrub]
 
 * ``dataset`` (PostgreSQL): ``--days`` days of generated traffic at ``--rate`` traces/s (0.386/s = about 1M
   traces a month) with incidents every day (outage, tool loop, retrieval miss, 1 h each) and negative feedback
@@ -10,6 +10,9 @@
   month under 60 s. With fewer ``--days`` the month figure is extrapolated (per day x 30) and says so.
 * ``experiment``: ``--cases`` cases, a task that sleeps ``--sleep`` s, at the default concurrency, async and
   sync (threads). Target: 1,000 cases of 100 ms under 10 s.
+* ``import``: ``dataset import`` of a generated JSONL file of ``--import-cases`` cases (and of a tenth of
+  that) in a fresh process; peak RSS against the same process started without reading anything. Target: 1M
+  cases under 300 MiB, and the peak not following the file size.
 
 Env: OBS_PIPELINES_BENCH_PG_URL (default postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import sys
@@ -142,15 +146,93 @@ def bench_experiment(n: int, sleep_s: float) -> None:
               f"{'OK' if took < 10 else 'MISSED'}")
 
 
+_IMPORT_CHILD = """
+import resource, sys, time
+from pathlib import Path
+import sqlalchemy as sa
+sys.path.insert(0, {root!r})
+from obs_pipelines.offline_evals import importing
+from obs_pipelines.store import db
+engine = db.make_engine({url!r})
+db.create_tables(engine)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+began = time.perf_counter()
+if {path!r}:
+    version, created, report = importing.import_jsonl(engine, "bench", Path({path!r}), scrub_pii={scrub!r})
+    print(f"{{report.cases}} cases, {{report.rejected}} rejected, {{report.merged}} merged, version {{version}}")
+print("took", time.perf_counter() - began)
+print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, before)
+"""
+
+
+def _import_child(url: str, path: str, scrub: bool) -> tuple[float, float, str]:
+    """(peak RSS MiB, seconds, summary line) of a fresh process importing ``path`` ('' = only start up)."""
+    import subprocess
+
+    code = _IMPORT_CHILD.format(root=str(Path(__file__).resolve().parents[1]), url=url, path=path, scrub=scrub)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    took = float(next(x for x in lines if x.startswith("took")).split()[1])
+    peak = int(next(x for x in lines if x.startswith("maxrss_kib")).split()[1]) / 1024
+    return peak, took, lines[0] if path else ""
+
+
+def _write_cases(path: Path, n: int) -> int:
+    """n distinct cases, each with context, expected, tags and a few duplicates and bad lines mixed in."""
+    rng = random.Random(3)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(n):
+            if i % 10_000 == 9_999:
+                out.write('{"input": "bad", "tags": 7}\n')  # a reject every 10k lines
+                continue
+            out.write(json.dumps({"input": f"How do I change the plan of account {i}? " + "x" * rng.randint(0, 80),
+                                  "context": [f"Plans can be changed in settings, article {i % 977}."],
+                                  "expected": f"Go to settings ({i % 13}).", "tags": ["billing", f"t{i % 7}"]})
+                      + "\n")
+    return path.stat().st_size
+
+
+def bench_import(n: int, db_kind: str, scrub: bool) -> None:
+    """Peak memory of `dataset import` of n cases vs the same process only started (the baseline), and vs
+    n / 10 cases: memory must not follow the file (target: 1M cases under 300 MiB)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        schema = None
+        if db_kind == "pg":
+            url, schema = _schema_url()
+        else:
+            url = f"sqlite:///{folder}/store.sqlite"
+        try:
+            idle, _t, _s = _import_child(url, "", scrub)
+            for size in (n // 10, n):
+                path = Path(folder) / f"cases_{size}.jsonl"
+                mib = _write_cases(path, size) / 2**20
+                peak, took, summary = _import_child(url, str(path), scrub)
+                path.unlink()
+                print(f"import ({db_kind}, scrub={scrub}): {size:,} lines, {mib:.0f} MiB file: peak RSS {peak:.0f} MiB "
+                      f"(process started, nothing read: {idle:.0f} MiB; x{peak / idle:.2f}), {took:.0f} s "
+                      f"({size / took:,.0f} lines/s) — {summary}"
+                      + (f" — target < 300 MiB: {'OK' if peak < 300 else 'MISSED'}" if size == n else ""))
+        finally:
+            if schema:
+                _drop(schema)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rate", type=float, default=0.386)
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--sleep", type=float, default=0.1)
-    parser.add_argument("--parts", default="dataset,experiment")
+    parser.add_argument("--parts", default="dataset,experiment,import")
+    parser.add_argument("--import-cases", type=int, default=1_000_000)
+    parser.add_argument("--import-db", choices=("sqlite", "pg"), default="sqlite")
+    parser.add_argument("--no-scrub", action="store_true", help="import without PII scrubbing")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    if "import" in parts:
+        bench_import(args.import_cases, args.import_db, not args.no_scrub)
     if "experiment" in parts:
         bench_experiment(args.cases, args.sleep)
     if "dataset" in parts:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Column, Table
 
 from obs_pipelines.settings import Settings, SettingsError, load_settings
@@ -118,17 +118,54 @@ def dataset_pin(name: str, version: str | None, lock: str | None) -> None:
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--scrub/--no-scrub", default=True, show_default=True, help="Replace PII by typed placeholders.")
-def dataset_import(name: str, path: str, scrub: bool) -> None:
-    """Store a JSONL file (one object a line with at least `input`) as a version of NAME."""
-    from obs_pipelines.offline_evals import datasets
+@click.option("--encoding", default=None, help="Encoding of the file (default: UTF-8, a byte-order mark skipped; "
+                                               "a line that is not UTF-8 is rejected).")
+@click.option("--max-line-bytes", type=int, default=None, help="Longer lines are rejected (default: 16 MiB).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every rejected line (line number, reason) to this JSONL file.")
+def dataset_import(name: str, path: str, scrub: bool, encoding: str | None, max_line_bytes: int | None,
+                   rejects_path: str | None) -> None:
+    """Store a JSONL file (one object a line with at least `input`) as a version of NAME; bad lines are
+    rejected with their reason, merges of cases with one identity are reported."""
+    from obs_pipelines.offline_evals import datasets, importing
 
+    engine = _engine(_settings())
     try:
-        cases = datasets.read_jsonl(Path(path), scrub_pii=scrub)
-    except datasets.DatasetError as exc:
+        if encoding:
+            "".encode(encoding)  # an unknown codec is a usage error, not a reject on every line
+        version, created, report = importing.import_jsonl(
+            engine, name, Path(path), scrub_pii=scrub, encoding=encoding,
+            max_line_bytes=max_line_bytes or importing.MAX_LINE_BYTES, rejects_path=rejects_path)
+    except LookupError:
+        raise click.ClickException(f"unknown encoding {encoding!r}") from None
+    except (datasets.DatasetError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    version, created = datasets.save_version(_engine(_settings()), name, cases, f"import:{Path(path).name}")
+    _print_import(report, rejects_path)
+    if version is None:
+        raise click.ClickException(f"{path}: no case imported ({report.rejected} line(s) rejected)")
     state = "new version" if created else "unchanged, same version"
-    _console().print(f"{name}@{version}: {len(cases)} cases ({state})", highlight=False)
+    _console().print(f"{escape(name)}@{version}: {report.cases} cases from {report.lines} lines ({state}), "
+                     f"{report.merged} merged, {report.rejected} rejected", highlight=False)
+
+
+def _print_import(report, rejects_path: str | None) -> None:
+    out = _console()
+    for line, reason in report.rejects:
+        out.print(f"[yellow]rejected line {line}:[/yellow] {escape(reason)}", highlight=False)
+    if report.rejected > len(report.rejects):
+        more = f" (all in {rejects_path})" if rejects_path else " (--rejects FILE lists them all)"
+        out.print(f"... {report.rejected - len(report.rejects)} more rejected line(s){more}", highlight=False)
+    for line, into, case in report.merges:
+        out.print(f"merged line {line} into line {into}: same input, context and expected output (case {case})",
+                  highlight=False)
+    if report.merged > len(report.merges):
+        out.print(f"... {report.merged - len(report.merges)} more merged line(s)", highlight=False)
+    for text, lines in report.questions:
+        shown = text if len(text) <= 80 else text[:80] + "…"
+        out.print(f"kept apart: lines {', '.join(map(str, lines))} ask {escape(repr(shown))} with another context "
+                  "or expected output", highlight=False)
+    if report.shared_questions > len(report.questions):
+        out.print(f"... {report.shared_questions - len(report.questions)} more questions kept apart", highlight=False)
 
 
 # ---- eval --------------------------------------------------------------------------------------------------------
@@ -189,114 +226,146 @@ def eval_run(dataset_ref: str, task: str, scorers: tuple[str, ...], concurrency:
                   highlight=False)
 
 
-def _baseline_for(engine, candidate: dict, main_branch: str) -> str | None:
-    from obs_pipelines.offline_evals import experiments
-
-    found = experiments.list_experiments(engine, candidate["dataset"], main_branch)
-    found = found[found["experiment_id"] != candidate["experiment_id"]]
-    return None if found.empty else str(found["experiment_id"].iloc[0])
-
-
-def _comparison(engine, settings: Settings, candidate_id: str | None, baseline_id: str | None,
-                tolerance: float | None, confidence: float | None, dataset: str | None):
-    """(comparison or None when there is no baseline, inputs by case id, the candidate's row)."""
-    from obs_pipelines.offline_evals import compare, datasets, experiments
+def _gate_settings(settings: Settings, tolerance: float | None, confidence: float | None):
+    from obs_pipelines.offline_evals.gate import GateSettings
 
     cfg = settings.offline_evals
+    return GateSettings(tolerance=cfg.tolerance if tolerance is None else tolerance,
+                        confidence=cfg.confidence if confidence is None else confidence,
+                        max_regressed_share=cfg.max_regressed_share, resamples=cfg.bootstrap_resamples,
+                        failure_score=cfg.error_score)
+
+
+def _sides(engine, settings: Settings, candidate_id: str | None, baseline_id: str | None,
+           baseline_ref: str | None, dataset: str | None) -> tuple[dict, dict | None, str]:
+    """(candidate row, baseline row or None, where the baseline was looked for)."""
+    from obs_pipelines.offline_evals import experiments, gate
+
     try:
-        if candidate_id is None:
-            listed = experiments.list_experiments(engine, dataset)
-            if listed.empty:
-                raise click.ClickException("no experiment yet: `obs-pipelines eval run ...` first")
-            candidate_id = str(listed["experiment_id"].iloc[0])
-        candidate = experiments.get_experiment(engine, candidate_id)
-        baseline_id = baseline_id or _baseline_for(engine, candidate, cfg.main_branch)
-        if baseline_id is None:
-            return None, {}, candidate
-        baseline = experiments.get_experiment(engine, baseline_id)
-    except ValueError as exc:
+        if candidate_id is not None:
+            candidate = experiments.get_experiment(engine, candidate_id)
+        else:
+            candidate = gate.candidate_of_commit(engine, dataset)
+        if baseline_id is not None:
+            return candidate, experiments.get_experiment(engine, baseline_id), f"experiment {baseline_id}"
+        baseline, commit = gate.baseline_for(engine, candidate, settings.offline_evals.main_branch, baseline_ref)
+    except ValueError as exc:  # GateError, an unknown or ambiguous experiment id
         raise click.ClickException(str(exc)) from None
-    if baseline["dataset_version"] != candidate["dataset_version"]:
-        _console().print(f"[yellow]note: dataset versions differ ({baseline['dataset_version']} vs "
-                      f"{candidate['dataset_version']}): only the cases both share are compared[/yellow]")
-    scorers = sorted(set(json.loads(candidate["scorers"])) & set(json.loads(baseline["scorers"])))
-    cmp = compare.compare_scores(
-        experiments.experiment_scores(engine, baseline["experiment_id"]),
-        experiments.experiment_scores(engine, candidate["experiment_id"]), scorers,
-        tolerance=cfg.tolerance if tolerance is None else tolerance,
-        confidence=cfg.confidence if confidence is None else confidence, resamples=cfg.bootstrap_resamples,
-        candidate_id=candidate["experiment_id"], baseline_id=baseline["experiment_id"])
-    _version, cases = datasets.load_version(engine, candidate["dataset"], candidate["dataset_version"])
-    return cmp, {c["case_id"]: c["input"] for c in cases}, candidate
+    where = baseline_ref or f"the merge base with {settings.offline_evals.main_branch}"
+    return candidate, baseline, f"{where} ({commit[:12]})"
 
 
 def _print_comparison(cmp) -> None:
-    table = Table("scorer", "cases", "baseline", "candidate", "delta", f"{cmp.confidence:.0%} CI", "sign p", "verdict",
-                  title=f"{cmp.candidate} vs {cmp.baseline}")
+    def fmt(v, signed=False):
+        return "–" if v is None else (f"{v:+.3f}" if signed else f"{v:.3f}")
+
+    out = _console()
+    for label, h in (("candidate", cmp.candidate), ("baseline", cmp.baseline)):
+        commit = (h.commit or "(no git)")[:12] + (" (dirty)" if h.dirty else "")
+        out.print(f"{label}: {escape(h.experiment_id)} {escape(commit)} on {escape(h.branch or '–')}, "
+                  f"{escape(h.dataset or '–')}@{escape(h.dataset_version or '–')}, {h.cases} cases, "
+                  f"{h.errors} errors", highlight=False)
+    table = Table("scorer", "cases", "baseline", "candidate", "delta", f"{cmp.confidence:.0%} CI", "sign p",
+                  "worse/better/lost", "verdict")
     for s in cmp.scorers:
-        fmt = (lambda v, signed=False: "–" if v is None else (f"{v:+.3f}" if signed else f"{v:.3f}"))
         ci = f"[{fmt(s.ci_low, True)}, {fmt(s.ci_high, True)}]" if s.ci_low is not None else "–"
-        table.add_row(s.scorer, str(s.cases), fmt(s.baseline_mean), fmt(s.candidate_mean), fmt(s.delta, True), ci,
-                      "–" if s.p_value is None else f"{s.p_value:.3g}",
+        table.add_row(escape(s.scorer), str(s.cases), fmt(s.baseline_mean), fmt(s.candidate_mean), fmt(s.delta, True),
+                      ci, "–" if s.p_value is None else f"{s.p_value:.3g}",
+                      f"{s.worse_cases}/{s.better_cases}/{s.lost_cases}",
                       f"[red]{s.verdict}[/red]" if s.regressed else s.verdict)
-    _console().print(table)
+    for name in sorted(set(cmp.only_candidate + cmp.only_baseline)):
+        side = "candidate" if name in cmp.only_candidate else "baseline"
+        state = "excluded" if name in cmp.excluded else "[red]fails[/red]"
+        table.add_row(escape(name), "–", "–", "–", "–", "–", "–", "–", f"{side} only: {state}")
+    out.print(table)
     for s in cmp.scorers:
         if s.worse:
-            _console().print(f"{s.scorer}: worse on " + ", ".join(f"{w['case_id']} ({w['delta']:+.2f})" for w in s.worse),
-                          highlight=False)
+            shown = ", ".join(f"{w['case_id']} ({'lost' if w['lost'] else format(w['delta'], '+.2f')})"
+                              for w in s.worse)
+            out.print(f"{escape(s.scorer)}: worse on {shown}", highlight=False)
+    if cmp.new_errors:
+        out.print(f"task errors new in the candidate: {len(cmp.new_errors)} case(s)", highlight=False)
 
 
 _TOLERANCE = click.option("--tolerance", type=float, default=None,
-                          help="Drop of a mean score never counted as a regression (default: settings).")
+                          help="Drop of a score never counted as a regression (default: settings).")
 _CONFIDENCE = click.option("--confidence", type=float, default=None, help="Confidence level (default: settings).")
+_BASELINE_REF = click.option("--baseline-ref", default=None,
+                             help="Git ref whose experiment is the baseline (default: the merge base of the "
+                                  "candidate's commit with the main branch of the settings).")
+_EXCLUDE = click.option("--exclude-scorer", "exclude", multiple=True,
+                        help="A scorer run on one side only that may be ignored (repeat or comma-separate).")
 
 
 @eval_group.command("compare")
 @click.argument("candidate")
 @click.argument("baseline", required=False)
+@_BASELINE_REF
 @_TOLERANCE
 @_CONFIDENCE
-def eval_compare(candidate: str, baseline: str | None, tolerance: float | None, confidence: float | None) -> None:
-    """Per-scorer deltas of CANDIDATE against BASELINE (default: the latest experiment of the same dataset on
-    the main branch) with paired bootstrap intervals, and the cases that got worse."""
+@_EXCLUDE
+def eval_compare(candidate: str, baseline: str | None, baseline_ref: str | None, tolerance: float | None,
+                 confidence: float | None, exclude: tuple[str, ...]) -> None:
+    """Per-scorer deltas of CANDIDATE against BASELINE (default: the experiment of the merge base of the
+    candidate's commit with the main branch, or of --baseline-ref) with paired bootstrap intervals, and the
+    cases that got worse."""
+    from obs_pipelines.offline_evals import gate
+
     settings = _settings()
-    cmp, _inputs, _row = _comparison(_engine(settings), settings, candidate, baseline, tolerance, confidence, None)
-    if cmp is None:
-        raise click.ClickException(f"no baseline: no other experiment on {settings.offline_evals.main_branch}")
+    engine = _engine(settings)
+    cand, base, where = _sides(engine, settings, candidate, baseline, baseline_ref, None)
+    if base is None:
+        raise click.ClickException(f"no baseline: no experiment of {cand['dataset']} at {where}")
+    cmp, _cases = gate.compare_experiments(engine, cand, base, _gate_settings(settings, tolerance, confidence),
+                                           _split_names(exclude))
     _print_comparison(cmp)
 
 
 @eval_group.command("gate")
 @click.argument("candidate", required=False)
-@click.option("--baseline", default=None, help="Baseline experiment (default: the latest on the main branch).")
-@click.option("--dataset", default=None, help="Candidate = the latest experiment of this dataset.")
+@click.option("--baseline", default=None, help="Baseline experiment id (default: see --baseline-ref).")
+@_BASELINE_REF
+@click.option("--dataset", default=None, help="Dataset of the candidate (default: any dataset run at this commit).")
 @_TOLERANCE
 @_CONFIDENCE
+@_EXCLUDE
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Markdown report to write.")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="JUnit XML file to write.")
 @click.option("--require-baseline/--allow-no-baseline", default=False, show_default=True,
               help="Fail when there is no baseline to compare with.")
-def eval_gate(candidate: str | None, baseline: str | None, dataset: str | None, tolerance: float | None,
-              confidence: float | None, report: str | None, junit: str | None, require_baseline: bool) -> None:
-    """Exit 1 when a scorer regressed significantly against the baseline, 0 otherwise (noise passes)."""
-    from obs_pipelines.offline_evals import compare
+def eval_gate(candidate: str | None, baseline: str | None, baseline_ref: str | None, dataset: str | None,
+              tolerance: float | None, confidence: float | None, exclude: tuple[str, ...], report: str | None,
+              junit: str | None, require_baseline: bool) -> None:
+    """Exit 1 when the candidate (default: the experiment of this commit) fails against the baseline (the
+    experiment of the merge base with the main branch, or of --baseline-ref): a scorer regressed, a scorer
+    ran on one side only, cases lost their score or newly failed. Noise passes."""
+    from obs_pipelines.offline_evals import gate
+    from obs_pipelines.offline_evals import report as reports
 
     settings = _settings()
-    cmp, inputs, candidate_row = _comparison(_engine(settings), settings, candidate, baseline, tolerance, confidence,
-                                             dataset)
-    if cmp is None:
-        text = f"no baseline experiment on {settings.offline_evals.main_branch} for {candidate_row['dataset']}"
+    engine = _engine(settings)
+    try:
+        cand, base, where = _sides(engine, settings, candidate, baseline, baseline_ref, dataset)
+    except click.ClickException as exc:
         if report:
-            Path(report).write_text(f"### Eval gate: {text}, nothing compared\n")
-        _console().print(f"[yellow]{text}[/yellow]")
+            Path(report).write_text(f"### ❌ Eval gate: {reports.md(exc.message)}\n", encoding="utf-8")
+        raise
+    if base is None:
+        text = f"no baseline experiment of {cand['dataset']} at {where}"
+        if report:
+            Path(report).write_text(f"### Eval gate: {reports.md(text)}, nothing compared\n", encoding="utf-8")
+        _console().print(f"[yellow]{escape(text)}[/yellow]")
         sys.exit(1 if require_baseline else 0)
+    cmp, cases = gate.compare_experiments(engine, cand, base, _gate_settings(settings, tolerance, confidence),
+                                          _split_names(exclude))
     _print_comparison(cmp)
     if report:
-        Path(report).write_text(compare.markdown_report(cmp, inputs))
+        Path(report).write_text(reports.markdown_report(cmp, cases), encoding="utf-8")
     if junit:
-        Path(junit).write_text(compare.junit_xml(cmp))
-    if cmp.regressed:
-        _console().print(f"[red]regression: {', '.join(s.scorer for s in cmp.regressed)}[/red]")
+        Path(junit).write_text(reports.junit_xml(cmp), encoding="utf-8")
+    if cmp.failures:
+        for line in cmp.failures:
+            _console().print(f"[red]fail: {escape(line)}[/red]", highlight=False)
         sys.exit(1)
     _console().print("no significant regression")
 

@@ -26,7 +26,7 @@ from obs_pipelines.store.db import default_db_url
 DB_URL_ENV = "OBS_PIPELINES_DB_URL"
 CONFIG_ENV = "OBS_PIPELINES_CONFIG"
 
-PHASES = ("monitoring", "observability", "online_evals", "offline_evals", "reports")
+PHASES = ("monitoring", "observability", "online_evals", "offline_evals")
 
 
 class SLOSpec(BaseModel):
@@ -57,12 +57,23 @@ class DatasetRules(BaseModel):
     per_tag: int = Field(default=50, ge=1)  # at most this many cases per tag (balance)
     max_cases: int = Field(default=200, ge=1)  # size cap of a version
     routes: list[str] | None = None  # only traces of these routes (default: every route)
-    low_score_max: float = 0.5  # an online eval score at or below this selects the trace
+    # low_score: a score that failed its online eval rule's threshold (eval_scores.passed is false); a scorer
+    # named here uses its own cut instead (a score at or below it); scorers without a direction (their class
+    # sets higher_is_better = None) never select a case
+    low_score_max: dict[str, float] = Field(default_factory=dict)
     negative_feedback_max: float = 0.0  # a feedback value at or below this is negative
     correction_names: list[str] = Field(default_factory=lambda: ["correction", "expected_output"])
     loop_min_repeats: int = Field(default=4, ge=2)  # the same tool call this many times in a trace is a loop
     near_duplicate_similarity: float = Field(default=92.0, ge=0, le=100)  # rapidfuzz ratio of normalised inputs
     scrub_pii: bool = True
+
+    @field_validator("low_score_max", mode="before")
+    @classmethod
+    def _per_scorer_cut(cls, value: object) -> object:
+        if isinstance(value, (int, float)):
+            raise ValueError("low_score_max is per scorer ({scorer: cut}); without it a case is low_score when "
+                             "a score fails its online eval rule's threshold")
+        return value
 
     @field_validator("sources")
     @classmethod
@@ -81,13 +92,16 @@ class OfflineEvalsSettings(BaseModel):
     datasets: dict[str, DatasetRules] = Field(default_factory=lambda: {"production": DatasetRules()})
     concurrency: int = Field(default=20, ge=1)  # task calls in flight during `eval run`
     timeout_s: float = Field(default=60.0, gt=0)  # a task call running longer is recorded as a timeout
-    main_branch: str = "main"  # `eval compare` / `eval gate` compare against this branch's latest experiment
+    main_branch: str = "main"  # the gate's baseline: the experiment of the merge base with this branch
     tolerance: float = Field(default=0.02, ge=0)  # a drop of a mean score up to this is never a regression
     # of the paired bootstrap interval and the sign test: 0.99 so that a task of the same quality fails about
     # one gate in a thousand (a gate that cries wolf gets switched off), while a real drop still fails it
     confidence: float = Field(default=0.99, gt=0, lt=1)
     bootstrap_resamples: int = Field(default=5000, ge=100)
     error_score: float = Field(default=0.0, ge=0, le=1)  # the score of a case whose task raised or timed out
+    # a share of the dataset's cases: more cases worse (net of better) than this with the interval below
+    # -tolerance, or more cases that lost their score or newly failed than this, fails the gate
+    max_regressed_share: float = Field(default=0.05, ge=0, le=1)
 
 
 class Settings(BaseModel):
@@ -135,10 +149,6 @@ class Settings(BaseModel):
     online_evals: OnlineEvalsSettings = Field(default_factory=OnlineEvalsSettings)
     # phase 4: regression datasets, experiments, the CI gate (config/example.yaml: offline_evals)
     offline_evals: OfflineEvalsSettings = Field(default_factory=OfflineEvalsSettings)
-    # reports (docs/reports.md): where the dashboard and SLA reports are written (a local path, or an fsspec URL
-    # such as s3://bucket/reports when its package is installed), and the URL they are served under, if any
-    reports_dir: str = ".obs_pipelines/reports"
-    reports_base_url: str | None = None
 
     @field_validator("phases")
     @classmethod

@@ -1,40 +1,73 @@
-"""Comparing two experiments on the same cases, and the CI gate.
+"""Comparing two experiments on the same cases: per scorer, per case, and the gate's verdict.
 
-For each scorer the per-case deltas (candidate - baseline) over the cases both experiments scored give:
-- the mean delta with a paired bootstrap confidence interval (resampling cases, seeded: same input, same
-  answer);
-- a two-sided sign test (scipy ``binomtest`` over the cases that moved) for "did anything change at all".
+The paired cases of a scorer are the cases the baseline scored that the candidate also ran (every baseline
+case when both ran the same dataset version). A case the baseline scored but the candidate did not (a null
+score, or no row at all on the same version) is **lost**: it counts as a failure, with ``failure_score``
+(the settings' ``error_score``, 0) as its candidate score, never dropped.
 
-A scorer **regresses** when the whole interval lies below ``-tolerance`` (we are confident the drop is larger
-than what we tolerate) and the sign test says the change is significant at ``1 - confidence``. Noise —
-a task of the same quality on another run — leaves the interval straddling zero and passes.
+Per scorer, the per-case deltas (candidate - baseline) give the mean delta, a paired bootstrap confidence
+interval of it (resampling cases, seeded) and a two-sided sign test (scipy ``binomtest``). A case counts as
+**worse** (better) when its score dropped (rose) by more than ``tolerance``.
+
+A scorer **regresses** when any of these holds (``alpha = 1 - confidence``):
+1. the whole interval lies below ``-tolerance`` and the sign test is significant at ``alpha`` (a drop that is
+   too large to be noise: large datasets, noisy tasks);
+2. the whole interval lies below ``-tolerance`` and the share of cases that got worse, net of those that got
+   better, is above ``max_regressed_share`` (a deterministic drop on a small dataset, where the sign test
+   cannot reach ``alpha``: 7 cases of 26 that all got worse give p = 0.016 at best);
+3. the share of lost cases is above ``max_regressed_share`` (an app that stopped answering; no interval
+   needed: a lost score is not noise).
+
+Besides the scorers, the candidate **errors** regress when the share of cases whose task raised or timed out
+in the candidate but not in the baseline is above ``max_regressed_share``. Noise (a task of the same quality
+on another run) leaves the interval straddling zero and passes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
 SEED = 20261201
-WORSE_LISTED = 10
+LISTED = 10  # cases listed per regressed scorer (worst first)
+
+
+@dataclass(frozen=True)
+class Head:
+    """What one side of a comparison is: the experiment, the code and the data it ran."""
+
+    experiment_id: str
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+    dataset: str | None = None
+    dataset_version: str | None = None
+    cases: int = 0
+    errors: int = 0
 
 
 @dataclass
 class ScorerDelta:
     scorer: str
-    cases: int  # paired cases
+    cases: int  # paired cases (lost ones included)
     baseline_mean: float | None
     candidate_mean: float | None
     delta: float | None
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    regressed: bool
-    worse: list[dict] = field(default_factory=list)  # case_id, baseline, candidate, delta (worst first)
+    worse_cases: int = 0
+    better_cases: int = 0
+    lost_cases: int = 0
+    reasons: list[str] = field(default_factory=list)  # why it regressed (empty: it did not)
+    worse: list[dict] = field(default_factory=list)  # case_id, baseline, candidate, delta, lost (worst first)
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.reasons)
 
     @property
     def verdict(self) -> str:
@@ -49,15 +82,44 @@ class ScorerDelta:
 
 @dataclass
 class Comparison:
-    candidate: str
-    baseline: str
+    candidate: Head
+    baseline: Head
     tolerance: float
     confidence: float
+    max_regressed_share: float
     scorers: list[ScorerDelta]
+    only_candidate: list[str] = field(default_factory=list)  # scorers the baseline did not run
+    only_baseline: list[str] = field(default_factory=list)  # scorers the candidate did not run
+    excluded: list[str] = field(default_factory=list)  # one-sided scorers excluded by name
+    new_errors: list[str] = field(default_factory=list)  # cases that failed in the candidate only
+    paired_cases: int = 0  # cases both experiments ran
+    scorer_versions_differ: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> list[ScorerDelta]:
         return [s for s in self.scorers if s.regressed]
+
+    @property
+    def missing_scorers(self) -> list[str]:
+        """Scorers on one side only that were not excluded: each fails the gate."""
+        return sorted(set(self.only_candidate + self.only_baseline) - set(self.excluded))
+
+    @property
+    def errors_regressed(self) -> bool:
+        return bool(self.new_errors) and len(self.new_errors) / max(self.paired_cases, 1) > self.max_regressed_share
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per reason the gate fails (empty: it passes)."""
+        out = [f"{s.scorer}: {'; '.join(s.reasons)}" for s in self.regressed]
+        out += [f"{name}: scored on one side only" for name in self.missing_scorers]
+        if self.errors_regressed:
+            out.append(f"errors: {len(self.new_errors)} of {self.paired_cases} cases failed in the candidate only")
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
 
 
 def bootstrap_ci(deltas: np.ndarray, confidence: float, resamples: int, seed: int = SEED) -> tuple[float, float]:
@@ -79,81 +141,58 @@ def sign_test(deltas: np.ndarray) -> float:
     return 1.0 if up + down == 0 else float(binomtest(down, up + down, 0.5).pvalue)
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def _scorer_delta(scorer: str, joined: pd.DataFrame, *, tolerance: float, confidence: float, resamples: int,
+                  max_regressed_share: float, failure_score: float) -> ScorerDelta:
+    base = pd.to_numeric(_column(joined, f"{scorer}_b"), errors="coerce")
+    cand = pd.to_numeric(_column(joined, f"{scorer}_c"), errors="coerce")
+    pair = joined.assign(_b=base, _c=cand)[base.notna()]
+    if pair.empty:
+        return ScorerDelta(scorer, 0, None, None, None, None, None, None)
+    lost = pair["_c"].isna().to_numpy()
+    b = pair["_b"].to_numpy(dtype=float)
+    c = pair["_c"].fillna(failure_score).to_numpy(dtype=float)
+    deltas = c - b
+    n = len(deltas)
+    low, high = bootstrap_ci(deltas, confidence, resamples)
+    p = sign_test(deltas)
+    worse, better = int((deltas < -tolerance).sum()), int((deltas > tolerance).sum())
+    worse_or_lost = (deltas < -tolerance) | lost
+    reasons = []
+    if high < -tolerance and p < 1 - confidence:
+        reasons.append(f"the {confidence:.0%} interval lies below -{tolerance:g} and the sign test p = {p:.3g}")
+    elif high < -tolerance and (worse - better) / n > max_regressed_share:
+        reasons.append(f"{worse - better} of {n} cases worse net of better (> {max_regressed_share:.0%}) and the "
+                       f"{confidence:.0%} interval lies below -{tolerance:g}")
+    if lost.sum() / n > max_regressed_share:
+        reasons.append(f"{int(lost.sum())} of {n} cases lost their score (> {max_regressed_share:.0%})")
+    # lost cases first, then the largest drops
+    order = sorted(np.flatnonzero(worse_or_lost), key=lambda i: (not lost[i], deltas[i]))[:LISTED]
+    listed = [{"case_id": pair["case_id"].iloc[i], "baseline": float(b[i]),
+               "candidate": None if lost[i] else float(c[i]), "delta": float(deltas[i]), "lost": bool(lost[i])}
+              for i in order]
+    return ScorerDelta(scorer, n, float(b.mean()), float(c.mean()), float(deltas.mean()), low, high, p,
+                       worse, better, int(lost.sum()), reasons, listed)
+
+
 def compare_scores(baseline: pd.DataFrame, candidate: pd.DataFrame, scorers: list[str], *, tolerance: float,
-                   confidence: float, resamples: int = 5000, candidate_id: str = "candidate",
-                   baseline_id: str = "baseline") -> Comparison:
-    """Per-scorer deltas of two per-case score frames (case_id + one column per scorer)."""
-    joined = baseline.merge(candidate, on="case_id", suffixes=("_b", "_c"))
-    out = []
-    for scorer in scorers:
-        if f"{scorer}_b" not in joined or f"{scorer}_c" not in joined:
-            out.append(ScorerDelta(scorer, 0, None, None, None, None, None, None, False))
-            continue
-        pair = joined[["case_id", f"{scorer}_b", f"{scorer}_c"]].dropna()
-        b = pair[f"{scorer}_b"].astype(float).to_numpy()
-        c = pair[f"{scorer}_c"].astype(float).to_numpy()
-        if not len(pair):
-            out.append(ScorerDelta(scorer, 0, None, None, None, None, None, None, False))
-            continue
-        deltas = c - b
-        low, high = bootstrap_ci(deltas, confidence, resamples)
-        p = sign_test(deltas)
-        regressed = high < -tolerance and p < 1 - confidence
-        order = np.argsort(deltas, kind="stable")
-        worse = [{"case_id": pair["case_id"].iloc[i], "baseline": float(b[i]), "candidate": float(c[i]),
-                  "delta": float(deltas[i])} for i in order[:WORSE_LISTED] if deltas[i] < 0]
-        out.append(ScorerDelta(scorer, len(pair), float(b.mean()), float(c.mean()), float(deltas.mean()),
-                               low, high, p, regressed, worse))
-    return Comparison(candidate_id, baseline_id, tolerance, confidence, out)
+                   confidence: float, max_regressed_share: float, resamples: int = 5000,
+                   failure_score: float = 0.0, same_cases: bool = True,
+                   candidate_head: Head | None = None, baseline_head: Head | None = None) -> Comparison:
+    """Per-scorer deltas of two per-case frames (``case_id``, optional ``error``, one column per scorer).
 
-
-def _fmt(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def markdown_report(cmp: Comparison, inputs: dict[str, str] | None = None) -> str:
-    """A pull-request comment: verdict, a table of scorers, the cases that got worse."""
-    inputs = inputs or {}
-    level = f"{cmp.confidence:.0%}"
-    head = (f"### ❌ Eval gate: {len(cmp.regressed)} scorer(s) regressed" if cmp.regressed
-            else "### ✅ Eval gate: no significant regression")
-    lines = [
-        head, "",
-        f"Candidate `{cmp.candidate}` vs baseline `{cmp.baseline}`; a scorer fails when its whole {level} paired "
-        f"bootstrap interval lies below -{cmp.tolerance:g} and the sign test is significant.", "",
-        f"| scorer | cases | baseline | candidate | delta | {level} CI | sign test p | verdict |",
-        "|---|---:|---:|---:|---:|---|---:|---|",
-    ]
-    for s in cmp.scorers:
-        ci = f"[{_fmt(s.ci_low, True)}, {_fmt(s.ci_high, True)}]" if s.ci_low is not None else "–"
-        p = f"{s.p_value:.3g}" if s.p_value is not None else "–"
-        lines.append(f"| {s.scorer} | {s.cases} | {_fmt(s.baseline_mean)} | {_fmt(s.candidate_mean)} | "
-                     f"{_fmt(s.delta, True)} | {ci} | {p} | {s.verdict} |")
-    for s in cmp.scorers:
-        if not s.worse:
-            continue
-        lines += ["", f"<details><summary>{s.scorer}: cases that got worse ({len(s.worse)} shown)</summary>", "",
-                  "| case | baseline | candidate | input |", "|---|---:|---:|---|"]
-        for w in s.worse:
-            text = (inputs.get(w["case_id"]) or "").replace("|", "\\|").replace("\n", " ")[:120]
-            lines.append(f"| `{w['case_id']}` | {w['baseline']:.3f} | {w['candidate']:.3f} | {text} |")
-        lines += ["", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def junit_xml(cmp: Comparison) -> str:
-    """One test case per scorer; a regressed scorer is a failure (any CI shows it as a failed test)."""
-    cases = []
-    for s in cmp.scorers:
-        name = quoteattr(s.scorer)
-        body = ""
-        if s.regressed:
-            message = (f"mean {_fmt(s.baseline_mean)} -> {_fmt(s.candidate_mean)} (delta {_fmt(s.delta, True)}, "
-                       f"CI [{_fmt(s.ci_low, True)}, {_fmt(s.ci_high, True)}], p {s.p_value:.3g})")
-            body = f'<failure message={quoteattr(message)} type="regression">{escape(message)}</failure>'
-        cases.append(f'  <testcase classname="obs_pipelines.eval_gate" name={name}>{body}</testcase>')
-    suite = quoteattr(f"eval gate {cmp.candidate} vs {cmp.baseline}")
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name={suite} tests="{len(cmp.scorers)}" '
-            f'failures="{len(cmp.regressed)}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n")
+    ``same_cases``: both ran the same dataset version, so a baseline case without a candidate row is lost
+    (on different versions only the cases both ran are compared)."""
+    how = "left" if same_cases else "inner"
+    joined = baseline.merge(candidate, on="case_id", how=how, suffixes=("_b", "_c"), indicator=True)
+    ran = joined["_merge"] == "both"
+    errors_b, errors_c = _column(joined, "error_b"), _column(joined, "error_c")
+    new_errors = joined.loc[ran & errors_c.notna() & errors_b.isna(), "case_id"].astype(str).tolist()
+    deltas = [_scorer_delta(s, joined, tolerance=tolerance, confidence=confidence, resamples=resamples,
+                            max_regressed_share=max_regressed_share, failure_score=failure_score)
+              for s in scorers]
+    return Comparison(candidate_head or Head("candidate"), baseline_head or Head("baseline"), tolerance, confidence,
+                      max_regressed_share, deltas, new_errors=new_errors, paired_cases=len(joined))

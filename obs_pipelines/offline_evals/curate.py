@@ -4,8 +4,9 @@ Sources (a case's tags say which selected it):
 - ``error``: requests that failed (the root span in status error);
 - ``negative_feedback``: feedback at or below ``negative_feedback_max``, and corrections (their comment is the
   expected output of the case);
-- ``low_score``: an online eval score at or below ``low_score_max`` (table ``eval_scores``, skipped with a log
-  line while the online evals phase has not written it);
+- ``low_score``: an online eval score that failed its rule's threshold (``eval_scores.passed``), or at or below
+  the dataset's per-scorer cut in ``low_score_max``; scorers without a direction never count (table
+  ``eval_scores``, skipped with a log line while the online evals phase has not written it);
 - ``alert_exemplar``: exemplar traces of alerts of the day (table ``alerts``, skipped likewise);
 - ``agent_loop``: the same tool called with the same input ``loop_min_repeats`` times or more in a trace;
 - ``empty_retrieval``: a retrieval span that returned no document.
@@ -128,20 +129,47 @@ def _first(columns: Iterable[str], candidates: tuple[str, ...]) -> str | None:
     return next((c for c in candidates if c in present), None)
 
 
+def directionless(scorer: str) -> bool:
+    """A scorer whose score has no "higher is better" (its class sets ``higher_is_better = None``): a low value
+    of it is not a failure, so it never selects a case. Scorers the registry does not know count as directed."""
+    from obs_pipelines.online_evals.registry import REGISTRY  # the scorer library, not the online phase's logic
+
+    cls = REGISTRY.get(scorer)
+    return cls is not None and getattr(cls, "higher_is_better", True) is None
+
+
 def _low_scores(engine: Engine, start: datetime, end: datetime, rules: DatasetRules) -> dict[str, dict]:
+    """Scores that failed their online eval rule's threshold (``passed`` false: each scorer is cut where its
+    rule says, not at one global value), or at or below the dataset's own cut for a scorer named in
+    ``low_score_max``; scorers without a direction never count."""
     columns = [c["name"] for c in sa.inspect(engine).get_columns("eval_scores")]
     score, scorer, when = (_first(columns, SCORE_COLUMNS), _first(columns, SCORER_COLUMNS),
                            _first(columns, SCORE_TIME_COLUMNS))
-    if "trace_id" not in columns or not score or not when:
-        raise _Skip(f"eval_scores has no trace_id / score / time column (columns: {', '.join(columns)})")
-    name = scorer or "NULL"
-    frame = fetch_frame(engine, f"SELECT trace_id, {name} AS scorer, MIN({score}) AS score FROM eval_scores "
-                                f"WHERE {when} >= :start AND {when} < :end AND {score} <= :max "
-                                f"GROUP BY trace_id, {name}",
-                        {**window_params(start, end), "max": rules.low_score_max})
+    if "trace_id" not in columns or not score or not scorer or not when:
+        raise _Skip(f"eval_scores has no trace_id / scorer / score / time column (columns: {', '.join(columns)})")
+    if "passed" in columns:
+        failed = "passed = :no"
+    elif "threshold" in columns:
+        failed = f"{score} < threshold"
+    elif rules.low_score_max:
+        failed = "1 = 0"
+    else:
+        raise _Skip("eval_scores has no passed / threshold column and low_score_max names no scorer")
+    cut = max(rules.low_score_max.values(), default=-1.0)
+    frame = fetch_frame(engine, f"SELECT trace_id, {scorer} AS scorer, {score} AS score, "
+                                f"CASE WHEN {failed} THEN 1 ELSE 0 END AS failed FROM eval_scores "
+                                f"WHERE {when} >= :start AND {when} < :end AND {score} IS NOT NULL "
+                                f"AND ({failed} OR {score} <= :cut)",
+                        {**window_params(start, end), "no": False, "cut": cut})
     found: dict[str, dict] = {}
     for r in frame.itertuples():
-        found.setdefault(r.trace_id, {"low_scores": {}})["low_scores"][str(r.scorer)] = float(r.score)
+        name = str(r.scorer)
+        own_cut = rules.low_score_max.get(name)
+        low = float(r.score) <= own_cut if own_cut is not None else r.failed == 1
+        if not low or directionless(name):
+            continue
+        lows = found.setdefault(r.trace_id, {"low_scores": {}})["low_scores"]
+        lows[name] = min(float(r.score), lows.get(name, 1.0))
     return found
 
 
@@ -277,9 +305,9 @@ def _models(engine: Engine, trace_ids: list[str]) -> dict[str, str]:
 
 
 def build_cases(engine: Engine, selected: dict[str, dict], rules: DatasetRules) -> list[dict]:
-    """One case per distinct input among the selected traces (the newest trace's; the tags of all of them):
-    its input and output, route, expected output (the newest correction), retrieved documents and the model
-    of its first llm call. Inputs repeat a lot in production, so documents and models are read only for the
+    """One case per identity among the selected traces (input + retrieved documents + expected output; the
+    newest trace's, with the tags of all of them): its input and output, route, expected output (the newest
+    correction), retrieved documents and the model of its first llm call. Models are read only for the
     traces that stay after the exact dedup."""
     trace_ids = sorted(selected)
     if not trace_ids:
@@ -288,18 +316,20 @@ def build_cases(engine: Engine, selected: dict[str, dict], rules: DatasetRules) 
     if rules.routes is not None:
         requests = requests[requests["route"].isin(rules.routes)]
     expected = _corrections(engine, trace_ids, rules.correction_names)
-    cases = [{
-        "case_id": datasets.case_id(r.input), "input": r.input,
-        "output": r.output if pd.notna(r.output) else None, "expected": expected.get(r.trace_id),
-        "context": [], "tags": sorted(set(selected[r.trace_id]["tags"])), "trace_id": r.trace_id,
-        "route": r.route if pd.notna(r.route) else None, "metadata": dict(selected[r.trace_id]["metadata"]),
-        "selected_at": r.start_time,
-    } for r in requests.itertuples(index=False)]
+    context = _contexts(engine, sorted(requests["trace_id"]))
+    cases = []
+    for r in requests.itertuples(index=False):
+        docs, wanted = context.get(r.trace_id, []), expected.get(r.trace_id)
+        cases.append({
+            "case_id": datasets.case_id(r.input, docs, wanted), "input": r.input,
+            "output": r.output if pd.notna(r.output) else None, "expected": wanted, "context": docs,
+            "tags": sorted(set(selected[r.trace_id]["tags"])), "trace_id": r.trace_id,
+            "route": r.route if pd.notna(r.route) else None, "metadata": dict(selected[r.trace_id]["metadata"]),
+            "selected_at": r.start_time,
+        })
     cases = datasets.deduplicate(cases, similarity=100.0)
-    kept = [c["trace_id"] for c in cases]
-    context, models = _contexts(engine, kept), _models(engine, kept)
+    models = _models(engine, [c["trace_id"] for c in cases])
     for case in cases:
-        case["context"] = context.get(case["trace_id"], [])
         if case["trace_id"] in models:
             case["metadata"]["model"] = models[case["trace_id"]]
     return cases
@@ -313,7 +343,7 @@ def curate_day(engine: Engine, start: datetime, end: datetime, rules: DatasetRul
     if rules.scrub_pii:
         cases = [datasets.scrub_case(c, report.scrubbed) for c in cases]
     for case in cases:  # the id of what is stored: the scrubbed input
-        case["case_id"] = datasets.case_id(case["input"])
+        case["case_id"] = datasets.case_id(case["input"], case["context"], case["expected"])
     report.cases = datasets.deduplicate(cases, rules.near_duplicate_similarity)
     report.duplicates = len(selected) - len(report.cases)
     return report

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,24 @@ def normalise(text: str | None) -> str:
     return _PUNCT_EDGES.sub("", _SPACES.sub(" ", text).strip())
 
 
-def case_id(text: str | None) -> str:
+def _text_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    return normalise(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+
+
+def case_id(text: str | None, context: Sequence[str] = (), expected: Any = None) -> str:
+    """A case's identity: the hash of its normalised input, context documents and expected output. Two cases
+    with the same question but another context or expected answer are two cases (an explicit id, when a file
+    gives one, is used as is)."""
+    key = [normalise(text), [normalise(str(d)) for d in context or ()], _text_key(expected)]
+    if not key[1] and key[2] is None:  # input only: the hash of the input alone, as before
+        return hashlib.sha256(key[0].encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def question_key(text: str | None) -> str:
+    """The normalised input alone: cases sharing it are the same question (reported, never merged)."""
     return hashlib.sha256(normalise(text).encode()).hexdigest()[:16]
 
 
@@ -64,8 +81,9 @@ def _newest_first(cases: Iterable[dict]) -> list[dict]:
 
 
 def deduplicate(cases: Iterable[dict], similarity: float = 92.0) -> list[dict]:
-    """One case per normalised input, then one per group of near-duplicates (rapidfuzz ratio of the
-    normalised inputs >= ``similarity``); the newest case of a group is kept, with the group's tags."""
+    """One case per identity (``case_id``), then one per group of near-duplicates (rapidfuzz ratio of the
+    normalised inputs >= ``similarity``, same context and expected output); the newest case of a group is
+    kept, with the group's tags."""
     by_id: dict[str, dict] = {}
     for case in _newest_first(cases):
         case = {**case, "tags": sorted(set(case.get("tags") or ()))}
@@ -77,12 +95,14 @@ def deduplicate(cases: Iterable[dict], similarity: float = 92.0) -> list[dict]:
     if similarity >= 100 or len(kept) < 2:
         return kept
     texts = [normalise(c["input"]) for c in kept]
+    # near-duplicate questions merge only when their context and expected output are the same
+    rest = [case_id("", c.get("context") or (), c.get("expected")) for c in kept]
     parent = list(range(len(kept)))  # each case points at the newer case it duplicates (or itself)
     for lo in range(0, len(kept), NEAR_DUPLICATE_BLOCK):
         block = cdist(texts[lo:lo + NEAR_DUPLICATE_BLOCK], texts, scorer=fuzz.ratio, score_cutoff=similarity,
                       workers=-1)
         for i, row in enumerate(block, start=lo):
-            earlier = [j for j in row[:i].nonzero()[0] if parent[j] == j]
+            earlier = [j for j in row[:i].nonzero()[0] if parent[j] == j and rest[j] == rest[i]]
             if earlier:
                 parent[i] = int(earlier[0])
     for i, p in enumerate(parent):
@@ -148,9 +168,17 @@ def _canonical(case: dict) -> dict:
 def content_hash(cases: Iterable[dict]) -> str:
     """The version name: SHA-256 of the cases' content in case_id order (not of provenance such as trace ids
     or times), first 16 hex digits."""
-    ordered = sorted((_canonical(c) for c in cases), key=lambda c: c["case_id"])
-    text = json.dumps(ordered, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return content_hash_sorted(sorted(cases, key=lambda c: c["case_id"]))
+
+
+def content_hash_sorted(cases: Iterable[dict]) -> str:
+    """``content_hash`` of cases already in case_id order, one case at a time (memory of one case)."""
+    digest = hashlib.sha256(b"[")
+    for i, case in enumerate(cases):
+        item = json.dumps(_canonical(case), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        digest.update(("," if i else "").encode() + item.encode())
+    digest.update(b"]")
+    return digest.hexdigest()[:16]
 
 
 def tag_counts(cases: Iterable[dict]) -> dict[str, int]:
@@ -165,8 +193,20 @@ def save_version(engine: Engine, dataset: str, cases: Sequence[dict], source: st
                  window: tuple[datetime, datetime] | None = None, now: datetime | None = None) -> tuple[str, bool]:
     """Store ``cases`` as a version of ``dataset`` unless that content is already stored; either way it
     becomes the dataset's latest version. Returns (version, created)."""
+    ordered = sorted(cases, key=lambda c: c["case_id"])
+    return store_version(engine, dataset, content_hash_sorted(ordered), lambda: iter(ordered), len(ordered),
+                         tag_counts(ordered), source, window, now)
+
+
+INSERT_BATCH = 2000  # case rows per INSERT (memory of one batch, not of the version)
+
+
+def store_version(engine: Engine, dataset: str, version: str, cases: Callable[[], Iterable[dict]], count: int,
+                  tags: dict[str, int], source: str, window: tuple[datetime, datetime] | None = None,
+                  now: datetime | None = None) -> tuple[str, bool]:
+    """``save_version`` for cases streamed in case_id order (``cases()`` iterates them; called only when the
+    version is new): the version row and its cases in one transaction, inserted a batch at a time."""
     migrate.ensure_tables(engine, [dataset_versions, dataset_version_cases])
-    version = content_hash(cases)
     now = now or db.utcnow()
     key = (dataset_versions.c.dataset == dataset) & (dataset_versions.c.version == version)
 
@@ -182,16 +222,18 @@ def save_version(engine: Engine, dataset: str, cases: Sequence[dict], source: st
     try:
         with engine.begin() as conn:  # the version row and its cases together, or neither
             conn.execute(sa.insert(dataset_versions), [{
-                "dataset": dataset, "version": version, "case_count": len(cases),
-                "tag_counts": json.dumps(tag_counts(cases)), "source": source,
-                "window_start": window[0] if window else None, "window_end": window[1] if window else None,
-                "created_at": now, "last_built_at": now,
+                "dataset": dataset, "version": version, "case_count": count, "tag_counts": json.dumps(tags),
+                "source": source, "window_start": window[0] if window else None,
+                "window_end": window[1] if window else None, "created_at": now, "last_built_at": now,
             }])
-            if cases:
-                conn.execute(sa.insert(dataset_version_cases), [
-                    {**_row(case), "dataset": dataset, "version": version, "position": i}
-                    for i, case in enumerate(sorted(cases, key=lambda c: c["case_id"]))
-                ])
+            batch: list[dict] = []
+            for i, case in enumerate(cases()):
+                batch.append({**_row(case), "dataset": dataset, "version": version, "position": i})
+                if len(batch) >= INSERT_BATCH:
+                    conn.execute(sa.insert(dataset_version_cases), batch)
+                    batch = []
+            if batch:
+                conn.execute(sa.insert(dataset_version_cases), batch)
     except sa.exc.IntegrityError:  # another process stored the same content meanwhile: same version
         touch()
         return version, False
@@ -272,32 +314,6 @@ def export_jsonl(cases: Iterable[dict], path: Path) -> int:
                                  ensure_ascii=False, default=str) + "\n")
             n += 1
     return n
-
-
-def read_jsonl(path: Path, scrub_pii: bool = True) -> list[dict]:
-    """Cases from a JSONL file made by hand or by ``export_jsonl``: each line an object with at least
-    ``input``; ``expected``, ``output``, ``context`` (string or list), ``tags`` (string or list) and
-    ``metadata`` are optional. Duplicated inputs keep the last line."""
-    cases: dict[str, dict] = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("input"), str):
-            raise DatasetError(f"{path}:{number}: expected an object with a string 'input'")
-        context, tags = item.get("context") or [], item.get("tags") or []
-        case = {
-            "case_id": case_id(item["input"]), "input": item["input"], "output": item.get("output"),
-            "expected": _text(item.get("expected")),
-            "context": [context] if isinstance(context, str) else [str(c) for c in context],
-            "tags": sorted({tags} if isinstance(tags, str) else {str(t) for t in tags}),
-            "trace_id": item.get("trace_id"), "route": item.get("route"), "metadata": item.get("metadata") or {},
-        }
-        cases[case["case_id"]] = scrub_case(case) if scrub_pii else case
-    return list(cases.values())
 
 
 # ---- the lock file ------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import asyncio
 import importlib
 import inspect
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -28,16 +27,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.offline_evals.gitrepo import GitState, git_state
 from obs_pipelines.offline_evals.tables import experiment_results, experiments
 from obs_pipelines.online_evals.scorers.base import Example, Scorer
 from obs_pipelines.store import db, migrate
-
-
-@dataclass(frozen=True)
-class GitState:
-    commit: str | None = None
-    branch: str | None = None
-    dirty: bool | None = None
 
 
 @dataclass
@@ -115,22 +108,6 @@ def load_scorers(names: Sequence[str], options: dict[str, dict[str, Any]] | None
             scorer = registry_get(name, **dict((options or {}).get(name, {})))
         found.append(scorer)
     return found
-
-
-def git_state(cwd: Path | None = None) -> GitState:
-    """Commit, branch and dirty flag of the repository around ``cwd`` (all None outside a repository)."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return GitState()
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return GitState(commit, git("rev-parse", "--abbrev-ref", "HEAD"), bool(status) if status is not None else None)
 
 
 # ---- running -------------------------------------------------------------------------------------------------
@@ -297,10 +274,11 @@ def get_experiment(engine: Engine, experiment_id: str) -> dict:
 
 
 def experiment_scores(engine: Engine, experiment_id: str) -> pd.DataFrame:
-    """One row per case: case_id, error, latency_ms and one column per scorer."""
-    query = sa.select(experiment_results).where(experiment_results.c.experiment_id == experiment_id)
+    """One row per case: case_id, output, error, latency_ms and one column per scorer (null: no score)."""
+    query = (sa.select(experiment_results).where(experiment_results.c.experiment_id == experiment_id)
+             .order_by(experiment_results.c.case_id))
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    frame = pd.DataFrame([{"case_id": r["case_id"], "error": r["error"], "latency_ms": r["latency_ms"],
-                           **json.loads(r["scores"] or "{}")} for r in rows])
-    return frame
+    fixed = ["case_id", "output", "error", "latency_ms"]
+    return pd.DataFrame([{**{k: r[k] for k in fixed}, **json.loads(r["scores"] or "{}")} for r in rows],
+                        columns=None if rows else fixed)

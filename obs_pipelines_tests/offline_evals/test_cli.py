@@ -85,22 +85,57 @@ def test_eval_run_records_the_git_state_and_a_dagster_materialization(repo, stor
     assert metadata["experiment_id"].value == exp["experiment_id"]
 
 
+def _commit(repo: Path, message: str) -> None:
+    (repo / "app.txt").write_text(message)
+    git(repo, "add", "app.txt")
+    git(repo, "commit", "-q", "-m", message)
+
+
 def test_the_gate_fails_a_worse_branch_and_passes_an_equal_one(repo, store):
     invoke(dataset_group, "import", "math", "cases.jsonl")
     good, worse = _task_module(repo, GOOD), _task_module(repo, WORSE)
-    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
-           "--no-progress")  # the baseline, on main
+    run = ("run", "--dataset", "math", "--scorers", "exact_match", "--no-progress", "--task")
+    invoke(eval_group, *run, f"{good}:task")  # the baseline, on main
     git(repo, "checkout", "-q", "-b", "feature")
-    invoke(eval_group, "run", "--dataset", "math", "--task", f"{worse}:task", "--scorers", "exact_match",
-           "--no-progress")
+    _commit(repo, "worse")
+    invoke(eval_group, *run, f"{worse}:task")
     out = invoke(eval_group, "gate", "--report", "gate.md", "--junit", "gate.xml", code=1).output
-    assert "regression: exact_match" in out
+    assert "fail: exact_match" in out
     assert "regressed" in (repo / "gate.md").read_text()
     assert ET.parse(repo / "gate.xml").getroot().get("failures") == "1"
-    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
-           "--no-progress")
+    _commit(repo, "fixed")
+    invoke(eval_group, *run, f"{good}:task")
     invoke(eval_group, "gate", "--report", "gate.md", code=0)
     assert "no significant regression" in (repo / "gate.md").read_text()
+
+
+def test_the_gate_fails_a_commit_without_an_experiment_and_a_scorer_on_one_side_only(repo, store):
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    good = _task_module(repo, GOOD)
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match,levenshtein",
+           "--no-progress")
+    git(repo, "checkout", "-q", "-b", "feature")
+    _commit(repo, "the task cannot start")
+    invoke(eval_group, "run", "--dataset", "math", "--task", "no_such_module:task", "--scorers", "exact_match",
+           "--no-progress", code=1)
+    out = invoke(eval_group, "gate", "--report", "gate.md", code=1).output
+    assert "no experiment of this commit" in out and "Eval gate" in (repo / "gate.md").read_text()
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{good}:task", "--scorers", "exact_match",
+           "--no-progress")
+    out = invoke(eval_group, "gate", code=1).output
+    assert "fail: levenshtein: scored on one side only" in out
+    invoke(eval_group, "gate", "--exclude-scorer", "levenshtein", code=0)
+
+
+def test_a_file_with_bad_lines_imports_the_good_ones_and_names_the_bad_ones(repo, store):
+    (repo / "mixed.jsonl").write_bytes(b'{"input": "fine"}\n{"input": "caf\xe9"}\n{"input": "q", "tags": 3}\n')
+    out = invoke(dataset_group, "import", "mixed", "mixed.jsonl", "--rejects", "rejects.jsonl").output
+    assert "rejected line 2: not UTF-8" in out and "rejected line 3: 'tags' must be" in out
+    assert "1 cases from 3 lines" in out and "2 rejected" in out
+    assert len((repo / "rejects.jsonl").read_text().splitlines()) == 2
+    (repo / "bad.jsonl").write_text("not json\n")
+    out = invoke(dataset_group, "import", "bad", "bad.jsonl", code=1).output
+    assert "no case imported (1 line(s) rejected)" in out and "Traceback" not in out
 
 
 def test_eval_run_on_a_pinned_version_and_an_explicit_one(repo, store):

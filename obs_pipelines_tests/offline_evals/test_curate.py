@@ -6,12 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from obs_pipelines.offline_evals import curate, datasets
 from obs_pipelines.offline_evals.defs import build_defs
+from obs_pipelines.online_evals import registry
+from obs_pipelines.online_evals.tables import eval_scores
 from obs_pipelines.settings import DatasetRules, OfflineEvalsSettings, Settings
-from obs_pipelines.store import db
+from obs_pipelines.store import db, migrate
 from obs_pipelines_tests.offline_evals.conftest import DAY, add_feedback, production
 
 
@@ -133,24 +137,62 @@ def _ensure_table(store, name: str, *columns: sa.Column) -> None:
         sa.Table(name, sa.MetaData(), *columns).create(store.engine)
 
 
+def _distinct_ok_traces(traces: list[list[dict]], n: int) -> list[str]:
+    """Root trace ids of n successful traces with pairwise different inputs (n cases after the dedup)."""
+    found: dict[str, str] = {}
+    for t in traces:
+        if all(s["status"] == "ok" for s in t) and t[0]["input"] and t[0]["input"] not in found:
+            found[t[0]["input"]] = t[0]["trace_id"]
+    return list(found.values())[:n]
+
+
 def test_low_online_scores_and_alert_exemplars_select_their_traces(store, rules):
     traces = production(store, hours=1)
-    ok = [t for t in traces if all(s["status"] == "ok" for s in t) and t[0]["route"] == "summarize"]
-    other = next(t for t in ok[1:] if t[0]["input"] != ok[0][0]["input"])  # not one case after the dedup
-    low, alerted = ok[0][0]["trace_id"], other[0]["trace_id"]
-    _ensure_table(store, "eval_scores", sa.Column("window_start", sa.DateTime), sa.Column("trace_id", sa.Text),
-                  sa.Column("scorer", sa.Text), sa.Column("score", sa.Float))
+    low, alerted = _distinct_ok_traces(traces, 2)
+    migrate.ensure_tables(store.engine, [eval_scores])
     _ensure_table(store, "alerts", sa.Column("rule", sa.Text), sa.Column("window_start", sa.DateTime),
                   sa.Column("payload", sa.Text))
     _insert_reflected(store, "eval_scores", [
-        {"window_start": DAY, "trace_id": low, "scorer": "groundedness", "score": 0.1},
-        {"window_start": DAY, "trace_id": alerted, "scorer": "groundedness", "score": 0.9}])
+        {"window_start": DAY, "trace_id": low, "scorer": "groundedness", "score": 0.1, "threshold": 0.7,
+         "passed": False},
+        {"window_start": DAY, "trace_id": alerted, "scorer": "groundedness", "score": 0.9, "threshold": 0.7,
+         "passed": True}])
     _insert_reflected(store, "alerts", [{"rule": "p95", "window_start": DAY + timedelta(hours=2),
                                          "payload": '{"exemplar_trace_ids": ["%s"]}' % alerted}])
     curated = curate.curate_day(store.engine, DAY, DAY + timedelta(days=1),
                                 rules.model_copy(update={"sources": ["low_score", "alert_exemplar"]}))
     assert {c["trace_id"]: c["tags"] for c in curated.cases} == {low: ["low_score"], alerted: ["alert_exemplar"]}
     assert _by_trace(curated.cases)[low]["metadata"]["low_scores"] == {"groundedness": 0.1}
+
+
+def test_a_low_score_is_cut_at_each_scorer_s_rule_threshold_and_never_for_a_scorer_without_direction(
+        store, rules, monkeypatch):
+    traces = production(store, hours=1)
+    strict, lenient, undirected, own_cut = _distinct_ok_traces(traces, 4)
+    # a scorer with no "higher is better": 0 means "no link", not "bad"
+    monkeypatch.setattr(registry.REGISTRY["contains_link"], "higher_is_better", None, raising=False)
+    migrate.ensure_tables(store.engine, [eval_scores])
+    _insert_reflected(store, "eval_scores", [
+        # 0.6 under a rule threshold of 0.7: failed, selected (a global cut at 0.5 would miss it)
+        {"window_start": DAY, "trace_id": strict, "scorer": "groundedness", "score": 0.6, "threshold": 0.7,
+         "passed": False},
+        # 0.45 over a rule threshold of 0.3: passed, not selected (a global cut at 0.5 would take it)
+        {"window_start": DAY, "trace_id": lenient, "scorer": "word_count_bounds", "score": 0.45,
+         "threshold": 0.3, "passed": True},
+        # failed its threshold, but the scorer has no direction: never a low score
+        {"window_start": DAY, "trace_id": undirected, "scorer": "contains_link", "score": 0.0, "threshold": 0.5,
+         "passed": False},
+        # passed its rule, but the dataset cuts this scorer itself at 0.9
+        {"window_start": DAY, "trace_id": own_cut, "scorer": "refusal", "score": 0.8, "threshold": 0.5,
+         "passed": True}])
+    found = curate._low_scores(store.engine, DAY, DAY + timedelta(days=1),
+                               rules.model_copy(update={"low_score_max": {"refusal": 0.9}}))
+    assert found == {strict: {"low_scores": {"groundedness": 0.6}}, own_cut: {"low_scores": {"refusal": 0.8}}}
+
+
+def test_a_single_global_low_score_cut_is_refused_with_the_new_form():
+    with pytest.raises(ValidationError, match="low_score_max is per scorer"):
+        DatasetRules(low_score_max=0.5)
 
 
 def test_none_of_200_pii_values_planted_in_production_survives_in_the_dataset_or_its_export(store, tmp_path):

@@ -32,7 +32,7 @@ class FakeJudge:
     """``answer``: the content of every default reply. ``script``: (status, body) pairs served first, one per
     request. ``reply``: a function of the request body giving (status, body), instead of the default.
     ``trickle``: (bytes, pause_s) — the default reply's body is sent that many bytes at a time with a pause
-    in between. ``flood``: a body of this many bytes (a JSON answer), with or without Content-Length."""
+    in between; ``slow_headers``: the status line and headers themselves sent a byte per pause. ``flood``: a body of this many bytes (a JSON answer), with or without Content-Length."""
 
     def __init__(self, answer: str = DEFAULT_ANSWER, delay_s: float = 0.0) -> None:
         self.answer, self.delay_s = answer, delay_s
@@ -40,6 +40,7 @@ class FakeJudge:
         self.reply: Callable[[dict], tuple[int, str]] | None = None
         self.trickle: tuple[int, float] | None = None
         self.flood: tuple[int, bool] | None = None  # (bytes, announce Content-Length)
+        self.slow_headers: float | None = None  # pause between the bytes of the status line and headers
         self.flood_sent = 0
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
@@ -61,6 +62,12 @@ class FakeJudge:
                     time.sleep(fake.delay_s)
                     if scripted is None and fake.flood is not None:
                         self._flood(*fake.flood)
+                        return
+                    if scripted is None and fake.slow_headers is not None:
+                        for byte in b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 400:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(fake.slow_headers)
                         return
                     if scripted is not None:
                         status, text = scripted

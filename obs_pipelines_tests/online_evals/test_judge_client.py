@@ -110,6 +110,14 @@ def test_a_trickled_body_cannot_stretch_an_attempt_past_its_deadline():
     assert call.latency_ms < 1500  # the 0.3 s deadline plus scheduling slack, far below the trickle's seconds
 
 
+def test_trickled_headers_cannot_stretch_an_attempt_either():
+    # the deadline bounds every read, the header reads included
+    with FakeJudge() as fake:
+        fake.slow_headers = 0.02
+        call = client(fake, timeout_s=0.3, max_retries=0).complete(MESSAGES)
+    assert call.status == "timeout" and call.latency_ms < 1500
+
+
 @pytest.mark.parametrize("announced", [True, False])
 def test_a_50_mb_answer_is_refused_as_too_large_with_memory_bounded(announced):
     with FakeJudge() as fake:

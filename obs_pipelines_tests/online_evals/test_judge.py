@@ -161,3 +161,34 @@ def test_a_text_cut_at_max_text_chars_is_recorded_in_every_score_of_the_response
 
 def test_without_an_endpoint_a_judge_scorer_gives_a_null_score():
     assert registry.get("judge_safety")(Example(output="x")).reason == "no judge endpoint configured"
+
+
+def test_on_another_apps_traffic_each_judge_request_carries_that_responses_answer_and_documents(store, tmp_path):
+    # the second app (OpenInference kb_answer route, documents in retrieval.documents.N attributes, ingested
+    # through the real ingest path): the judge must see each response's own answer and its own documents
+    from obs_pipelines_tests.second_app import Profile, SupportBot, ingest_hours
+
+    start = datetime(2026, 3, 4, 10)
+    db.create_tables(store.engine)
+    ingest_hours(store.engine, tmp_path, SupportBot(Profile(requests_per_hour=40, scale=0.1, seed=3)), start, 1)
+    settings = OnlineEvalsSettings(rules=[{"name": "kb", "routes": ["kb_answer"], "scorers": ["judge_faithfulness"]}])
+    with FakeJudge() as fake:
+        client = settings.judge.model_copy(update={"base_url": fake.url, "backoff_s": 0.01}).client()
+        hour = scoring.score_hour(store.engine, start, start + timedelta(hours=1), settings,
+                                  scoring.scorers_for(settings, client))
+        client.close()
+    with store.engine.connect() as conn:
+        roots = conn.execute(sa.text("SELECT trace_id, output FROM spans WHERE parent_span_id IS NULL")).all()
+    answers = dict(roots)
+    judged = [r for r in hour.frame.to_dict("records") if r["score"] is not None]
+    assert judged and len(hour.judge_calls) == len(judged) == len(fake.requests)
+    sent = {_blocks_of(prompt, "output")[0] for prompt in fake.user_prompts()}
+    assert sent == {answers[r["trace_id"]] for r in judged}  # each response's own answer, verbatim
+    for prompt in fake.user_prompts():
+        assert '<document index="1">' in prompt  # documents read from the retrieval spans, numbered
+
+
+def _blocks_of(text: str, tag: str) -> list[str]:
+    import re
+
+    return re.findall(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.DOTALL)

@@ -166,7 +166,9 @@ class JudgeScorer(Scorer):
             raise JudgeFailed(call)
         options = self.options()
         verdict = parse_verdict(call.raw_answer, [c.label for c in options], call.tool_arguments)
-        reasoning = verdict.reasoning[:REASONING_CHARS] if verdict.reasoning else None
+        reasoning = verdict.reasoning
+        if reasoning and len(reasoning) > REASONING_CHARS:  # said, not silent: the whole answer is in judge_calls
+            reasoning = f"{reasoning[:REASONING_CHARS]}…[cut: {len(reasoning):,} characters in all]"
         if verdict.label is None:
             return self.result(None, f"judge answer {verdict.status}", judge_problem=verdict.problem,
                                judge_reason=reasoning, **details)

@@ -20,7 +20,8 @@ offline_evals_metadata = sa.MetaData()
 
 
 _CASE = [
-    ("case_id", "text", "Hash of the normalised input: one case per distinct input in a dataset."),
+    ("case_id", "text", "Identity of the case: hash of the normalised input, context and expected output (or "
+                        "the id an imported line gives)."),
     ("input", "text", "The request's input (PII replaced by typed placeholders such as <EMAIL>)."),
     ("output", "text", "The production output (scrubbed)."),
     ("expected", "text", "Expected output when known (a feedback correction), else null."),

@@ -17,6 +17,7 @@ from obs_pipelines.observability.retrieval import PREVIEW_CHARS
 from obs_pipelines.observability.tree import bar, duration_ms, read_trace, timeline, tree
 from obs_pipelines.settings import SettingsError, load_settings
 from obs_pipelines.store import db
+from obs_pipelines.terminal import terminal_safe
 
 MAX_DOCUMENTS = 5
 TEXT_CHARS = 160
@@ -34,7 +35,8 @@ def _attributes(span: dict) -> dict:
 
 def _short(text, limit: int = TEXT_CHARS) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return terminal_safe(text)
 
 
 def _json_default(value):
@@ -53,14 +55,14 @@ def _details(span: dict) -> list[str]:
             for rank, doc in enumerate(docs[:MAX_DOCUMENTS], 1):
                 if isinstance(doc, dict):
                     content = _short(doc.get("content") or "", PREVIEW_CHARS)
-                    lines.append(f"#{rank} {doc.get('id')} score={doc.get('score')} {content}")
+                    lines.append(f"#{rank} {_short(doc.get('id'))} score={_short(doc.get('score'))} {content}")
     if span.get("kind") == "tool":
         if span.get("input"):
             lines.append(f"args: {_short(span['input'])}")
         if span.get("output"):
             lines.append(f"result: {_short(span['output'])}")
     if span.get("status") == "error":
-        lines.append(f"error: {span.get('error_type') or ''} {_short(span.get('error_message') or '')}")
+        lines.append(f"error: {_short(span.get('error_type') or '')} {_short(span.get('error_message') or '')}")
     return lines
 
 
@@ -69,16 +71,17 @@ def _line(span: dict, t0, total: float) -> Text:
     line = Text()
     if t0:
         line.append(bar(span, t0, total, width=20) + " ", style="cyan")
-    line.append(str(span.get("name") or "?"), style="bold")
-    line.append(f" [{span.get('kind') or '?'}] {ms:.0f} ms " if ms is not None else f" [{span.get('kind') or '?'}] ? ms ")
+    kind = terminal_safe(span.get("kind") or "?")  # every string here is the app's: shown, never obeyed
+    line.append(terminal_safe(span.get("name") or "?"), style="bold")
+    line.append(f" [{kind}] {ms:.0f} ms " if ms is not None else f" [{kind}] ? ms ")
     failed = span.get("status") == "error"
-    line.append(span.get("status") or "", style="red" if failed else "green")
+    line.append(terminal_safe(span.get("status") or ""), style="red" if failed else "green")
     if span.get("input_tokens") or span.get("output_tokens"):
         line.append(f"  {span.get('input_tokens') or 0}→{span.get('output_tokens') or 0} tok")
     if span.get("cost_usd") is not None:
         line.append(f"  ${span['cost_usd']:.6f}")
     if span.get("model"):
-        line.append(f"  {span['model']}", style="magenta")
+        line.append(f"  {terminal_safe(span['model'])}", style="magenta")
     return line
 
 
@@ -87,7 +90,7 @@ def render(spans: list[dict], console: Console) -> None:
     model; retrieved documents, tool arguments / results and errors under their span."""
     nodes = tree(spans)
     t0, total = timeline(nodes)
-    root = Tree(Text(f"trace {spans[0]['trace_id']}  {total:.0f} ms, {len(spans)} spans", style="bold"))
+    root = Tree(Text(f"trace {terminal_safe(spans[0]['trace_id'])}  {total:.0f} ms, {len(spans)} spans", style="bold"))
     branches: dict[str, Tree] = {}
     for node in nodes:
         s = node.span
@@ -118,7 +121,7 @@ def trace_command(trace_id: str, as_json: bool, db_url: str | None) -> None:
         raise click.ClickException(f"cannot reach the trace store at {shown}: "
                                    f"{str(exc.orig or exc).strip().splitlines()[0]}") from None
     if not spans:
-        raise click.ClickException(f"no spans for trace {trace_id} in the store")
+        raise click.ClickException(f"no spans for trace {terminal_safe(trace_id)} in the store")
     if as_json:
         records = [{**node.span, "depth": node.depth, "duration_ms": duration_ms(node.span),
                     "attributes": _attributes(node.span)} for node in tree(spans)]

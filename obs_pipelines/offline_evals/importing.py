@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -86,14 +87,21 @@ def _strings(value: Any, name: str) -> list[str]:
                    + (" with other items" if isinstance(value, list) else ""))
 
 
-def _has_nul(value: Any) -> bool:
+# a NUL (PostgreSQL refuses it in text) or a lone surrogate ("\\ud800" is valid JSON but no UTF-8 can hold it)
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_char(value: Any) -> str | None:
+    """The first NUL or lone surrogate in any string of ``value`` (keys included), else None."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        found = _BAD_CHAR.search(value)
+        return found.group() if found else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _bad_char(key) or _bad_char(item)
+        if found:
+            return found
+    return None
 
 
 def parse_line(raw: bytes, encoding: str | None) -> dict:
@@ -112,13 +120,18 @@ def parse_line(raw: bytes, encoding: str | None) -> dict:
         raise RowError(f"not JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise RowError("not JSON (nested too deep)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RowError(f"not JSON ({str(exc)[:120]})") from None
     if not isinstance(item, dict):
         raise RowError(f"a line must be a JSON object, not {type(item).__name__}")
     if not isinstance(item.get("input"), str):
         raise RowError("'input' must be a string")
-    bad = next((k for k, v in item.items() if _has_nul(k) or _has_nul(v)), None)
-    if bad is not None:
-        raise RowError(f"NUL character in '{bad}'")
+    for key, value in item.items():
+        char = _bad_char(key) or _bad_char(value)
+        if char == "\x00":
+            raise RowError(f"NUL character in '{key[:40]}'")
+        if char is not None:
+            raise RowError(f"lone surrogate U+{ord(char):04X} in '{key[:40]}' (not encodable as UTF-8)")
     explicit = item.get("id", item.get("case_id"))
     if isinstance(explicit, bool) or not isinstance(explicit, (str, int, type(None))):
         raise RowError("'id' must be a string or an integer")

@@ -36,6 +36,9 @@ def test_each_bad_line_is_rejected_with_its_reason_and_the_good_lines_are_kept(s
         json.dumps({"expected": "no input"}),
         json.dumps({"input": "q11", "metadata": "not an object"}),
         "",  # blank lines are skipped, not rejected
+        '{"input": "q13 \\ud800"}',  # a lone surrogate: valid JSON, no UTF-8 can store it
+        '{"input": "q14", "n": ' + "9" * 5000 + "}",  # more digits than Python turns into an int
+        json.dumps({"input": "q15", "metadata": {"k\u0000": 1}}),  # a NUL in a nested key
         json.dumps({"input": "the last line is fine"}),
     ])
     version, created, report = _import(store, path, max_line_bytes=200)
@@ -51,7 +54,10 @@ def test_each_bad_line_is_rejected_with_its_reason_and_the_good_lines_are_kept(s
     assert reasons[9] == "a line must be a JSON object, not list"
     assert reasons[10] == "'input' must be a string"
     assert reasons[11] == "'metadata' must be an object, not str"
-    assert (report.rejected, report.cases, created) == (10, 2, True)
+    assert reasons[13] == "lone surrogate U+D800 in 'input' (not encodable as UTF-8)"
+    assert reasons[14] == "line longer than 200 bytes"
+    assert reasons[15] == "NUL character in 'metadata'"
+    assert (report.rejected, report.cases, created) == (13, 2, True)
     _v, cases = datasets.load_version(store.engine, "d", version)
     assert sorted(c["input"] for c in cases) == ["Where is my order?", "the last line is fine"]
 
@@ -129,3 +135,9 @@ def test_an_export_imports_back_as_the_same_version(store, tmp_path):
     out = tmp_path / "out.jsonl"
     datasets.export_jsonl(datasets.load_version(store.engine, "src", version)[1], out)
     assert _import(store, out)[0] == version
+
+
+def test_an_integer_python_cannot_convert_is_a_reject_not_a_traceback():
+    raw = ('{"input": "q", "n": ' + "9" * 5000 + "}").encode()  # Python refuses ints over 4,300 digits
+    with pytest.raises(importing.RowError, match="not JSON"):
+        importing.parse_line(raw, None)

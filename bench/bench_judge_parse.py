@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.online_evals.verdict import parse_verdict  # noqa: E402
+from obs_pipelines.online_evals.verdict import parse_verdict
 
 LABELS = ("A", "B", "C", "D", "E")
 SHAPES = {
@@ -53,7 +53,7 @@ def main() -> None:
         cells, base = [], None
         for size in sizes:
             text = make(size)
-            seconds = best_of(lambda: parse_verdict(text, LABELS))
+            seconds = best_of(lambda text=text: parse_verdict(text, LABELS))
             per_char = seconds / len(text)
             base = base or per_char
             cells.append(f"{seconds * 1000:8.1f} ms ({per_char / base:4.1f}x)")

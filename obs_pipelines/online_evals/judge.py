@@ -144,10 +144,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 def _deadline_transport(deadline: _Deadline, limits: httpx.Limits) -> httpx.HTTPTransport:
     """httpx's transport with its httpcore pool's network backend wrapped (httpx has no public hook for it;
-    tests/test_judge_client.py fails loudly should that attribute ever move)."""
+    obs_pipelines_tests/online_evals/test_judge_client.py fails loudly should that attribute ever move)."""
     transport = httpx.HTTPTransport(limits=limits)
-    pool = transport._pool  # noqa: SLF001
-    pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)  # noqa: SLF001
+    pool = transport._pool
+    pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
     return transport
 
 
@@ -351,4 +351,4 @@ def _tool_arguments(message: Mapping) -> list[Any]:
     return [f.get("arguments") for f in functions if isinstance(f, Mapping) and f.get("arguments") is not None]
 
 
-__all__ = ["JudgeCall", "JudgeClient", "RESERVED_PARAMS", "RETRY_STATUSES", "storable"]
+__all__ = ["RESERVED_PARAMS", "RETRY_STATUSES", "JudgeCall", "JudgeClient", "storable"]

@@ -51,7 +51,7 @@ class FakeJudge:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
@@ -118,7 +118,7 @@ class FakeJudge:
         """The user message of every request, in order."""
         return [next(m["content"] for m in r["body"]["messages"] if m["role"] == "user") for r in self.requests]
 
-    def __enter__(self) -> "FakeJudge":
+    def __enter__(self) -> FakeJudge:
         self.thread.start()
         return self
 

@@ -7,7 +7,11 @@ import threading
 
 import pytest
 
-from obs_pipelines.online_evals.verdict import json_objects, parse_verdict, without_thinking
+from obs_pipelines.online_evals.verdict import (
+    json_objects,
+    parse_verdict,
+    without_thinking,
+)
 
 LETTERS = ("A", "B", "C", "D", "E")
 YES_NO = ("Y", "N")

@@ -20,14 +20,14 @@ depends_on = None
 TABLE = "judge_calls"
 # column -> (type, new comment, previous comment)
 COMMENTS = {
-    "prompt": (sa.Text, "The prompt as sent (system and user messages, PII scrubbed; cut with a marker past "
-                        "max_stored_chars).", "The prompt sent."),
-    "raw_answer": (sa.Text, "The judge's answer as received, with any function-call arguments (NUL escaped; cut "
-                            "with a marker).", "The judge's answer as received."),
+    "prompt": (sa.Text, ("The prompt as sent (system and user messages, PII scrubbed; cut with a marker past "
+                         "max_stored_chars)."), "The prompt sent."),
+    "raw_answer": (sa.Text, ("The judge's answer as received, with any function-call arguments (NUL escaped; cut "
+                             "with a marker)."), "The judge's answer as received."),
     "status": (sa.Text, "ok, error or timeout (after the retries), or too_large (an answer over max_answer_bytes).",
                "ok, error or timeout (after the retries)."),
-    "cost_usd": (sa.Float, "Cost: judge prices set by hand, else the price table (null for a model it does not "
-                           "know).", "Cost from the judge prices in the settings (null when not set)."),
+    "cost_usd": (sa.Float, ("Cost: judge prices set by hand, else the price table (null for a model it does not "
+                            "know)."), "Cost from the judge prices in the settings (null when not set)."),
 }
 
 

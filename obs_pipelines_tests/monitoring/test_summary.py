@@ -22,6 +22,9 @@ HOSTILE = [
     ("back\\slash", r"back\\slash"),
     ("tab\tand\x00nul", "tab and nul"),
     ("rag_qa", r"rag\_qa"),
+    # bidi override: "invoice_<RLO>gnp.exe" would read "invoice_exe.png"; shown as its code point instead
+    ("invoice_\u202egnp.exe", r"invoice\_U\+202Egnp\.exe"),
+    ("a\u2066b\u200fc", r"aU\+2066bU\+200Fc"),  # isolates and marks too
 ]
 
 

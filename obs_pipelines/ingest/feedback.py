@@ -5,18 +5,19 @@ A file is CSV (header row) or JSON lines, one judgement per row:
     trace_id (required, 32 hex)   span_id (16 hex, optional)   name (required, e.g. thumbs, rating)
     value (a number, or up/down, yes/no, true/false, good/bad)   comment   source   created_at (ISO 8601)
 
-A row that cannot be read goes to `ingest_rejects` with its line number, the reason and the row as read.
-Importing the same file again adds nothing: a row already stored with the same trace, span, name, value,
-comment and source is skipped.
+A row that cannot be read goes to `ingest_rejects` with its line number, the reason and the row as read: a
+row longer than 1 MiB, a NUL, bytes invalid in the file's encoding (a UTF-8 BOM, UTF-16 and Windows-1252 /
+latin-1 files are read as such: `textrows`), a bad id, value or time. The file is streamed in batches, so
+memory does not grow with its size. Importing the same file again adds nothing: a row already stored with the
+same trace, span, name, value, comment and source is skipped, and a reject already stored for the same line
+and reason is not stored twice.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.ingest.landing import path_text
+from obs_pipelines.ingest.textrows import DEFAULT_MAX_ROW_BYTES, Row, csv_rows, jsonl_rows
 from obs_pipelines.store import db
 from obs_pipelines.store.schema import feedback, ingest_rejects
 
@@ -32,7 +35,8 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _WORDS = {"up": 1.0, "down": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "good": 1.0, "bad": 0.0,
           "positive": 1.0, "negative": 0.0, "thumbs_up": 1.0, "thumbs_down": 0.0}
-MAX_REJECT_PAYLOAD = 64 * 1024
+MAX_REJECT_PAYLOAD = 64 * 1024  # characters of a rejected row kept in ingest_rejects.payload
+BATCH_ROWS = 5000  # rows validated, deduplicated and written per transaction
 
 
 @dataclass(frozen=True)
@@ -97,21 +101,11 @@ def parse_row(row: dict, default_source: str, now: datetime) -> dict:
             "created_at": created_at}
 
 
-def read_rows(path: Path) -> list[tuple[int, dict | str]]:
-    """(line number, row) of a CSV or JSONL file; a JSON line that does not parse is kept as its text."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        return [(i + 2, {k.strip(): v for k, v in row.items() if k}) for i, row in enumerate(reader)]
-    rows: list[tuple[int, dict | str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((number, json.loads(line)))
-        except json.JSONDecodeError:
-            rows.append((number, line))
-    return rows
+def read_rows(path: Path, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
+    """The rows of a CSV (``.csv``) or JSON-lines file, streamed (`textrows`)."""
+    with open(path, "rb") as stream:
+        reader = csv_rows if path.suffix.lower() == ".csv" else jsonl_rows
+        yield from reader(stream, max_row_bytes, MAX_REJECT_PAYLOAD)
 
 
 def _key(record: dict) -> tuple:
@@ -119,37 +113,62 @@ def _key(record: dict) -> tuple:
             record["source"])
 
 
-def import_feedback(engine: Engine, path: str | Path, source: str | None = None) -> FeedbackSummary:
-    """Validate and store every row of the file; returns what was read, stored, skipped and rejected."""
+def import_feedback(engine: Engine, path: str | Path, source: str | None = None,
+                    batch_rows: int = BATCH_ROWS, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> FeedbackSummary:
+    """Validate and store every row of the file, a batch at a time (memory bounded by the batch, whatever the
+    file's size); returns what was read, stored, skipped and rejected. Each batch is one transaction: an import
+    cut short is finished by importing the file again (stored rows and rejects are recognised, not repeated)."""
     path = Path(path)
     now = db.utcnow()
-    records, rejects = [], []
-    rows = read_rows(path)
-    for number, row in rows:
-        try:
-            if isinstance(row, str):
-                raise ValueError("not a JSON object")
-            records.append(parse_row(row, source or path.name, now))
-        except ValueError as exc:
-            payload = row if isinstance(row, str) else json.dumps(row, default=str)
-            rejects.append({"source": str(path), "location": f"line {number}", "reason": f"feedback: {exc}",
-                            "payload": payload[:MAX_REJECT_PAYLOAD], "rejected_at": now})
     db.create_tables(engine)
+    read = stored = duplicate = rejected = 0
+    records: list[dict] = []
+    rejects: list[dict] = []
+    shown_source = path_text(path)
+    for row in read_rows(path, max_row_bytes):
+        read += 1
+        try:
+            if row.error is not None:
+                raise ValueError(row.error)
+            records.append(parse_row(row.value, source or path_text(path.name), now))
+        except ValueError as exc:
+            rejects.append({"source": shown_source, "location": f"line {row.line}", "reason": f"feedback: {exc}",
+                            "payload": row.raw, "rejected_at": now})
+        if len(records) + len(rejects) >= batch_rows:
+            s, d, r = _write_batch(engine, records, rejects)
+            stored, duplicate, rejected = stored + s, duplicate + d, rejected + r
+            records, rejects = [], []
+    s, d, r = _write_batch(engine, records, rejects)
+    return FeedbackSummary(read=read, stored=stored + s, duplicate=duplicate + d, rejected=rejected + r)
+
+
+def _write_batch(engine: Engine, records: list[dict], rejects: list[dict]) -> tuple[int, int, int]:
+    """Store a batch's new records and new rejects in one transaction: (stored, duplicates, rejected)."""
+    if not records and not rejects:
+        return 0, 0, 0
     with engine.begin() as conn:
-        traces = sorted({r["trace_id"] for r in records})
         existing: set[tuple] = set()
+        traces = sorted({r["trace_id"] for r in records})
         for i in range(0, len(traces), 500):  # bounded IN lists: no input size breaks the query
             query = sa.select(feedback.c.trace_id, feedback.c.span_id, feedback.c.name, feedback.c.value,
                               feedback.c.comment, feedback.c.source).where(feedback.c.trace_id.in_(traces[i:i + 500]))
             existing.update(tuple(row) for row in conn.execute(query))
-        fresh, seen = [], set(existing)
+        fresh = []
         for record in records:
-            if _key(record) not in seen:
-                seen.add(_key(record))
+            if _key(record) not in existing:
+                existing.add(_key(record))
                 fresh.append(record)
         if fresh:
             conn.execute(sa.insert(feedback), fresh)
-        if rejects:
-            conn.execute(sa.insert(ingest_rejects), rejects)
-    return FeedbackSummary(read=len(rows), stored=len(fresh), duplicate=len(records) - len(fresh),
-                           rejected=len(rejects))
+        # a reject already stored for this row of this file (an earlier import of it) is not stored again
+        known: set[tuple] = set()
+        for source in {r["source"] for r in rejects}:
+            locations = sorted({r["location"] for r in rejects if r["source"] == source})
+            for i in range(0, len(locations), 500):
+                known.update(tuple(row) for row in conn.execute(
+                    sa.select(ingest_rejects.c.source, ingest_rejects.c.location, ingest_rejects.c.reason).where(
+                        ingest_rejects.c.source == source, ingest_rejects.c.location.in_(locations[i:i + 500]))))
+        new_rejects = [r for r in rejects if (r["source"], r["location"], r["reason"]) not in known]
+        if new_rejects:
+            conn.execute(sa.insert(ingest_rejects), new_rejects)
+    return len(fresh), len(records) - len(fresh), len(rejects)

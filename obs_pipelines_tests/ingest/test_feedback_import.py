@@ -70,3 +70,90 @@ def test_the_cli_prints_the_summary_and_fails_when_nothing_could_be_read(store, 
     assert result.exit_code == 0 and "read 1, stored 1, duplicate 0, rejected 0" in result.output
     result = CliRunner().invoke(main, ["feedback", "import", str(bad)])
     assert result.exit_code == 1 and "rejected 1" in result.output
+
+
+# ---- hostile and foreign files (issue 20.6) ------------------------------------------------------------------
+HEADER = "trace_id,name,value,comment\n"
+
+
+def test_a_100_mb_csv_field_is_rejected_and_the_next_good_row_is_kept(store, tmp_path):
+    path = tmp_path / "big.csv"
+    with open(path, "w") as out:  # row 2: a quoted comment of 100 MB (with line breaks), row 3: a good row
+        out.write(HEADER + f'{TRACE},thumbs,up,"')
+        chunk = ("x" * 1023 + "\n") * 1024
+        for _ in range(100):
+            out.write(chunk)
+        out.write(f'"\n{TRACE},rating,4,fine\n')
+    summary = import_feedback(store.engine, path)
+    assert (summary.read, summary.stored, summary.rejected) == (2, 1, 1)
+    assert table(store, "feedback")["name"].tolist() == ["rating"]
+    reject = table(store, "ingest_rejects").iloc[0]
+    assert reject["location"] == "line 2" and "longer than the limit" in reject["reason"]
+
+
+def test_a_row_with_a_nul_is_rejected_and_the_rest_of_the_file_lands(store, tmp_path):
+    path = tmp_path / "nul.csv"
+    path.write_bytes((HEADER + f"{TRACE},thumbs,up,bad\x00byte\n{TRACE},rating,5,ok\n").encode())
+    summary = import_feedback(store.engine, path)
+    assert (summary.stored, summary.rejected) == (1, 1)
+    reject = table(store, "ingest_rejects").iloc[0]
+    assert "NUL" in reject["reason"] and reject["payload"].endswith("bad\\u0000byte")
+
+
+def test_an_excel_csv_utf8_file_with_a_bom_is_read(store, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + f"{TRACE},thumbs,up,très bien\r\n").encode())
+    summary = import_feedback(store.engine, path)
+    assert (summary.stored, summary.rejected) == (1, 0)
+    assert table(store, "feedback")["comment"].tolist() == ["très bien"]
+
+
+def test_a_semicolon_csv_as_excel_writes_it_in_many_locales_is_read(store, tmp_path):
+    path = tmp_path / "semicolons.csv"
+    path.write_text(f"trace_id;name;value;comment\n{TRACE};rating;4;ok, thanks\n")
+    assert import_feedback(store.engine, path).stored == 1
+    assert table(store, "feedback")["comment"].tolist() == ["ok, thanks"]
+
+
+def test_a_latin1_file_is_detected_and_read_not_mangled(store, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + f"{TRACE},thumbs,down,plain ascii first\n{TRACE},thumbs,up,très bien à 5€\n")
+                     .encode("cp1252"))
+    summary = import_feedback(store.engine, path)
+    assert (summary.stored, summary.rejected) == (2, 0)
+    assert table(store, "feedback")["comment"].tolist() == ["plain ascii first", "très bien à 5€"]
+
+
+def test_a_utf16_file_with_a_bom_is_read(store, tmp_path):
+    path = tmp_path / "utf16.csv"
+    path.write_bytes((HEADER + f"{TRACE},thumbs,up,日本語\n").encode("utf-16"))
+    assert import_feedback(store.engine, path).stored == 1
+    assert table(store, "feedback")["comment"].tolist() == ["日本語"]
+
+
+def test_a_non_utf8_row_in_a_utf8_file_is_rejected_not_decoded_with_replacements(store, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = json.dumps({"trace_id": TRACE, "name": "thumbs", "value": 1, "comment": "déjà"}, ensure_ascii=False)
+    path.write_bytes(good.encode() + b"\n" + b'{"trace_id": "' + TRACE.encode() + b'", "name": "x\xe9"}\n')
+    summary = import_feedback(store.engine, path)
+    assert (summary.stored, summary.rejected) == (1, 1)
+    assert "not valid UTF-8" in table(store, "ingest_rejects")["reason"].iloc[0]
+
+
+def test_importing_a_file_with_rejects_again_does_not_repeat_its_rejects(store, tmp_path):
+    path = tmp_path / "fb.jsonl"
+    path.write_text(json.dumps({"trace_id": TRACE, "name": "thumbs", "value": 1}) + "\n{oops\n")
+    import_feedback(store.engine, path)
+    again = import_feedback(store.engine, path)
+    assert (again.stored, again.duplicate, again.rejected) == (0, 1, 1)  # reported, not stored twice
+    assert len(table(store, "ingest_rejects")) == 1
+
+
+def test_a_file_larger_than_a_batch_lands_whole_and_deduplicates_across_batches(store, tmp_path):
+    # 7 rows in batches of 3; rows 1 and 6 are the same judgement: stored once
+    path = tmp_path / "many.jsonl"
+    rows = [{"trace_id": TRACE, "name": "rating", "value": v} for v in (1, 2, 3, 4, 5, 1, 6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = import_feedback(store.engine, path, batch_rows=3)
+    assert (summary.read, summary.stored, summary.duplicate) == (7, 6, 1)
+    assert sorted(table(store, "feedback")["value"].tolist()) == [1, 2, 3, 4, 5, 6]

@@ -33,9 +33,29 @@ def summary_line(rule: str, status: str, metric: str, value: Any, threshold: Any
     line = (f"[{status.upper()}] {rule}: {metric} = {_fmt(value)} (threshold {_fmt(threshold)}) for {where} "
             f"in {window_start:%Y-%m-%d %H:00} UTC")
     if attribution:
-        top = attribution[0]
-        line += f"; top contributor {top['dimension']}={top['value']} ({top['share']:.0%})"
+        line += f"; top contributor {contributor_text(attribution[0])}"
     return line
+
+
+DRIVERS = {"unit": "per item", "volume": "volume"}
+
+
+def contributor_text(top: dict) -> str:
+    """``prompt_version=v2 (100% of the change, per item: 0.0021 vs 0.0007 baseline)``: the value, its share
+    of the group's change against the baseline, whether the change is per item (cost per call, errors per span,
+    a mean score) or volume (more calls), and the value's figure per item now vs in the baseline."""
+    details = []
+    if isinstance(top.get("share"), int | float):
+        details.append(f"{top['share']:.0%} of the change")
+    figure = ""
+    if top.get("now") is not None:
+        figure = (f"{_fmt(top['now'])} vs {_fmt(top['baseline'])} baseline" if top.get("baseline") is not None
+                  else f"{_fmt(top['now'])}, new")
+    driver = DRIVERS.get(top.get("driver"), "")
+    if driver or figure:
+        details.append(": ".join(x for x in (driver, figure) if x))
+    text = f"{top['dimension']}={top['value']}"
+    return f"{text} ({', '.join(details)})" if details else text
 
 
 def build_alert(*, rule, status: str, metric: str, value: Any, threshold: Any, window_start: datetime,

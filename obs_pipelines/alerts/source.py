@@ -1,16 +1,13 @@
-"""What the alerts read from the store: a rule's table over its windows, and for a breached group the
-exemplar traces and the attribution (which span / model / error class / route explains the value).
+"""What the alerts read from the store: a rule's table over its windows, and for a breached group its cause
+(the contributors of its change against its baseline, ``causes.py``) and the exemplar traces that show it.
 
-Attribution prefers the observability phase's tables (latency_attribution_hourly, cost_attribution_hourly,
-error_causes_hourly): with that phase enabled they are read when written, else computed in memory by the
-phase's own functions (``Diagnosis``); without it, attribution is computed from the monitoring rollups and the
-raw spans of the window. Exemplars come from the raw spans (the public contract) and the rollups'
-example_trace_id column.
+The causes are read from the raw spans (the public contract), the online evals' ``eval_scores`` and the
+observability phase's ``agent_paths``; with that phase on, an hour it has not written yet is computed in memory
+by the phase's own functions (``Diagnosis``). Every exemplar is checked to belong to the group and the window.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -19,17 +16,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from obs_pipelines.alerts import causes
 from obs_pipelines.alerts.evaluate import RuleResult, history_needed
+from obs_pipelines.alerts.scope import traces_in_group
 from obs_pipelines.store.query import fetch_frame
 
 MAX_EXEMPLARS = 5
 log = logging.getLogger("obs_pipelines.alerts")
-MAX_CONTRIBUTORS = 5
-# a group's dimension -> the spans column that holds it (model rows use a canonical key: not filterable)
-SPAN_COLUMNS = {"route": "route", "provider": "provider", "span_kind": "kind", "span_name": "name",
-                "prompt_version": "prompt_version", "service_name": "service_name"}
-OBSERVABILITY_ATTRIBUTION = {"latency": "latency_attribution_hourly", "cost": "cost_attribution_hourly",
-                             "error": "error_causes_hourly"}
 
 
 def table_exists(engine: Engine, table: str) -> bool:
@@ -47,62 +40,129 @@ def read_rule_frame(engine: Engine, rule, start: datetime, end: datetime) -> pd.
     return fetch_frame(engine, sql, {"start": start - history_needed(rule), "end": end})
 
 
+# the family of a rule's table (checked before the metric's words: retrieval_rollup_hourly has an error_rate)
+TABLE_FAMILIES = {"agent_paths": "agent", "retrieval_rollup_hourly": "retrieval", "retrieval_log": "retrieval",
+                  "eval_scores": "quality", "score_rollup_hourly": "quality", "score_rollup_daily": "quality",
+                  "latency_attribution_hourly": "latency", "cost_attribution_hourly": "cost",
+                  "error_causes_hourly": "error"}
+METRIC_WORDS = (("error", ("error",)), ("latency", ("latency", "_ms", "duration")), ("cost", ("cost", "token")),
+                ("agent", ("loop", "tool")), ("retrieval", ("retriev", "top_score", "empty")),
+                ("quality", ("score",)))
+
+
+def family_of_metric(metric: str) -> str:
+    metric = metric.lower()
+    return next((family for family, words in METRIC_WORDS if any(w in metric for w in words)), "other")
+
+
 def metric_family(rule) -> str:
-    """latency, error, cost or other: picks the attribution and the exemplar ordering."""
-    name = f"{getattr(rule, 'metric', '')} {rule.table}".lower()
-    for family, words in (("error", ("error",)), ("latency", ("latency", "_ms")), ("cost", ("cost", "token"))):
-        if any(w in name for w in words):
-            return family
-    return "other"
+    """latency, error, cost, quality, agent, retrieval or other: where the rule's causes live (the
+    attribution and the exemplars). A burn-rate rule takes its SLO's metric (``_slo_scope``)."""
+    if rule.kind == "eval_score":
+        return "quality"
+    if rule.table in TABLE_FAMILIES:
+        return TABLE_FAMILIES[rule.table]
+    return family_of_metric(f"{getattr(rule, 'metric', '')} {rule.table}")
 
 
-# ---- exemplars --------------------------------------------------------------------------------------------
-def _span_filter(group: dict[str, Any]) -> tuple[str, dict]:
-    clauses, params = [], {}
-    for i, (dim, value) in enumerate(group.items()):
-        if dim in SPAN_COLUMNS and value is not None:
-            clauses.append(f"{SPAN_COLUMNS[dim]} = :g{i}")
-            params[f"g{i}"] = value
-    return "".join(f" AND {c}" for c in clauses), params
+class _SloRule:
+    """A burn-rate rule seen as a rule on its SLO's metric (the family and the percentile come from it)."""
+
+    def __init__(self, rule, metric: str) -> None:
+        self.name, self.kind, self.metric, self.table = rule.name, "slo", metric, "request_rollup_hourly"
 
 
-def window_spans(engine: Engine, result: RuleResult, columns: str) -> pd.DataFrame:
-    where, params = _span_filter(result.group)
-    sql = f"SELECT {columns} FROM spans WHERE start_time >= :start AND start_time < :end{where}"
-    return fetch_frame(engine, sql, {"start": result.window_start, "end": result.window_end, **params})
+def _slo_scope(engine: Engine, rule, result: RuleResult) -> tuple[Any, dict[str, Any]]:
+    """A burn-rate rule's SLO: its metric and the group it is about ({} overall, {route: ...}, {model: ...})."""
+    if not table_exists(engine, rule.table):
+        return None, {}
+    rows = fetch_frame(engine, f"SELECT metric, dimension, dimension_value FROM {rule.table} WHERE slo_name = :slo "
+                               "AND window_start >= :start AND window_start < :end",
+                       {"slo": rule.slo, "start": result.window_start, "end": result.window_end})
+    if rows.empty:
+        return None, {}
+    row = rows.iloc[0]
+    group = {} if row["dimension"] in (None, "overall") or pd.isna(row["dimension_value"]) else {
+        str(row["dimension"]): row["dimension_value"]}
+    return _SloRule(rule, str(row["metric"])), group
+
+
+# ---- the cause and the exemplars of a breach (causes.py) -------------------------------------------------
+_BREACHES: dict[tuple, causes.Breach] = {}  # the last few breaches: the attribution and the exemplars share one
+_KEEP_BREACHES = 16
+
+
+def breach(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None = None) -> causes.Breach:
+    """The breached group's cause and its window's reading (once per rule, window and group)."""
+    key = (id(engine), rule.name, rule.kind, getattr(rule, "table", None), getattr(rule, "metric", None),
+           result.window_start, result.window_end, result.group_key)
+    if key not in _BREACHES:
+        while len(_BREACHES) >= _KEEP_BREACHES:
+            _BREACHES.pop(next(iter(_BREACHES)))
+        _BREACHES[key] = _diagnose(engine, rule, result, diagnosis)
+    return _BREACHES[key]
+
+
+def _diagnose(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None) -> causes.Breach:
+    group = dict(result.group)
+    if rule.kind == "burn_rate":
+        rule, group = _slo_scope(engine, rule, result)
+        if rule is None:
+            return causes.Breach("other", [], None, None)
+        family = family_of_metric(rule.metric)
+    else:
+        family = metric_family(rule)
+    settings = diagnosis.settings if diagnosis is not None else None
+    ctx = causes.Context(engine, rule, group, prices=diagnosis.prices if diagnosis is not None else _prices(),
+                         settings=settings, diagnosis=diagnosis)
+    try:
+        return causes.diagnose(ctx, family, result.window_start, result.window_end)
+    except Exception:  # noqa: BLE001 (a cause that cannot be computed never fails the rule's check)
+        log.exception(f"cause of {rule.name} {group} in {result.window_start:%Y-%m-%d %H:%M} could not be computed")
+        return causes.Breach(family, [], None, ctx)
+
+
+_PRICES: list = []
+
+
+def _prices():
+    if not _PRICES:
+        from obs_pipelines.pricing import load_prices
+
+        _PRICES.append(load_prices())
+    return _PRICES[0]
 
 
 def exemplar_trace_ids(engine: Engine, rule, result: RuleResult, rollup_rows: pd.DataFrame | None = None,
                        diagnosis: Diagnosis | None = None) -> list[str]:
-    """A few traces of the breached group and window that show the problem: failed ones for error rules, the
-    slowest for latency rules, the most expensive for cost rules; the rollup's example_trace_id first."""
-    ids: list[str] = _observability_exemplars(engine, metric_family(rule), result, diagnosis)
+    """A few traces of the breached group and window that show the breach: the slowest traces that contain
+    the slow step, the failing ones of the breached provider, the costliest calls, the lowest-scoring
+    responses, the looping traces, the emptiest retrievals (of the top contributor first); each checked to
+    have a span of the group in the window. The rollup's example_trace_id is a candidate too."""
+    candidates = causes.exemplars(breach(engine, rule, result, diagnosis))
     if rollup_rows is not None and "example_trace_id" in rollup_rows.columns:
-        ids += [t for t in rollup_rows["example_trace_id"].dropna().astype(str)]
-    if table_exists(engine, "spans"):
-        family = metric_family(rule)
-        spans = window_spans(engine, result, "trace_id, start_time, end_time, status, cost_usd, input_tokens")
-        if not spans.empty:
-            if family == "error":
-                spans = spans[spans["status"] == "error"].sort_values("trace_id", ascending=False)
-            elif family == "latency":
-                duration = pd.to_datetime(spans["end_time"]) - pd.to_datetime(spans["start_time"])
-                spans = spans.assign(_d=duration).sort_values("_d", ascending=False)
-            elif family == "cost":
-                spans = spans.assign(_c=pd.to_numeric(spans["input_tokens"], errors="coerce").fillna(0))
-                spans = spans.sort_values("_c", ascending=False)
-            ids += list(spans["trace_id"].astype(str))
-    return list(dict.fromkeys(ids))[:MAX_EXEMPLARS]
-
-
-# ---- attribution ------------------------------------------------------------------------------------------
-def _ranked(dimension: str, weights: pd.Series) -> list[dict]:
-    weights = weights[weights > 0]
-    total = float(weights.sum())
-    if not total:
+        candidates += [t for t in rollup_rows["example_trace_id"].dropna().astype(str)]
+    candidates = list(dict.fromkeys(candidates))[:MAX_EXEMPLARS * 4]
+    if not candidates or not table_exists(engine, "spans"):
         return []
-    top = weights.sort_values(ascending=False).head(MAX_CONTRIBUTORS)
-    return [{"dimension": dimension, "value": str(k), "share": round(float(v) / total, 4)} for k, v in top.items()]
+    scope_group = result.group if rule.kind != "burn_rate" else {}
+    inside = traces_in_group(engine, candidates, scope_group, result.window_start, result.window_end)
+    return [t for t in candidates if t in inside][:MAX_EXEMPLARS]
+
+
+def attribution(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None = None) -> list[dict]:
+    """Ranked contributors of the breached group's change against its baseline (causes.py)."""
+    return breach(engine, rule, result, diagnosis).cause
+
+
+def observability_rows(engine: Engine, table: str, start: datetime, end: datetime,
+                       diagnosis: Diagnosis | None = None) -> pd.DataFrame:
+    """An observability table's rows of a window: as stored, else (with a diagnosis) computed in memory."""
+    if diagnosis is not None:
+        return diagnosis.rows(table, start, end)
+    if table_exists(engine, table):
+        return _stored_rows(engine, table, start, end)
+    return pd.DataFrame()
 
 
 class Diagnosis:
@@ -141,99 +201,6 @@ class Diagnosis:
 def _stored_rows(engine: Engine, table: str, start: datetime, end: datetime) -> pd.DataFrame:
     return fetch_frame(engine, f"SELECT * FROM {table} WHERE window_start >= :start AND window_start < :end",
                        {"start": start, "end": end})
-
-
-def _window_rows(engine: Engine, table: str, result: RuleResult, diagnosis: Diagnosis | None = None) -> pd.DataFrame:
-    rows = (diagnosis.rows(table, result.window_start, result.window_end) if diagnosis is not None
-            else _stored_rows(engine, table, result.window_start, result.window_end))
-    for dim, value in result.group.items():  # the group's own rows (route=..., provider=...)
-        if dim in rows.columns:
-            rows = rows[rows[dim].astype(str) == str(value)]
-    return rows
-
-
-def _observability_attribution(engine: Engine, family: str, result: RuleResult,
-                               diagnosis: Diagnosis | None = None) -> list[dict] | None:
-    """From the observability phase's tables (observability/tables.py) when it has written the window:
-    error_causes_hourly (errors by class / model / failing step / route), latency_attribution_hourly (each
-    step's share of its route's p95 change), cost_attribution_hourly (each value's share of the cost change)."""
-    table = OBSERVABILITY_ATTRIBUTION.get(family)
-    if not table or (diagnosis is None and not table_exists(engine, table)):
-        return None
-    rows = _window_rows(engine, table, result, diagnosis)
-    if rows.empty:
-        return None
-    out: list[dict] = []
-    if family == "error":
-        counts = pd.to_numeric(rows["error_count"], errors="coerce").fillna(0)
-        for dim, column in (("error_class", "error_class"), ("provider", "provider"), ("model", "model"),
-                            ("span", "failing_step"), ("route", "route")):
-            if dim not in result.group:
-                out += _ranked(dim, counts.groupby(rows[column]).sum())[:2]
-    elif family == "latency":
-        steps = rows[~rows["wraps_steps"].astype(str).str.lower().isin(["true", "1"])]
-        delta = pd.to_numeric(steps["delta_p95_ms"], errors="coerce").fillna(0).clip(lower=0)
-        out += _ranked("span", delta.groupby(steps["span_name"]).sum())
-    elif family == "cost":
-        rows = rows[~rows["dimension"].isin(list(result.group))]
-        delta = pd.to_numeric(rows["delta_cost_usd"], errors="coerce").fillna(0).clip(lower=0)
-        for dim, part in delta.groupby(rows["dimension"]):
-            out += _ranked(str(dim), part.groupby(rows.loc[part.index, "dimension_value"]).sum())[:2]
-    return out or None
-
-
-def _observability_exemplars(engine: Engine, family: str, result: RuleResult,
-                             diagnosis: Diagnosis | None = None) -> list[str]:
-    if family != "error" or (diagnosis is None and not table_exists(engine, "error_causes_hourly")):
-        return []
-    rows = _window_rows(engine, "error_causes_hourly", result, diagnosis)
-    if rows.empty:
-        return []
-    rows = rows.sort_values("error_count", ascending=False)
-    ids: list[str] = []
-    for raw in rows["example_trace_ids"].dropna():
-        try:
-            ids += [str(t) for t in json.loads(raw)]
-        except (TypeError, ValueError):
-            continue
-    return ids
-
-
-def attribution(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None = None) -> list[dict]:
-    """Ranked contributors of the breached group's value in its window: from the observability tables of the
-    window (``diagnosis``: computed when not written yet), else from the rollups and the raw spans."""
-    family = metric_family(rule)
-    found = _observability_attribution(engine, family, result, diagnosis)
-    if found:
-        return found
-    out: list[dict] = []
-    if family == "error" and table_exists(engine, "error_rollup_hourly"):
-        rows = fetch_frame(engine, "SELECT dimension_value, error_count FROM error_rollup_hourly "
-                                   "WHERE window_start = :start AND dimension = 'provider_error_class'",
-                           {"start": result.window_start})
-        provider = result.group.get("provider")
-        if provider is not None:
-            rows = rows[rows["dimension_value"].astype(str).str.startswith(f"{provider}/")]
-        classes = rows.assign(cls=rows["dimension_value"].astype(str).str.split("/").str[-1])
-        out += _ranked("error_class", pd.to_numeric(classes.groupby("cls")["error_count"].sum()))
-    if not table_exists(engine, "spans"):
-        return out
-    spans = window_spans(engine, result, "trace_id, parent_span_id, name, kind, model, provider, route, status, "
-                                          "start_time, end_time")
-    if spans.empty:
-        return out
-    if family == "error":
-        failed = spans[spans["status"] == "error"]
-        for dim, column in (("provider", "provider"), ("model", "model"), ("span", "name"), ("route", "route")):
-            if dim not in result.group and failed[column].notna().any():
-                out += _ranked(dim, failed.groupby(column).size())[:2]
-    elif family == "latency":
-        steps = spans[spans["parent_span_id"].notna()]
-        duration = (pd.to_datetime(steps["end_time"]) - pd.to_datetime(steps["start_time"])).dt.total_seconds()
-        out += _ranked("span", duration.groupby(steps["name"]).sum())
-    elif family == "cost":
-        out += _ranked("model", spans[spans["model"].notna()].groupby("model").size())
-    return out
 
 
 def partition_link(base_url: str, asset: str, window_start: datetime) -> str:

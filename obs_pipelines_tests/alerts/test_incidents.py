@@ -101,14 +101,18 @@ def test_an_alert_judged_before_the_observability_run_carries_the_attribution_th
     late_attribution = {json.dumps(r["group"]): r["attribution"] for r in late.metadata["results"].value}
     assert early_attribution == late_attribution
     rag = early_attribution[json.dumps({"route": "rag_qa"})]
-    assert {"model", "prompt_version", "user_segment"} <= {a["dimension"] for a in rag}
+    # cost_overrun grows rag_qa's prompts (input tokens x3-5): the change is per call (unit cost), not more calls,
+    # and only rag_qa's own calls are named (no route dimension in a route's alert)
+    assert rag and rag[0]["driver"] == "unit" and "route" not in {a["dimension"] for a in rag}
 
 
-def test_a_diagnosis_that_cannot_be_computed_leaves_the_fallback_attribution(tmp_path, monkeypatch, caplog):
-    # the in-memory observability tables of an hour fail (a bug, a bad row): the check still judges the hour and
-    # the breach keeps the attribution from the rollups and spans; the failure is logged, never raised
+def test_a_diagnosis_that_cannot_be_computed_leaves_the_causes_that_do_not_need_it(tmp_path, monkeypatch, caplog):
+    # the in-memory observability tables of an hour fail (a bug, a bad row): an agent rule's breach (the one
+    # family that reads them) gets no cause, logged, never raised; an error rule's cause comes from the raw
+    # spans and stands
     from obs_pipelines.alerts import source
     from obs_pipelines.alerts.evaluate import RuleResult
+    from obs_pipelines.alerts.rules import parse_rule
     from obs_pipelines.observability import hourly
     from obs_pipelines.observability.config import ObservabilitySettings
     from obs_pipelines.pricing import load_prices
@@ -116,20 +120,25 @@ def test_a_diagnosis_that_cannot_be_computed_leaves_the_fallback_attribution(tmp
     store = TraceStore(db_url=f"sqlite:///{tmp_path / 'traces.db'}")
     store.create_tables()
     hour = START + timedelta(hours=7)
-    incident = parse_incident(f"rate_limit_storm@{hour:%Y-%m-%dT%H:%M}+1h")
-    db.insert_spans(store.engine, [row for trace in generate_traces(hour, 1, 0.05, 21, [incident]) for row in trace])
+    incidents = [parse_incident(f"{name}@{hour:%Y-%m-%dT%H:%M}+1h") for name in ("rate_limit_storm", "tool_loop")]
+    db.insert_spans(store.engine, [row for trace in generate_traces(hour, 1, 0.05, 21, incidents) for row in trace])
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(hourly, "hourly_tables", broken)
-    rule = load_settings(EXAMPLE).alerts.parsed_rules()
-    [rate_limit] = [r for r in rule if r.name == "rate_limit_errors"]
-    result = RuleResult(rule=rate_limit.name, window_start=hour, window_end=hour + timedelta(hours=1),
-                        group={"error_class": "rate_limit"}, value=0.5, threshold=0.1, samples=100, judged=True,
-                        passed=False)
+    rate_limit = parse_rule({"name": "rate_limits", "kind": "threshold", "table": "error_rollup_hourly",
+                             "group_by": "error_class", "metric": "error_rate", "threshold": 0.05})
+    loops = parse_rule({"name": "loops", "kind": "threshold", "table": "agent_paths", "group_by": ["route"],
+                        "metric": "loop_detected", "aggregate": "mean", "threshold": 0.2})
+
+    def breach(rule, group):
+        return RuleResult(rule=rule.name, window_start=hour, window_end=hour + timedelta(hours=1), group=group,
+                          value=0.5, threshold=0.1, samples=100, judged=True, passed=False)
+
     diagnosis = source.Diagnosis(store.engine, ObservabilitySettings(), load_prices())
-    assert source.attribution(store.engine, rate_limit, result, diagnosis) == source.attribution(
-        store.engine, rate_limit, result)
-    assert source.exemplar_trace_ids(store.engine, rate_limit, result, diagnosis=diagnosis)
+    assert source.attribution(store.engine, loops, breach(loops, {"route": "agent_tools"}), diagnosis) == []
     assert "could not be computed" in caplog.text and "boom" in caplog.text
+    errors = breach(rate_limit, {"error_class": "rate_limit"})
+    assert source.attribution(store.engine, rate_limit, errors, diagnosis)
+    assert source.exemplar_trace_ids(store.engine, rate_limit, errors, diagnosis=diagnosis)

@@ -1,8 +1,9 @@
 """Charts of the reports: Vega-Lite specs built with altair, rendered to SVG (inlined in the HTML, no script,
 no network) and PNG by vl-convert, which runs Vega in-process: no browser, no server.
 
-Each builder takes a tidy frame and returns an ``altair.Chart``, or None when the frame has no data point
-(the page then says "no data" instead of drawing empty axes).
+Static SVG has no tooltips, so the specs carry none. Each builder takes a tidy frame and returns an
+``altair.Chart``, or None when the frame has no data point (the page then says "no data" instead of drawing
+empty axes).
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def time_lines(frame: pd.DataFrame, *, t: str, y: str, title: str, y_title: str,
     data = _clean(frame, y)
     if data.empty:
         return None
-    encoding = {"x": _time_axis(t, "UTC"), "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
-                "tooltip": [alt.Tooltip(f"{t}:T", format="%Y-%m-%d %H:%M"), alt.Tooltip(f"{y}:Q", format=".4~g")]}
+    encoding = {"x": _time_axis(t, "UTC"), "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format))}
     if color:
-        encoding["color"] = alt.Color(f"{color}:N", title=legend or color, legend=alt.Legend(orient="right", labelLimit=160))
+        encoding["color"] = alt.Color(f"{color}:N", title=legend or color,
+                                      legend=alt.Legend(orient="right", labelLimit=160))
     return alt.Chart(data, title=title).mark_line(point=len(data) <= 60).encode(**encoding)
 
 
@@ -74,8 +75,7 @@ def stacked_bars(frame: pd.DataFrame, *, t: str, y: str, color: str, title: str,
     return alt.Chart(data, title=title).mark_bar().encode(
         x=alt.X("day:O", title="day (UTC)", axis=alt.Axis(labelAngle=-45)),
         y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
-        color=alt.Color(f"{color}:N", title=legend or color, legend=alt.Legend(orient="right", labelLimit=160)),
-        tooltip=["day:O", f"{color}:N", alt.Tooltip(f"{y}:Q", format=".4~g")])
+        color=alt.Color(f"{color}:N", title=legend or color, legend=alt.Legend(orient="right", labelLimit=160)))
 
 
 def hbars(frame: pd.DataFrame, *, label: str, x: str, title: str, x_title: str, x_format: str = "~s",
@@ -85,8 +85,7 @@ def hbars(frame: pd.DataFrame, *, label: str, x: str, title: str, x_title: str, 
         return None
     bars = alt.Chart(data, title=title).mark_bar().encode(
         y=alt.Y(f"{label}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
-        x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
-        tooltip=[f"{label}:N", alt.Tooltip(f"{x}:Q", format=".4~g")])
+        x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)))
     if rule is None:
         return bars
     return alt.layer(bars, alt.Chart(pd.DataFrame({"target": [rule]})).mark_rule(color="firebrick").encode(
@@ -103,8 +102,7 @@ def compare_lines(this: pd.DataFrame, previous: pd.DataFrame, *, x: str, y: str,
     return alt.Chart(data, title=title).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format="d", tickMinStep=1)),
         y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
-        color=alt.Color("period:N", sort=list(labels), scale=alt.Scale(range=["#1f77b4", "#bbbbbb"])),
-        tooltip=["period:N", f"{x}:Q", alt.Tooltip(f"{y}:Q", format=".4~g")])
+        color=alt.Color("period:N", sort=list(labels), scale=alt.Scale(range=["#1f77b4", "#bbbbbb"])))
 
 
 def render(name: str, chart: alt.Chart | alt.LayerChart | None) -> Rendered | None:

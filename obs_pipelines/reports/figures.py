@@ -25,9 +25,8 @@ def ratio(num: float, den: float) -> float | None:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN -> None, numpy scalars -> Python)."""
-    out = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in out]
+    """Rows as dicts (NaN and numpy scalars are made JSON-ready once, by ``json_ready`` on the whole figures)."""
+    return frame.to_dict("records")
 
 
 def json_ready(value: Any) -> Any:
@@ -38,7 +37,7 @@ def json_ready(value: Any) -> Any:
         return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and value != value:
+    if value is pd.NA or (isinstance(value, float) and value != value):
         return None
     return value
 
@@ -120,11 +119,10 @@ def stack_windows(frame: pd.DataFrame, end: datetime) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _part(frame: pd.DataFrame, window: str, dimension: str | None = None) -> pd.DataFrame:
-    rows = frame[frame["window"] == window]
-    if dimension is not None:
-        rows = rows[rows["dimension"] == dimension]
-    return rows.drop(columns=[c for c in ("window", "dimension") if c in rows])
+def _parts(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+    """The frame split by ``keys`` in one pass (without the key columns)."""
+    return {k if isinstance(k, tuple) else (k,): g.drop(columns=keys)
+            for k, g in frame.groupby(keys, sort=False, dropna=False)}
 
 
 def _merge(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
@@ -136,31 +134,32 @@ def window_figures(rollups: Rollups, end: datetime) -> dict[str, dict[str, Any]]
     windows."""
     by = ("window",)
     request = stack_windows(rollups.request, end)
-    use = usage(stack_windows(rollups.usage, end), by)
-    flows = traffic(request, by=by)
-    provs = providers(stack_windows(rollups.error, end), by)
-    steps = slowest_steps(stack_windows(rollups.step, end), by=by)
-    score = scores(stack_windows(rollups.score, end), by)
+    use = _parts(usage(stack_windows(rollups.usage, end), by), ["window", "dimension"])
+    flows = _parts(traffic(request, by=by), ["window", "dimension"])
+    provs = _parts(providers(stack_windows(rollups.error, end), by), ["window"])
+    steps = _parts(slowest_steps(stack_windows(rollups.step, end), by=by), ["window"])
+    score = _parts(scores(stack_windows(rollups.score, end), by), ["window"])
+    hours = request[request["dimension"] == "overall"].groupby("window")["window_start"].nunique()
+    empty = pd.DataFrame(columns=["value"])
     out = {}
     for name, length in WINDOWS.items():
-        overall = _part(flows, name, "overall")
-        hours = request[(request["window"] == name) & (request["dimension"] == "overall")]["window_start"].nunique()
-        model_use = _part(use, name, "model")  # every call has a model row (NULL_LABEL when unknown)
-        requests = float(overall["requests"].sum())
-        errors = float(overall["errors"].sum())
+        overall = flows.get((name, "overall"), empty)
+        model_use = use.get((name, "model"), pd.DataFrame(columns=["cost_usd", "input_tokens", "output_tokens"]))
+        requests = float(overall["requests"].sum()) if len(overall) else 0.0
+        errors = float(overall["errors"].sum()) if len(overall) else 0.0
         out[name] = {
             "start": (end - length).isoformat(), "end": end.isoformat(),
-            "hours": int(length / timedelta(hours=1)), "hours_with_data": int(hours),
+            "hours": int(length / timedelta(hours=1)), "hours_with_data": int(hours.get(name, 0)),
             "requests": requests, "errors": errors, "error_rate": ratio(errors, requests),
             "p95_ms": None if overall.empty else overall["p95_ms"].iloc[0],
             "cost_usd": float(model_use["cost_usd"].sum()),
             "input_tokens": float(model_use["input_tokens"].sum()),
             "output_tokens": float(model_use["output_tokens"].sum()),
-            **{key: _records(_merge(_part(flows, name, dim), _part(use, name, dim)))
+            **{key: _records(_merge(flows.get((name, dim), empty), use.get((name, dim), empty)))
                for key, dim in (("routes", "route"), ("models", "model"), ("prompt_versions", "prompt_version"))},
-            "providers": _records(_part(provs, name)),
-            "slowest_steps": _records(_part(steps, name)),
-            "scores": _records(_part(score, name)),
+            "providers": _records(provs.get((name,), empty)),
+            "slowest_steps": _records(steps.get((name,), empty)),
+            "scores": _records(score.get((name,), empty)),
         }
     return out
 

@@ -12,7 +12,7 @@ from obs_pipelines.reports.charts import Rendered
 
 Column = tuple[str, str, Callable[[Any], str]]  # key, header, formatter
 
-CSS = """
+CSS = """\
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1b1f24;max-width:1280px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 6px}.sub{color:#57606a;margin:0 0 16px}

@@ -7,6 +7,7 @@ renders the charts (charts.py) and the page (html.py), and returns a ``Report``;
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,18 +64,20 @@ def dashboard_charts(rollups: Rollups, end: datetime) -> tuple[list[charts.Rende
     specs = {
         "requests_7d": charts.time_lines(overall_week, t="window_start", y="request_count",
                                          title="Requests per hour, last 7 days", y_title="requests"),
-        "error_rate_route_24h": charts.time_lines(routes_day, t="window_start", y="error_rate", color="dimension_value",
-                                                  legend="route", title="Error rate per hour by route, last 24 h", y_title="error rate",
-                                                  y_format="%"),
-        "p95_route_24h": charts.time_lines(routes_day, t="window_start", y="latency_p95_ms", color="dimension_value", legend="route",
-                                           title="p95 latency per hour by route, last 24 h", y_title="ms"),
+        "error_rate_route_24h": charts.time_lines(routes_day, t="window_start", y="error_rate",
+                                                  color="dimension_value", legend="route", y_format="%",
+                                                  title="Error rate per hour by route, last 24 h", y_title="error rate"),
+        "p95_route_24h": charts.time_lines(routes_day, t="window_start", y="latency_p95_ms", color="dimension_value",
+                                           legend="route", title="p95 latency per hour by route, last 24 h",
+                                           y_title="ms"),
         "error_rate_provider_24h": charts.time_lines(providers_day, t="window_start", y="error_rate",
                                                      color="dimension_value", y_format="%", legend="provider",
                                                      title="Span error rate per hour by provider, last 24 h",
                                                      y_title="error rate"),
         "requests_30d": charts.stacked_bars(outcome, t="window_start", y="count", color="outcome",
                                             title="Requests per day by outcome, last 30 days", y_title="requests"),
-        "cost_model_30d": charts.stacked_bars(cost, t="window_start", y="cost_usd", color="dimension_value", y_format="$~s", legend="model",
+        "cost_model_30d": charts.stacked_bars(cost, t="window_start", y="cost_usd", color="dimension_value",
+                                              y_format="$~s", legend="model",
                                               title="Cost per day by model, last 30 days", y_title="USD"),
         "scores_7d": charts.time_lines(scores, t="day", y="mean_score", color="scorer", y_format=".2f",
                                        title="Mean eval score per day by scorer, last 7 days", y_title="mean score"),
@@ -136,9 +139,12 @@ def build_dashboard(engine: Engine, end: datetime | None = None) -> Report:
         end = (newest + HOUR) if newest else datetime.utcnow().replace(minute=0, second=0, microsecond=0)
     start = end - figures.WINDOWS["30d"]
     rollups = read_rollups(engine, start, end)
-    alert_list = incidents(read_alerts(engine, end - RECENT_ALERTS, end))
-    figs = figures.dashboard_figures(rollups, alert_list, end)
-    rendered, missing = dashboard_charts(rollups, end)
+    # vl-convert renders outside the GIL: the charts draw in a thread while the figures are computed
+    with ThreadPoolExecutor(1) as pool:
+        drawing = pool.submit(dashboard_charts, rollups, end)
+        alert_list = incidents(read_alerts(engine, end - RECENT_ALERTS, end))
+        figs = figures.dashboard_figures(rollups, alert_list, end)
+        rendered, missing = drawing.result()
     day = figs["windows"]["24h"]
     body = (
         html.kpis([("requests, 24 h", html.num(day["requests"])), ("error rate, 24 h", html.pct(day["error_rate"])),
@@ -222,7 +228,8 @@ def build_sla(engine: Engine, period: sla.Period, slos: list[dict[str, Any]]) ->
             ("incidents", str(len(incident_list))),
             (f"requests, {prev['label']}", html.num(prev["requests"])),
             (f"success, {prev['label']}", html.pct(prev["success_rate"]))])
-        + html.section("Service level objectives", html.table(figs["slos"], SLO_COLUMNS, "no SLO status in this period"),
+        + html.section("Service level objectives",
+                       html.table(figs["slos"], SLO_COLUMNS, "no SLO status in this period"),
                        html.notes(slo_notes))
         + html.section("Availability by route", html.table(figs["availability"]["routes"], avail_cols))
         + html.section("Availability by provider (spans)", html.table(figs["availability"]["providers"], avail_cols))

@@ -21,7 +21,7 @@ from obs_pipelines.synth.generator import generate_traces
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 START = datetime(2026, 11, 2, 0, 0)  # a Monday: the demo's hours sit in one ISO week and one month
-HOURS = 44  # the demo's plan reaches hour 43 (prompt_regression 40+3)
+HOURS = 32  # the demo's incidents through cost_overrun (26+3) and two clean hours to resolve it
 
 
 def hour_key(t: datetime) -> str:

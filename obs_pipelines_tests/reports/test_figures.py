@@ -81,7 +81,8 @@ def test_cost_tokens_providers_steps_and_scores_equal_sql(dashboard, window):
                          "ORDER BY p95 DESC", start, END)
     assert [s["span_name"] for s in w["slowest_steps"]] == list(steps["span_name"])
     scores = _sql(engine, "SELECT scorer, dimension_value AS route, SUM(mean_score * scored_count) / "
-                          "SUM(CASE WHEN mean_score IS NOT NULL THEN scored_count END) AS mean FROM score_rollup_hourly "
+                          "SUM(CASE WHEN mean_score IS NOT NULL THEN scored_count END) AS mean "
+                          "FROM score_rollup_hourly "
                           "WHERE dimension = 'route' AND window_start >= :s AND window_start < :e "
                           "GROUP BY scorer, dimension_value", start, END)
     got = {(s["scorer"], s["route"]): s["mean_score"] for s in w["scores"]}

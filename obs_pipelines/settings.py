@@ -26,7 +26,7 @@ from obs_pipelines.store.db import default_db_url
 DB_URL_ENV = "OBS_PIPELINES_DB_URL"
 CONFIG_ENV = "OBS_PIPELINES_CONFIG"
 
-PHASES = ("monitoring", "observability", "online_evals", "offline_evals")
+PHASES = ("monitoring", "observability", "online_evals", "offline_evals", "reports")
 
 
 class SLOSpec(BaseModel):
@@ -149,6 +149,10 @@ class Settings(BaseModel):
     online_evals: OnlineEvalsSettings = Field(default_factory=OnlineEvalsSettings)
     # phase 4: regression datasets, experiments, the CI gate (config/example.yaml: offline_evals)
     offline_evals: OfflineEvalsSettings = Field(default_factory=OfflineEvalsSettings)
+    # reports (docs/reports.md): where the dashboard and SLA reports are written (a local path, or an fsspec URL
+    # such as s3://bucket/reports when its package is installed), and the URL they are served under, if any
+    reports_dir: str = ".obs_pipelines/reports"
+    reports_base_url: str | None = None
 
     @field_validator("phases")
     @classmethod

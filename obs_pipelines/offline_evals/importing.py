@@ -195,13 +195,12 @@ class _Staging:
     def shared_questions(self, report: ImportReport) -> None:
         report.shared_questions = self.conn.execute(
             "SELECT COUNT(*) FROM (SELECT question FROM cases GROUP BY question HAVING COUNT(*) > 1)").fetchone()[0]
+        # with MIN(), SQLite takes the bare column (body) from the row of the first line
         rows = self.conn.execute(
-            "SELECT question, GROUP_CONCAT(line) FROM cases WHERE question IN (SELECT question FROM cases GROUP BY "
-            "question HAVING COUNT(*) > 1 LIMIT ?) GROUP BY question", (LISTED,)).fetchall()
-        for _question, lines in rows:
-            numbers = sorted(int(n) for n in lines.split(","))
-            (body,) = self.conn.execute("SELECT body FROM cases WHERE line = ?", (numbers[0],)).fetchone()
-            report.questions.append((json.loads(body)["input"], numbers))
+            "SELECT MIN(line), body, GROUP_CONCAT(line) FROM cases WHERE question IN (SELECT question FROM cases "
+            "GROUP BY question HAVING COUNT(*) > 1 LIMIT ?) GROUP BY question ORDER BY MIN(line)", (LISTED,)).fetchall()
+        for _first, body, lines in rows:
+            report.questions.append((json.loads(body)["input"], sorted(int(n) for n in lines.split(","))))
 
     def tag_counts(self) -> dict[str, int]:
         return datasets.tag_counts(self.cases())

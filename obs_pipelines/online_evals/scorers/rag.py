@@ -11,16 +11,17 @@ brings back off-topic documents.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
+from itertools import chain
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
 from obs_pipelines.online_evals.scorers.specifics import (
-    NEGATIONS,
     Claim,
-    Facts,
     claims_of,
     evidence_sentences,
     facts_of,
+    negated_sentences,
     polarity,
 )
 from obs_pipelines.online_evals.scorers.text import (
@@ -52,9 +53,10 @@ class Groundedness(Scorer):
     description = ("Share of the answer's claims (sentences with >= min_words content words or a specific) that the "
                    "evidence supports: >= `support` (0.5) of their content words occur in the retrieved documents "
                    "or tool results, every specific (number with its unit, money, percent, duration, date, time, "
-                   "capitalised name) occurs in the documents, tool results or question, and the document sentence "
-                   "sharing most of its words does not have the opposite polarity (negated / non-). Null without "
-                   "documents or without a claim.")
+                   "capitalised name, code such as LX318) occurs in the documents, tool results or question, and "
+                   "the evidence sentence sharing most of its content words (>= `support` of them) does not have "
+                   "the opposite polarity (negated / non-) unless one of the claim's polarity shares as many. Null "
+                   "without documents or without a claim.")
     defaults = {"support": 0.5, "min_words": 2}
 
     def score(self, example: Example) -> Score:
@@ -66,21 +68,18 @@ class Groundedness(Scorer):
                   if len(c.content) >= low or c.quantities or c.dates or c.times or c.entities]
         if not claims:
             return self.result(None, "no claim in the output")
-        tools = _tool_results(example)
-        pool = content_union(docs + tools)
-        evidence = [_facts(docs + tools)]
-        if example.input:
-            evidence.append(facts_of(as_text(example.input)))
+        evidence = _evidence(docs + _tool_results(example))
+        facts = evidence.facts + [facts_of(as_text(example.input))] if example.input else evidence.facts
         support = self.config["support"]
         unsupported: list[dict] = []
         for claim in claims:
             reasons = []
-            if _coverage(claim.content, pool) < support:
+            if _coverage(claim.content, evidence.pool) < support:
                 reasons.append("its words are not in the documents")
-            missing = claim.unsupported(evidence)
+            missing = claim.unsupported(facts)
             if missing:
                 reasons.append("not in the documents: " + ", ".join(missing[:5]))
-            if not reasons and _contradicted(claim, docs + tools, support):
+            if not reasons and evidence.contradicts(claim, support):
                 reasons.append("the document says the opposite")
             if reasons:
                 unsupported.append({"sentence": claim.text[:300], "why": "; ".join(reasons)})
@@ -93,45 +92,67 @@ def _tool_results(example: Example) -> tuple[str, ...]:
                  if t.strip())
 
 
+class _Evidence:
+    """What a response's documents and tool results say, built once per set of texts (a trace's documents serve
+    all its responses): their content words, specifics, and their negated sentences for the polarity check."""
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        self.texts = texts
+        self.pool = content_union(texts)
+        self.facts = [facts_of(t) for t in texts]  # (checked one by one: merging costs more than a few lookups)
+        self.negated = [s.content for t in texts for s in negated_sentences(t)]
+        self.negated_index = _index(self.negated)
+        self._positive: dict | None = None
+
+    @property
+    def positive_index(self) -> dict[str, list[int]]:
+        if self._positive is None:
+            self._positive = _index([s.content for t in self.texts for s in evidence_sentences(t)
+                                     if s.polarity == (False, False)])
+        return self._positive
+
+    def contradicts(self, claim: Claim, support: float) -> bool:
+        """The evidence sentence sharing most of the claim's content words (>= ``support`` of them) has the
+        other polarity, and no sentence of the claim's polarity shares as many."""
+        content = claim.content
+        need = max(1.0, support * len(content))
+        own = polarity(claim.text, claim.words)
+        if own == (False, False):  # only a negated sentence can contradict: most claims stop here
+            best_other = _best(self.negated_index, content)
+            return best_other >= need and best_other > _best(self.positive_index, content)
+        best_same = best_other = 0
+        for text in self.texts:
+            for s in evidence_sentences(text):
+                shared = len(content & s.content)
+                if s.polarity == own:
+                    best_same = max(best_same, shared)
+                else:
+                    best_other = max(best_other, shared)
+        return best_other >= need and best_other > best_same
+
+
+def _index(sentences: list[frozenset]) -> dict[str, list[int]]:
+    """word -> the sentences holding it (an inverted index: the best overlap is a count over postings)."""
+    index: dict[str, list[int]] = {}
+    for i, words in enumerate(sentences):
+        for word in words:
+            index.setdefault(word, []).append(i)
+    return index
+
+
+def _best(index: dict[str, list[int]], words: frozenset) -> int:
+    """The most words of ``words`` that one indexed sentence holds (0 when none)."""
+    postings = [index[w] for w in words if w in index]
+    if not postings:
+        return 0
+    if len(postings) == 1:
+        return 1
+    return max(Counter(chain.from_iterable(postings)).values())
+
+
 @lru_cache(maxsize=256)
-def _facts(texts: tuple[str, ...]) -> Facts:
-    """The specifics of several evidence texts together (cached: a trace's documents serve its responses)."""
-    if len(texts) == 1:
-        return facts_of(texts[0])
-    merged = Facts()
-    for text in texts:
-        merged.merge(facts_of(text))
-    return merged
-
-
-def _contradicted(claim: Claim, docs: tuple[str, ...], support: float) -> bool:
-    """The evidence sentence sharing most of the claim's content words (>= ``support`` of them) has the
-    other polarity, and no sentence of the claim's polarity shares as many."""
-    own = polarity(claim.text, claim.words)
-    content = claim.content
-    need = max(1.0, support * len(content))
-    if own == (False, False):  # only a negated sentence can contradict: look at those first (few)
-        best_other = max((len(content & s.content) for d in docs if _may_negate(d)
-                          for s in evidence_sentences(d)[1]), default=0)
-        if best_other < need:
-            return False
-        best_same = max((len(content & s.content) for d in docs for s in evidence_sentences(d)[0]
-                         if s.polarity == own), default=0)
-        return best_other > best_same
-    best_same = best_other = 0
-    for d in docs:
-        for s in evidence_sentences(d)[0]:
-            shared = len(content & s.content)
-            if s.polarity == own:
-                best_same = max(best_same, shared)
-            else:
-                best_other = max(best_other, shared)
-    return best_other >= need and best_other > best_same
-
-
-def _may_negate(doc: str) -> bool:
-    words = facts_of(doc).words
-    return not NEGATIONS.isdisjoint(words) or "non" in words
+def _evidence(texts: tuple[str, ...]) -> _Evidence:
+    return _Evidence(texts)
 
 
 def _relevant(doc: str, reference: frozenset[str], threshold: float) -> bool:

@@ -49,11 +49,18 @@ _MONTHS = {m: i + 1 for i, name in enumerate(
     for m in (name, name[:3], "sept" if name == "september" else name[:3])}
 _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 
-_NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d,]*\.\d)")
+# patterns start with a digit or a literal so that the regex engine skips ahead in C; the word boundaries
+# they would need in front are checked on the character before the match instead
+_NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")  # ([0-9] scans faster than \d)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?$|\d+(?:\.\d+)?$")
 _UNIT = re.compile(r"\s?(%|[a-z]+)(?:[\s-]([a-z]+))?")
-_DATE = re.compile(rf"\b{_MONTH}\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b"
-                   r"|\b(\d{4})-(\d{2})-(\d{2})\b")
-_TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s?([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b")
+_MONTH_FIRST = re.compile(rf"{_MONTH}\.?\s+([0-9]{{1,2}})(?:st|nd|rd|th)?\b")
+_DAY_FIRST = re.compile(rf"([0-9]{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b|([0-9]{{4}})-([0-9]{{2}})-([0-9]{{2}})\b")
+_MAY_DATE = re.compile(r"may [0-9]|[0-9] may\b|[0-9] of may\b")
+_ISO_HINT = re.compile(r"-[0-9][0-9]-")
+_COLON_TIME = re.compile(r":[0-9][0-9]")
+_MONTH_WORDS = frozenset(_MONTHS) | {"june", "july", "sept"}
+_TIME = re.compile(r"([0-9]{1,2})(?::([0-9]{2}))?\s?([ap])\.?m\b\.?|([0-9]{1,2}):([0-9]{2})\b")
 _ENTITY = re.compile(r"(?<=[a-z0-9,;)] )[A-Z][A-Za-z]*[A-Za-z]")
 _LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -118,23 +125,81 @@ def _quantity(value: float, unit: str | None, currency: str | None) -> Quantity:
     return value, unit
 
 
-def quantities(text: str, low: str) -> list[tuple[int, int, Quantity]]:
-    """(start, end, (value, unit)) of the numbers of a text; ``low`` is the text lowercased (same length).
-    Numbers inside dates and times are not included (see dates / times)."""
+def _date_matches(low: str, words: frozenset | set) -> list[tuple[int, tuple[int, int]]]:
+    """(position, (month, day)) of the dates of a lowercased text; the patterns run only when a month name
+    (May only before or after a number: "may" is mostly a verb) or an ISO date's -dd- is there."""
+    months = not _MONTH_WORDS.isdisjoint(words) and (
+        not (_MONTH_WORDS - {"may"}).isdisjoint(words) or _MAY_DATE.search(low) is not None)
+    iso = "-" in low and _ISO_HINT.search(low) is not None
+    if not months and not iso:
+        return []
     out = []
-    taken = [m.span() for m in _DATE.finditer(low)] + [m.span() for m in _TIME.finditer(low)]
-    taken += [m.span() for m in _LIST_MARKER.finditer(low)] + [m.span() for m in _URL.finditer(low)]
-    for m in _NUMBER.finditer(low):
-        if any(a <= m.start() < b for a, b in taken):
+    if months:
+        for m in _MONTH_FIRST.finditer(low):
+            if m.start() == 0 or not low[m.start() - 1].isalpha():
+                out.append((m.start(), m.end(), _MONTHS.get(m.group(1)[:3]), int(m.group(2))))
+    for m in _DAY_FIRST.finditer(low):
+        if m.start() and low[m.start() - 1].isalnum():
             continue
-        value = float(m.group(1).replace(",", "") + (m.group(2) or ""))
-        unit, end = _unit(low, m.end())
+        if m.group(1):
+            out.append((m.start(), m.end(), _MONTHS.get(m.group(2)[:3]), int(m.group(1))))
+        else:
+            out.append((m.start(), m.end(), int(m.group(4)), int(m.group(5))))
+    return [(a, b, (month, day)) for a, b, month, day in out if month and 1 <= day <= 31]
+
+
+def _time_matches(low: str, words: frozenset | set) -> list[tuple[int, int, int]]:
+    """(start, end, minutes after midnight) of the times of day of a lowercased text."""
+    if ({"am", "pm"}.isdisjoint(words) and _COLON_TIME.search(low) is None
+            and "a.m" not in low and "p.m" not in low):
+        return []
+    out = []
+    for m in _TIME.finditer(low):
+        if m.start() and low[m.start() - 1].isalnum():
+            continue
+        if m.group(3):
+            hour, minute = int(m.group(1)) % 12 + (12 if m.group(3) == "p" else 0), int(m.group(2) or 0)
+        else:
+            hour, minute = int(m.group(4)), int(m.group(5))
+        if hour < 24 and minute < 60:
+            out.append((m.start(), m.end(), hour * 60 + minute))
+    return out
+
+
+def quantities(text: str, low: str, words: frozenset | set | None = None,
+               dated: list | None = None, timed: list | None = None) -> list[tuple[int, int, Quantity]]:
+    """(start, end, (value, unit)) of the numbers of a text; ``low`` is the text lowercased (same length),
+    ``words`` its word tokens. Numbers inside dates and times are not included (see dates / times)."""
+    out = []
+    if words is None:
+        words = frozenset(spaced(text).split())
+    dated = _date_matches(low, words) if dated is None else dated
+    timed = _time_matches(low, words) if timed is None else timed
+    taken = [(a, b) for a, b, _d in dated] + [(a, b) for a, b, _t in timed]
+    if "\n" in text or low[:1].isdigit():
+        taken += [m.span() for m in _LIST_MARKER.finditer(low)]
+    if "http" in low or "www." in low:
+        taken += [m.span() for m in _URL.finditer(low)]
+    for m in _NUMBER.finditer(low):
+        start = m.start()
+        if start and (low[start - 1].isalnum() or low[start - 1] in "_.,/-"):
+            continue  # part of a code (LX318), a version, a path
+        number = m.group().rstrip(",")
+        if low[m.end():m.end() + 1] == "." and low[m.end() + 1:m.end() + 2].isdigit():
+            continue  # a version number 1.2.3
+        if not _THOUSANDS.match(number) or (taken and any(a <= start < b for a, b in taken)):
+            continue
+        value = float(number.replace(",", ""))
+        unit, end = _unit(low, start + len(number))
         if unit == "minutes":
             word = low[m.end():end].strip()
             value *= _MINUTES[word]
-        out.append((m.start(), end, _quantity(value, unit, _currency_before(text, m.start()))))
-    if not _WORD_NUMBERS.keys().isdisjoint(low.split()) or " a " in low or " an " in low:
-        for m in _WORDED.finditer(low):
+        out.append((start, end, _quantity(value, unit, _currency_before(text, start))))
+    present = _WORD_NUMBERS.keys() & words
+    if ("a" in words or "an" in words) and not _DURATION_WORDS.isdisjoint(words):
+        present.update(("a", "an"))
+    if present:
+        for m in _worded(frozenset(present)).finditer(low):
             word = m.group(1)
             value = 1.0 if word in ("a", "an") else float(_WORD_NUMBERS[word])
             unit, end = _unit(low, m.end())
@@ -146,33 +211,23 @@ def quantities(text: str, low: str) -> list[tuple[int, int, Quantity]]:
     return out
 
 
-_WORDED = re.compile(r"\b(" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + r"|an?)\b")
+_DURATION_WORDS = frozenset(_MINUTES) | frozenset(_OWN_UNITS)
+
+
+@lru_cache(maxsize=512)
+def _worded(present: frozenset[str]) -> re.Pattern:
+    """A pattern for the number words a text holds (a pattern of all of them scans far slower)."""
+    return re.compile(r"\b(" + "|".join(sorted(present, key=len, reverse=True)) + r")\b")
 
 
 def dates(low: str) -> set[tuple[int, int]]:
-    out = set()
-    for m in _DATE.finditer(low):
-        if m.group(1):
-            month, day = _MONTHS.get(m.group(1)[:3]), int(m.group(2))
-        elif m.group(3):
-            month, day = _MONTHS.get(m.group(4)[:3]), int(m.group(3))
-        else:
-            month, day = int(m.group(6)), int(m.group(7))
-        if month and 1 <= day <= 31:
-            out.add((month, day))
-    return out
+    """The (month, day) dates of a lowercased text."""
+    return {d for _a, _b, d in _date_matches(low, frozenset(spaced(low).split()))}
 
 
 def times(low: str) -> set[int]:
-    out = set()
-    for m in _TIME.finditer(low):
-        if m.group(3):
-            hour, minute = int(m.group(1)) % 12 + (12 if m.group(3) == "p" else 0), int(m.group(2) or 0)
-        else:
-            hour, minute = int(m.group(4)), int(m.group(5))
-        if hour < 24 and minute < 60:
-            out.add(hour * 60 + minute)
-    return out
+    """The times of day of a lowercased text, in minutes after midnight."""
+    return {t for _a, _b, t in _time_matches(low, frozenset(spaced(low).split()))}
 
 
 def entities(sentence: str) -> list[str]:
@@ -199,10 +254,10 @@ def facts_of(text: str) -> Facts:
     text = normalize(text)
     low = text.lower()
     found = Facts(words=frozenset(spaced(text).split()))
-    for _s, _e, (value, unit) in quantities(text, low):
+    dated, timed = _date_matches(low, found.words), _time_matches(low, found.words)
+    for _s, _e, (value, unit) in quantities(text, low, found.words, dated, timed):
         found.quantities.setdefault(value, set()).add(unit)
-    if _HAS_DIGIT.search(low):
-        found.dates, found.times = dates(low), times(low)
+    found.dates, found.times = {d for _a, _b, d in dated}, {t for _a, _b, t in timed}
     return found
 
 
@@ -219,7 +274,7 @@ def checked(quantity: Quantity) -> bool:
     return unit is not None or value >= 10 or value != int(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Claim:
     """One sentence of an answer with what groundedness checks: its content words, specifics, polarity."""
 
@@ -230,53 +285,63 @@ class Claim:
     dates: set = field(default_factory=set)
     times: set = field(default_factory=set)
     entities: list = field(default_factory=list)
+    identifiers: list = field(default_factory=list)  # codes of letters then digits (LX318, AB12CD): names
 
     def unsupported(self, evidence: list[Facts]) -> list[str]:
         """The specifics of this sentence that no evidence holds, as short descriptions."""
-        missing = [t for t, q in self.quantities if checked(q) and not any(supported(q, e) for e in evidence)]
-        missing += [f"date {m}/{d}" for m, d in self.dates if not any((m, d) in e.dates for e in evidence)]
-        missing += [f"time {t // 60:02d}:{t % 60:02d}" for t in self.times
-                    if not any(t in e.times for e in evidence)]
-        missing += [w for w in self.entities + self.identifiers if not any(w in e.words for e in evidence)]
+        missing = []
+        if self.quantities:
+            missing += [t for t, q in self.quantities if checked(q) and not any(supported(q, e) for e in evidence)]
+        if self.dates:
+            missing += [f"date {m}/{d}" for m, d in self.dates if not any((m, d) in e.dates for e in evidence)]
+        if self.times:
+            missing += [f"time {t // 60:02d}:{t % 60:02d}" for t in self.times
+                        if not any(t in e.times for e in evidence)]
+        if self.entities or self.identifiers:
+            missing += [w for w in self.entities + self.identifiers if not any(w in e.words for e in evidence)]
         return missing
 
-    @property
-    def identifiers(self) -> list[str]:
-        """Codes that mix letters then digits (flight LX318, booking AB12CD, plan v2): names, not numbers."""
-        return [w for w in self.words if len(w) > 2 and _IDENTIFIER.match(w)]
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*|(?<=[\u3002\uff01\uff1f])")
+
 _CITATION = re.compile(r"\[[^\]]{1,40}\]")
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence: split after . ! ? and a space, at line breaks and after CJK full stops
+    (str.replace keeps every offset: the mark takes the place of the space or line break)."""
+    marked = text.replace(". ", ".\x00").replace("! ", "!\x00").replace("? ", "?\x00").replace("\n", "\x00")
+    if not text.isascii():
+        marked = marked.replace("\u3002", "\x00").replace("\uff01", "\x00").replace("\uff1f", "\x00")
     spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
+    for piece in marked.split("\x00"):
+        end = start + len(piece)
+        if piece.strip():
+            spans.append((start, end))
+        start = end + 1
     return spans
 
 
 @lru_cache(maxsize=1024)
 def claims_of(text: str) -> tuple[Claim, ...]:
-    """The sentences of an answer (bracketed citations removed) with their content words and specifics; each
-    pattern runs once over the whole answer (cached: several scorers read the same answer)."""
+    """The sentences of an answer (bracketed citations removed) with their content words and specifics; the
+    answer is tokenised once and each pattern runs once over all of it (cached: several scorers read the
+    same answer)."""
     from bisect import bisect_right
 
     from obs_pipelines.online_evals.scorers.text import content_of
 
-    text = _CITATION.sub(" ", normalize(text))
+    text = normalize(text)
+    if "[" in text:
+        text = _CITATION.sub(" ", text)
     low = text.lower()
+    flat = spaced(text)
     spans = _sentence_spans(text)
+    same_length = len(flat) == len(text)  # (ASCII: punctuation became spaces one for one)
     claims = []
     for a, b in spans:
-        sentence = text[a:b].strip()
-        words = spaced(sentence).split()
-        claims.append(Claim(sentence, content_of(words), frozenset(words)))
+        words = (flat[a:b] if same_length else spaced(text[a:b])).split()
+        claims.append(Claim(text[a:b].strip(), content_of(words), frozenset(words)))
     if not claims:
         return ()
     starts = [a for a, _b in spans]
@@ -284,15 +349,20 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     def owner(position: int) -> Claim:
         return claims[max(0, bisect_right(starts, position) - 1)]
 
-    digits = _HAS_DIGIT.search(low) is not None
-    if digits or not _WORD_NUMBERS.keys().isdisjoint(low.split()) or " a " in low or " an " in low:
-        for start, end, quantity in quantities(text, low):
-            owner(start).quantities.append((text[start:end].strip(), quantity))
-    if digits:
-        for m in _DATE.finditer(low):
-            owner(m.start()).dates |= dates(m.group())
-        for m in _TIME.finditer(low):
-            owner(m.start()).times |= times(m.group())
+    every_word = frozenset(flat.split())
+    dated, timed = _date_matches(low, every_word), _time_matches(low, every_word)
+    for start, end, quantity in quantities(text, low, every_word, dated, timed):
+        owner(start).quantities.append((text[start:end].strip(), quantity))
+    for start, _end, day in dated:
+        owner(start).dates.add(day)
+    for start, _end, minute in timed:
+        owner(start).times.add(minute)
+    identifiers = [w for w in every_word if not w.isalpha() and not w.isdigit() and _IDENTIFIER.match(w)
+                   and len(w) > 2]
+    if identifiers:
+        codes = frozenset(identifiers)
+        for claim in claims:
+            claim.identifiers = list(claim.words & codes)
     for m in _ENTITY.finditer(text):
         word = m.group().lower()
         if len(word) > 2 and word not in STOPWORDS:
@@ -300,26 +370,58 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     return tuple(claims)
 
 
-_HAS_DIGIT = re.compile(r"\d")
 _IDENTIFIER = re.compile(r"[a-z]+\d")
 
 
-@dataclass(frozen=True)
-class EvidenceSentence:
-    content: frozenset
-    polarity: tuple[bool, bool]
+class EvidenceSentence(tuple):
+    """(content words, polarity) of one sentence of an evidence text."""
+
+    content = property(lambda self: self[0])
+    polarity = property(lambda self: self[1])
+
+
+_CUES = tuple(f" {w} " for w in sorted(NEGATIONS)) + (" non ",)
+
+
+def _evidence_sentence(sentence: str, words: list[str]) -> EvidenceSentence:
+    from obs_pipelines.online_evals.scorers.text import content_of
+
+    return EvidenceSentence((content_of(words), polarity(sentence, frozenset(words))))
 
 
 @lru_cache(maxsize=4096)
-def evidence_sentences(text: str) -> tuple[tuple[EvidenceSentence, ...], tuple[EvidenceSentence, ...]]:
-    """(every sentence, the sentences with a negation mark) of an evidence text, with content words and
-    polarity (cached per document; built only when an answer needs a polarity check)."""
-    from obs_pipelines.online_evals.scorers.text import content_of
+def negated_sentences(text: str) -> tuple[EvidenceSentence, ...]:
+    """The sentences of an evidence text with a negation mark (found with plain substring searches of the
+    marks, so that the other sentences are never tokenised), with content words and polarity (cached)."""
+    from bisect import bisect_right
 
     text = normalize(text)
+    flat = " " + spaced(text) + " "
+    hits = set()
+    for cue in _CUES:
+        pos = flat.find(cue)
+        while pos != -1:
+            hits.add(pos)  # (flat has one leading space: pos is the cue's offset in the text minus 0)
+            pos = flat.find(cue, pos + 1)
+    if not hits:
+        return ()
+    if len(flat) != len(text) + 2:
+        return tuple(s for s in evidence_sentences(text) if s.polarity != (False, False))
+    spans = _sentence_spans(text)
+    starts = [a for a, _b in spans]
+    chosen = sorted({max(0, bisect_right(starts, p) - 1) for p in hits})
     out = []
-    for a, b in _sentence_spans(text):
-        sentence = text[a:b]
-        words = spaced(sentence).split()
-        out.append(EvidenceSentence(content_of(words), polarity(sentence, frozenset(words))))
-    return tuple(out), tuple(s for s in out if s.polarity != (False, False))
+    for i in chosen:
+        a, b = spans[i]
+        sentence = _evidence_sentence(text[a:b], flat[a + 1:b + 1].split())
+        if sentence.polarity != (False, False):
+            out.append(sentence)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def evidence_sentences(text: str) -> tuple[EvidenceSentence, ...]:
+    """Every sentence of an evidence text with content words and polarity (cached per document; built only
+    when an answer's claim needs the full polarity check)."""
+    text = normalize(text)
+    return tuple(_evidence_sentence(text[a:b], spaced(text[a:b]).split()) for a, b in _sentence_spans(text))

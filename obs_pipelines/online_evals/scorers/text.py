@@ -105,9 +105,24 @@ def content_union(texts: tuple[str, ...]) -> frozenset[str]:
     return frozenset().union(*(content_set(t) for t in texts))
 
 
+class _ContentForm(dict):
+    """word -> its stem, or "" for a stopword / one-letter Latin token; filled on first sight, so that
+    ``map(FORM.__getitem__, words)`` runs in C for every word seen before."""
+
+    def __missing__(self, word: str) -> str:
+        form = "" if word in STOPWORDS or not _wordy(word) else stem(word)
+        if len(self) < 200_000:  # (bounded: a stream of random tokens must not grow it forever)
+            self[word] = form
+        return form
+
+
+_FORM = _ContentForm()
+_NOTHING = frozenset({""})
+
+
 def content_of(token_list) -> frozenset[str]:
     """The stemmed content words among tokens (set operations and map run in C)."""
-    return frozenset(map(stem, [w for w in set(token_list).difference(STOPWORDS) if len(w) > 1 or not w.isascii()]))
+    return frozenset(map(_FORM.__getitem__, set(token_list))) - _NOTHING
 
 
 @lru_cache(maxsize=4096)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_observability import _best  # noqa: E402  (best of --repeat, the same in every bench)
 
-from obs_pipelines.alerts import source  # noqa: E402
+from obs_pipelines.alerts import causes, source  # noqa: E402
 from obs_pipelines.alerts.evaluate import RuleResult  # noqa: E402
 from obs_pipelines.alerts.rules import parse_rule  # noqa: E402
 from obs_pipelines.store import db  # noqa: E402
@@ -106,6 +106,7 @@ def main() -> None:
 
         def one_alert():
             source._BREACHES.clear()  # measured cold: nothing shared between repeats
+            causes._SUMMARIES.clear()
             found["cause"] = source.attribution(engine, rule, result)
             found["exemplars"] = source.exemplar_trace_ids(engine, rule, result)
 

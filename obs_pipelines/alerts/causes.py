@@ -19,7 +19,9 @@ for the exemplars.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -595,6 +597,18 @@ def baseline_windows(read: Callable[[datetime, datetime], Any], start: datetime,
     return found + [r for k in range(1, trailing + 1) if (r := read(start - k * length, end - k * length)) is not None]
 
 
+# the baseline windows' summaries, shared by the alerts of one run (consecutive hours of a range share most of
+# their baseline windows); small (per-value sums), bounded, and re-read after a few minutes (late spans)
+_SUMMARIES: dict[tuple, tuple[float, Any]] = {}
+MAX_SUMMARIES = 2048
+SUMMARY_TTL_SECONDS = 300.0
+
+
+def _rule_key(rule) -> tuple:
+    return tuple(str(getattr(rule, name, "")) for name in ("kind", "table", "metric", "scorer", "statistic", "cut",
+                                                           "aggregate", "where"))
+
+
 @dataclass
 class Breach:
     """A breach's cause (ranked contributors) and the window's reading the exemplars are picked from."""
@@ -615,8 +629,16 @@ def diagnose(ctx: Context, family: str, start: datetime, end: datetime) -> Breac
         return Breach(family, [], None, ctx)
 
     def summary(s: datetime, e: datetime):  # a baseline window: read, summarized, its items dropped
-        reading = impl.read(ctx, s, e)
-        return None if reading is None else impl.summarize(ctx, reading)
+        key = (str(ctx.engine.url), family, _rule_key(ctx.rule), json.dumps(ctx.group, sort_keys=True, default=str),
+               s, e)
+        found = _SUMMARIES.get(key)
+        if found is None or time.monotonic() - found[0] > SUMMARY_TTL_SECONDS:
+            reading = impl.read(ctx, s, e)
+            found = (time.monotonic(), None if reading is None else impl.summarize(ctx, reading))
+            _SUMMARIES[key] = found
+            while len(_SUMMARIES) > MAX_SUMMARIES:
+                _SUMMARIES.pop(next(iter(_SUMMARIES)))
+        return found[1]
 
     baseline = baseline_windows(summary, start, end, baseline_plan(ctx))
     return Breach(family, impl.cause(ctx, now, baseline), now, ctx)

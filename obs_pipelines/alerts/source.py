@@ -9,6 +9,7 @@ by the phase's own functions (``Diagnosis``). Every exemplar is checked to belon
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -88,19 +89,21 @@ def _slo_scope(engine: Engine, rule, result: RuleResult) -> tuple[Any, dict[str,
 
 
 # ---- the cause and the exemplars of a breach (causes.py) -------------------------------------------------
-_BREACHES: dict[tuple, causes.Breach] = {}  # the last few breaches: the attribution and the exemplars share one
+_BREACHES: dict[tuple, tuple[float, causes.Breach]] = {}  # the attribution and the exemplars share one breach
 _KEEP_BREACHES = 16
 
 
 def breach(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None = None) -> causes.Breach:
-    """The breached group's cause and its window's reading (once per rule, window and group)."""
-    key = (id(engine), rule.name, rule.kind, getattr(rule, "table", None), getattr(rule, "metric", None),
+    """The breached group's cause and its window's reading (once per rule, window and group; read again after
+    a few minutes, when late spans may have arrived)."""
+    key = (str(engine.url), rule.name, rule.kind, getattr(rule, "table", None), getattr(rule, "metric", None),
            result.window_start, result.window_end, result.group_key)
-    if key not in _BREACHES:
+    found = _BREACHES.get(key)
+    if found is None or time.monotonic() - found[0] > causes.SUMMARY_TTL_SECONDS:
         while len(_BREACHES) >= _KEEP_BREACHES:
             _BREACHES.pop(next(iter(_BREACHES)))
-        _BREACHES[key] = _diagnose(engine, rule, result, diagnosis)
-    return _BREACHES[key]
+        found = _BREACHES[key] = (time.monotonic(), _diagnose(engine, rule, result, diagnosis))
+    return found[1]
 
 
 def _diagnose(engine: Engine, rule, result: RuleResult, diagnosis: Diagnosis | None) -> causes.Breach:

@@ -70,8 +70,9 @@ def write_settings(directory: Path, first_hour: datetime, now: datetime, **alert
         # half an hour away from now
         schedule_delay_minutes=(now.minute + 30) % 60,
     )
-    # no freshness alerts for the hours this test leaves unmaterialized
-    data["alerts"].update(freshness_minutes=0, **alerts)
+    # no freshness alerts for the hours this test leaves unmaterialized; days-old outage hours are replayed as
+    # if live (deliver_max_age_hours: null) unless the caller says otherwise
+    data["alerts"].update({"freshness_minutes": 0, "deliver_max_age_hours": None, **alerts})
     path = directory / "settings.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -105,6 +106,38 @@ def load_outage(store_url: str, outage: datetime, seed: int = 7) -> int:
     finally:
         gc.enable()
     return db.insert_spans(store.engine, rows)
+
+
+def live_outage_rows(now: datetime, minutes: int = 10, rate: float = 0.1, seed: int = 7) -> list[dict]:
+    """A provider_outage of the generator happening now: the traces of the last ``minutes`` of an outage hour,
+    moved in time so that they start in [now - minutes, now)."""
+    from obs_pipelines.synth.generator import generate_traces, parse_incident
+
+    hour = (now - HOUR).replace(minute=0, second=0, microsecond=0)
+    incident = parse_incident(f"provider_outage@{hour:%Y-%m-%dT%H:%M}+1h")
+    shift = now - (hour + HOUR)
+    rows = []
+    for trace in generate_traces(hour, 1, rate, seed, [incident]):
+        if min(r["start_time"] for r in trace) >= hour + HOUR - timedelta(minutes=minutes):
+            rows += [{**r, "start_time": r["start_time"] + shift,
+                      "end_time": r["end_time"] + shift if r.get("end_time") else r.get("end_time")} for r in trace]
+    return rows
+
+
+def load_live_outage(store_url: str, now: datetime, minutes: int = 10, rate: float = 0.1, seed: int = 7) -> int:
+    """live_outage_rows into the store; the spans stored."""
+    from obs_pipelines.store import db
+
+    return db.insert_spans(db.make_engine(store_url), live_outage_rows(now, minutes, rate, seed))
+
+
+def load_clean_hours(store_url: str, first: datetime, hours: int, rate: float = 0.02, seed: int = 3) -> int:
+    """Clean generator traffic over ``hours`` whole hours from ``first``."""
+    from obs_pipelines.store import db
+    from obs_pipelines.synth.generator import generate_traces
+
+    rows = [r for t in generate_traces(first, hours, rate, seed, []) for r in t]
+    return db.insert_spans(db.make_engine(store_url), rows)
 
 
 def release_store(store_url: str) -> None:

@@ -224,3 +224,28 @@ def test_an_agent_loop_alert_names_the_tool_and_the_repeated_path(store):
     assert {(f["dimension"], f["value"]) for f in found[:2]} == {
         ("tool", "lookup_order"), ("loop", "lookup_order (same arguments) repeated")}
     assert found[0]["share"] == pytest.approx(1.0)
+
+
+# ---- burn rate -------------------------------------------------------------------------------------------
+def test_a_burn_rate_alert_takes_the_cause_of_its_slos_metric_over_the_slos_group(store):
+    from obs_pipelines.monitoring.tables import slo_status_hourly
+
+    t = Traffic()
+    # the SLO is route support's error rate: its calls answer 503 in the breached hour (none before), while
+    # route search fails with timeouts every hour (not the SLO's route: never its cause)
+    for hour in [*days_before(BREACH, 2), BREACH]:
+        for i, at in enumerate(spread(hour, 10)):
+            outage = {"status": "error", "error_type": "InternalServerError", "error_message": "Error code: 503"}
+            t.request("support", at, [llm(**(outage if hour == BREACH and i < 6 else {}))])
+            t.request("search", at, [llm(status="error", error_type="APITimeoutError",
+                                         error_message="Request timed out.")])
+    db.insert_spans(store.engine, t.rows)
+    with store.engine.begin() as conn:
+        conn.execute(slo_status_hourly.insert(), [{
+            "window_start": BREACH, "window_end": BREACH + pd.Timedelta(hours=1), "slo_name": "support_errors",
+            "metric": "error_rate", "dimension": "route", "dimension_value": "support", "objective": "< 0.05",
+            "target": 0.99, "value": 0.6, "met": False}])
+    burn = rule(kind="burn_rate", slo="support_errors")
+    found = source.attribution(store.engine, burn, breach({"slo": "support_errors"}))
+    assert top(found) == ("error_class", "provider_5xx") and found[0]["share"] == pytest.approx(1.0)
+    assert "timeout" not in {f["value"] for f in found}

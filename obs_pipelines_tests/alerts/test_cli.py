@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def configured(store, tmp_path, monkeypatch):
     """The outage hour and the one before it, loaded and rolled up; settings = the example's rules."""
     data = yaml.safe_load(EXAMPLE.read_text())
     data.update(phases=["monitoring"], partitions_start="2026-11-01-00:00")
+    data["alerts"]["deliver_max_age_hours"] = None  # November's hours replayed as if live: every change is sent
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("OBS_PIPELINES_CONFIG", str(path))
@@ -78,3 +80,22 @@ def test_list_shows_the_recent_alerts(configured, webhook):
     alerts = [json.loads(line) for line in lines]
     assert ("provider_error_rate", "firing", {"provider": "openai"}) in [(a["rule"], a["status"], a["group"])
                                                                           for a in alerts]
+
+
+def test_evaluate_records_hours_older_than_the_setting_and_sends_them_only_with_deliver_history(configured, webhook):
+    path = Path(os.environ["OBS_PIPELINES_CONFIG"])
+    data = yaml.safe_load(path.read_text())
+    data["alerts"]["deliver_max_age_hours"] = 2  # November is weeks older than 2 hours
+    path.write_text(yaml.safe_dump(data))
+    args = ["evaluate", "--start", "2026-11-02T12:00", "--end", "2026-11-02T13:00"]
+    result = CliRunner().invoke(alerts_group, args)
+    assert result.exit_code == 0, result.output
+    assert "[FIRING] provider_error_rate" in result.output and "recorded, not sent" in result.output
+    assert webhook.received == []
+    listed = [json.loads(line) for line in CliRunner().invoke(alerts_group, ["list", "--json"]).output.splitlines()]
+    assert any(a["rule"] == "provider_error_rate" and a.get("delivery") for a in listed)
+    # the same hours again with --deliver-history: their results are applied already (nothing changes), so
+    # nothing is sent either; a store evaluated for the first time with the flag sends them (the fixture's
+    # setting, deliver_max_age_hours: null, is that case: test_evaluate_fires_and_delivers_the_outage...)
+    again = CliRunner().invoke(alerts_group, [*args, "--deliver-history"])
+    assert again.exit_code == 0 and webhook.received == []

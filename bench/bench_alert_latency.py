@@ -1,6 +1,11 @@
 """Alert latency under a real daemon (issue 13; run by hand, not by pytest): from an hourly monitoring run's
 RUN_SUCCESS event to the webhook receiving the alert it raised. Target: under 60 s.
 
+With --realtime (issue 24): from the spans of an outage happening now landing in the store to the webhook
+receiving the fast path's alert (alerts_realtime_sensor, every 60 s). Target: under 5 minutes. Each round is
+the generator's provider_outage moved to now, for another provider name (a new incident each round: the
+current hour's alert of a provider is paged once).
+
     OBS_PIPELINES_TEST_PG_URL=postgresql+psycopg2://root@127.0.0.1:5432/obs_pipelines_test \\
         .venv/bin/python bench/bench_alert_latency.py [--rounds 3]
 
@@ -34,7 +39,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1, help="of the random start of each round in the sensor cycle")
+    parser.add_argument("--realtime", action="store_true", help="time the fast path (spans landing -> webhook)")
     args = parser.parse_args()
+    if args.realtime:
+        return realtime_rounds(args)
     pg_url = os.environ.get("OBS_PIPELINES_TEST_PG_URL", DEFAULT_PG_URL)
     work = Path(tempfile.mkdtemp(prefix="bench_alert_latency_"))
     (work / "home").mkdir()
@@ -90,6 +98,66 @@ def main() -> None:
             code = daemon.stop(signal.SIGTERM)
             print(f"daemon: SIGTERM -> exit code {code} in {time.perf_counter() - t:.1f} s, "
                   f"{len(daemon.leftovers())} process(es) of its session left")
+        finally:
+            daemon.kill_session()
+            instance.dispose()
+            h.release_store(store_url)
+            webhook.close()
+
+
+def realtime_rounds(args) -> None:
+    pg_url = os.environ.get("OBS_PIPELINES_TEST_PG_URL", DEFAULT_PG_URL)
+    work = Path(tempfile.mkdtemp(prefix="bench_alert_latency_"))
+    (work / "home").mkdir()
+    os.chdir(work)
+
+    import dagster as dg
+
+    from obs_pipelines.store import db
+    from obs_pipelines.store.resource import TraceStore
+    from obs_pipelines_tests.alerts import daemon_harness as h
+    from obs_pipelines_tests.alerts.conftest import Webhook
+    from obs_pipelines_tests.pg_schemas import private_schema
+
+    rng = random.Random(args.seed)
+    webhook = Webhook()
+    target_s = 300.0
+    with h.fresh_database(pg_url) as dagster_db, private_schema(pg_url) as store_url:
+        now = db.utcnow()
+        os.environ.update(h.deploy_env(work / "home", pg_url, dagster_db))
+        settings = h.write_settings(work, now - 3 * h.HOUR, now, deliver_max_age_hours=2)
+        os.environ.update({"OBS_PIPELINES_CONFIG": str(settings), "OBS_PIPELINES_DB_URL": store_url,
+                           h.WEBHOOK_ENV: webhook.url})
+        TraceStore(db_url=store_url).create_tables()
+        instance = dg.DagsterInstance.get()
+        daemon = h.Daemon(h.write_workspace(work), work, dict(os.environ), work / "daemon.log")
+        try:
+            t = time.perf_counter()
+            h.wait_for(lambda: [k for k in h.sensor_ticks(instance, "alerts_realtime_sensor") if k.end_timestamp],
+                       240, "the first alerts_realtime_sensor tick", daemon, poll=0.5)
+            print(f"daemon: first alerts_realtime_sensor tick {time.perf_counter() - t:.1f} s after the start",
+                  flush=True)
+            latencies = []
+            for i in range(1, args.rounds + 1):
+                time.sleep(rng.uniform(0, 60))
+                landed = db.utcnow()
+                provider = f"provider-{i}"
+                engine = db.make_engine(store_url)
+                outage = h.live_outage_rows(landed, seed=100 + i)
+                rows = [r for r in outage if r.get("provider") == "openai"]  # the generator's failing provider
+                db.insert_spans(engine, [{**r, "provider": provider} if r.get("provider") == "openai" else r
+                                         for r in outage])
+                t = time.time()
+                h.wait_for(lambda p=provider: [r for r in webhook.received for a in h.alerts_of(r["body"])
+                                               if a.get("group") == {"provider": p}], 420,
+                           f"the alert of round {i}", daemon, poll=0.05)
+                latencies.append(time.time() - t)
+                print(f"round {i}: {len(rows)} spans of {provider} landed -> webhook {latencies[-1]:.1f} s", flush=True)
+            print(f"latency over {len(latencies)} round(s): min {min(latencies):.1f} s, median "
+                  f"{statistics.median(latencies):.1f} s, max {max(latencies):.1f} s (target < {target_s:.0f} s: "
+                  f"{'met' if max(latencies) < target_s else 'MISSED'})")
+            code = daemon.stop(signal.SIGTERM)
+            print(f"daemon: SIGTERM -> exit code {code}")
         finally:
             daemon.kill_session()
             instance.dispose()

@@ -15,7 +15,7 @@ import dagster as dg
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
 from obs_pipelines.ingest.landing import LandingPolicy
-from obs_pipelines.raw_assets import spans_spec
+from obs_pipelines.raw_assets import build_spans_arrival_sensor, spans_spec
 from obs_pipelines.settings import DB_URL_ENV, PHASES, Settings, load_settings
 from obs_pipelines.store.resource import TraceStore
 
@@ -53,7 +53,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     foundation = dg.Definitions(
         assets=[spans_spec(settings)],
         jobs=[ingest_file_job],
-        sensors=[build_landing_sensor(settings.landing_dir, LandingPolicy.from_settings(settings))],
+        sensors=[build_landing_sensor(settings.landing_dir, LandingPolicy.from_settings(settings)),
+                 build_spans_arrival_sensor(settings)],
         resources={"trace_store": trace_store_resource(settings)},
     )
     phases = [
@@ -63,9 +64,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     defs = dg.Definitions.merge(foundation, *phases)
     if settings.alerts.rules:  # the rules become checks on the assets above, plus the alert sensors
         from obs_pipelines.alerts.defs import build_defs as build_alert_defs
+        from obs_pipelines.alerts.defs import schedule_minutes
 
         keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()]
-        defs = dg.Definitions.merge(defs, build_alert_defs(settings, keys))
+        defs = dg.Definitions.merge(defs, build_alert_defs(settings, keys, schedule_minutes(defs)))
     return defs
 
 

@@ -15,13 +15,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from obs_pipelines.demo_story import HourlyRollups, slo_summary, story
+from obs_pipelines.demo_story import HourlyRollups, alert_lines, slo_summary, story
 from obs_pipelines.settings import CONFIG_ENV, DB_URL_ENV, load_settings
 from obs_pipelines.store import db
 
 DEMO_DIR = Path(".obs_pipelines") / "demo"
 SETTINGS_FILE = DEMO_DIR / "settings.yaml"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
 
 
 def demo_incidents(start: datetime, days: float):
@@ -97,6 +98,10 @@ def run_demo(days: float, rate: float, seed: int, console: Console) -> bool:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
         for line in slo_summary(_read_table(engine, "slo_status_hourly", start, end)):
             console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if settings.alerts.rules:
+        console.rule("5. alerts")
+        for line in demo_alerts(engine, settings):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.rule("next")
     home = None if instance.is_ephemeral else os.environ.get("DAGSTER_HOME") or str(Path.cwd())
     console.print("Open the Dagster UI on this store and instance:", highlight=False)
@@ -119,11 +124,49 @@ def read_user_config(path: str | os.PathLike | None) -> dict[str, Any]:
     return data
 
 
+def example_alerts(example: Path = EXAMPLE_SETTINGS) -> dict[str, Any]:
+    """The example settings' alert rules with the log as their one destination (a newcomer sees alerts
+    without a webhook); empty when the example file is not there (an installed package)."""
+    if not example.is_file():
+        return {}
+    alerts = (yaml.safe_load(example.read_text()) or {}).get("alerts") or {}
+    if not alerts.get("rules"):
+        return {}
+    rules = [{k: v for k, v in rule.items() if k != "destinations"} for rule in alerts["rules"]]
+    return {**{k: v for k, v in alerts.items() if k not in ("rules", "destinations")},
+            "destinations": {"log": {"type": "log"}}, "rules": rules}
+
+
+def demo_alerts(engine: sa.Engine, settings) -> list[str]:
+    """Apply the rules' results the demo's runs queued (as alerts_sensor does) and list the alerts raised. The
+    demo's hours are history: recorded, not sent (alerts.deliver_max_age_hours)."""
+    import json as _json
+
+    from obs_pipelines.alerts.defs import process_rule_results
+    from obs_pipelines.alerts.outbox import recent_alerts
+
+    process_rule_results(engine, settings)
+    alerts = [_json.loads(r["payload"]) for r in recent_alerts(engine, limit=1000)]
+    rule_names = {r.name for r in settings.alerts.parsed_rules()}
+    raised = [a for a in alerts if a.get("rule") in rule_names]
+    lines = alert_lines(raised)
+    if raised and settings.alerts.deliver_max_age_hours:
+        lines.append(f"({len(raised)} alert(s) recorded; hours older than {settings.alerts.deliver_max_age_hours:g} h "
+                     "are not sent to the destinations: `obs-pipelines alerts list` shows them)")
+    return lines
+
+
 def write_demo_settings(path: Path, user_config: dict[str, Any], first_hour: datetime) -> Path:
-    """The demo's settings file: the user's settings with the partitions starting at the demo's first hour."""
+    """The demo's settings file: the user's settings with the partitions starting at the demo's first hour,
+    and the example alert rules (to the log) when the user's settings have none."""
     data = {**user_config, "partitions_start": first_hour.strftime(PARTITION_KEY_FORMAT)}
+    if not (user_config.get("alerts") or {}).get("rules"):
+        example = example_alerts()
+        if example:
+            data["alerts"] = {**(user_config.get("alerts") or {}), **example}
     header = ("# Written by `obs-pipelines demo`: your OBS_PIPELINES_CONFIG (if any) with partitions_start set to\n"
-              "# the demo's first hour, so the UI shows the demo's hours only.\n")
+              "# the demo's first hour, so the UI shows the demo's hours only, and the example alert rules\n"
+              "# (to the log) when yours has none.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
     return path

@@ -271,3 +271,12 @@ def _pct(value: float) -> str:
 
 
 __all__ = ["AGENT_ROUTE", "FIGURES", "HourlyRollups", "slo_summary", "story", "touched_hours"]
+
+
+def alert_lines(alerts: Sequence[dict]) -> list[str]:
+    """The alerts the demo raised, oldest first, one line each (their summary; what the rules said); a note
+    when there are none."""
+    if not alerts:
+        return ["no alert: no rule broke over these hours"]
+    ordered = sorted(alerts, key=lambda a: (str(a.get("window_start")), str(a.get("rule"))))
+    return [str(a.get("summary")) for a in ordered]

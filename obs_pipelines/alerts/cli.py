@@ -38,9 +38,14 @@ def alerts_group() -> None:
 @alerts_group.command()
 @click.option("--start", required=True, help="First hour, UTC ISO 8601 (e.g. 2026-11-02T13:00).")
 @click.option("--end", required=True, help="Last hour, inclusive.")
-def evaluate(start: str, end: str) -> None:
+@click.option("--deliver-history", is_flag=True,
+              help="Also notify about hours older than alerts.deliver_max_age_hours (by default they are "
+                   "recorded, listed by `alerts list`, but not sent).")
+def evaluate(start: str, end: str, deliver_history: bool) -> None:
     """Run the rules' checks over the hours START..END (recorded in the local Dagster instance, so the UI shows
-    them), then turn their failures and recoveries into alerts and deliver them, as alerts_sensor does."""
+    them), then turn their failures and recoveries into alerts and deliver them, as alerts_sensor does: changes
+    of hours older than alerts.deliver_max_age_hours are recorded without a notification unless
+    --deliver-history."""
     from obs_pipelines.alerts.defs import RULES_JOB, process_rule_results
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.orchestration.local_runs import local_instance
@@ -63,7 +68,7 @@ def evaluate(start: str, end: str) -> None:
     engine = db.make_engine(settings.db_url)
     # the checks queued their results in the store: apply every queued result (these hours' and any other
     # run's not yet applied), exactly as an alerts_sensor tick does
-    transitions, report, _ = process_rule_results(engine, settings)
+    transitions, report, _ = process_rule_results(engine, settings, deliver_history=deliver_history)
     failed = sum(not e.passed for e in result.get_asset_check_evaluations() if e.partition)
     hours = int((last - first) / timedelta(hours=1)) + 1
     console.print(f"{hours} hour(s) checked by {len(settings.alerts.rules)} rule(s): {failed} failing check(s), "
@@ -71,6 +76,9 @@ def evaluate(start: str, end: str) -> None:
                   f"{len(report.failed)} failed (retried on the next evaluate or sensor tick)")
     for t in transitions:
         console.print(t.alert["summary"], highlight=False, soft_wrap=True)
+    if settings.alerts.deliver_max_age_hours and not deliver_history:
+        console.print(f"(changes of hours older than {settings.alerts.deliver_max_age_hours:g} h are recorded, not "
+                      "sent: --deliver-history sends them)", highlight=False)
 
 
 @alerts_group.command("list")

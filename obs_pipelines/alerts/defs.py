@@ -16,9 +16,11 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import sqlalchemy as sa
 
-from obs_pipelines.alerts import outbox, source
+from obs_pipelines import formatting
+from obs_pipelines.alerts import outbox, realtime, source
 from obs_pipelines.alerts import results as results_queue
 from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate, hour_starts
+from obs_pipelines.alerts.links import partition_link
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import check_evaluation
@@ -64,33 +66,63 @@ def _result_dict(result: RuleResult, attribution: list | None = None, exemplars:
             "exemplar_trace_ids": exemplars or []}
 
 
+def _severity_of(result: RuleResult) -> float:
+    """How far past its threshold a breach is, relative to the threshold (to put the worst first)."""
+    if result.value is None or result.threshold is None:
+        return 0.0
+    return abs(result.value - result.threshold) / max(abs(result.threshold), 1e-12)
+
+
+def breach_text(metric: str, entry: dict) -> str:
+    """``provider=openai: error_rate 84% (threshold 25%, 440 samples)``."""
+    where = ", ".join(f"{k}={v}" for k, v in entry["group"].items()) or "overall"
+    text = (f"{where}: {metric} {formatting.metric_value(metric, entry['value'])} "
+            f"(threshold {formatting.metric_value(metric, entry['threshold'])}")
+    if entry.get("samples") is not None:
+        text += f", {formatting.number(entry['samples'])} samples"
+    return text + ")"
+
+
 def hour_metadata(engine, rule, results: list[RuleResult], link: str,
                   diagnosis: source.Diagnosis | None = None) -> tuple[bool, dict, dict]:
     """Whether the hour passed, the check's metadata, and the attribution and exemplar traces found (by id()
-    of the result; for the queue row). The metadata: the summary, the breached groups with attribution and
-    exemplar traces (the UI shows them as a tree), the worst breach's figures at the top level. The good
+    of the result; for the queue row). The metadata, most useful first: what broke (a sentence with the
+    figures formatted), the worst breach's value and threshold (rounded: the UI plots them), its group,
+    attribution and exemplar traces, then the counts, the breached groups (a tree) and the link. The good
     groups are not in it: the alert sensor reads every judged group from the results queue (results.py)."""
-    breached = [r for r in results if not r.passed]
+    breached = sorted((r for r in results if not r.passed), key=_severity_of, reverse=True)
     found = {id(r): (source.attribution(engine, rule, r, diagnosis),
                      source.exemplar_trace_ids(engine, rule, r, diagnosis=diagnosis))
              for r in breached[:MAX_GROUPS_IN_METADATA]}
     entries = [_result_dict(r, *found[id(r)]) for r in breached[:MAX_GROUPS_IN_METADATA]]
-    metadata: dict = {
-        "metric": _metric(rule),
-        "groups_judged": sum(r.judged for r in results),
-        "groups_breached": len(breached),
-        "results": dg.MetadataValue.json(json.loads(json.dumps(entries, default=str))),
-        "link": dg.MetadataValue.url(link),
-    }
+    metric = _metric(rule)
+    judged = sum(r.judged for r in results)
+    metadata: dict = {}
     if breached:
         worst = entries[0]
+        more = f" (and {len(breached) - 1} more group(s))" if len(breached) > 1 else ""
+        metadata["breach"] = dg.MetadataValue.text(breach_text(metric, worst) + more)
+        for name in ("value", "threshold"):
+            if worst[name] is not None:
+                metadata[name] = formatting.rounded(worst[name])
         metadata.update({
-            "value": worst["value"] if worst["value"] is not None else float("nan"),
-            "threshold": worst["threshold"] if worst["threshold"] is not None else float("nan"),
             "group": dg.MetadataValue.json(worst["group"]),
             "attribution": dg.MetadataValue.json(worst["attribution"]),
             "exemplar_trace_ids": dg.MetadataValue.json(worst["exemplar_trace_ids"]),
         })
+    else:
+        metadata["breach"] = dg.MetadataValue.text(f"none: {judged} group(s) judged within the rule"
+                                                   if judged else "no group had enough samples to judge")
+    metadata.update({
+        "groups_breached": len(breached),
+        "groups_judged": judged,
+        # history-relative rules: groups not judged yet for lack of history (said, never a silent pass)
+        "groups_not_enough_history": sum(r.detail.get("not_judged", "").startswith("not enough history")
+                                         for r in results),
+        "metric": dg.MetadataValue.text(metric),
+        "results": dg.MetadataValue.json(json.loads(json.dumps(entries, default=str))),
+        "link": dg.MetadataValue.url(link),
+    })
     return not breached, metadata, found
 
 
@@ -148,7 +180,7 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
             failing: list[str] = []
             evaluations, queued, now = [], [], db.utcnow()
             for hour in hour_starts(start, end):
-                link = source.partition_link(settings.alerts.ui_base_url, table, hour)
+                link = partition_link(settings.alerts.ui_base_url, table, hour)
                 passed, metadata, found = hour_metadata(engine, rule, results.get(hour, []), link, diagnosis)
                 evaluations.append(check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
                                                     SEVERITY[rule.severity], metadata))
@@ -168,11 +200,13 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
 
 
 # ---- sensors ----------------------------------------------------------------------------------------------
-def process_rule_results(engine, settings: Settings, logger=None
+def process_rule_results(engine, settings: Settings, logger=None, deliver_history: bool = False
                          ) -> tuple[list, outbox.DeliveryReport, results_queue.Applied]:
     """The queued rule results -> alerts + outbox (each row once, results.py); then deliver what is due.
-    The transitions, the delivery report and what was consumed (the sensor and `alerts evaluate`)."""
-    applied, report = results_queue.process(engine, settings.alerts, logger=logger)
+    The transitions, the delivery report and what was consumed (the sensor and `alerts evaluate`).
+    Changes of windows older than alerts.deliver_max_age_hours are recorded without a notification unless
+    ``deliver_history``."""
+    applied, report = results_queue.process(engine, settings.alerts, logger=logger, deliver_history=deliver_history)
     return applied.transitions, report, applied
 
 
@@ -259,12 +293,14 @@ def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.S
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs the alert rules over the hours of the rule tables materialized since its last tick by "
-                    "a run that did not evaluate them itself (a phase's own jobs do).",
+                    "a run that did not evaluate them itself (a phase's own jobs do); a run still in progress is "
+                    "looked at once it has ended.",
     )
     def alerts_rules_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         newest: dict[str, int] = {}
         checked_by_run: dict[str, set[str]] = {}
+        finished: dict[str, bool] = {}
         for table in tables:
             after = cursor.get(table)
             page = context.instance.fetch_materializations(
@@ -272,6 +308,13 @@ def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.S
                 ascending=True)
             for record in page.records:
                 partition = record.asset_materialization.partition if record.asset_materialization else None
+                if record.run_id and record.run_id not in finished:
+                    run = context.instance.get_run_by_id(record.run_id)
+                    finished[record.run_id] = run is None or run.is_finished
+                if record.run_id and not finished[record.run_id]:
+                    # a phase's run writes its tables, then evaluates their checks: judge it once it has ended
+                    # (else this sensor would see the tables before the checks and run the rules again)
+                    break
                 if record.run_id and record.run_id not in checked_by_run:
                     checked_by_run[record.run_id] = checked_tables(context.instance, record.run_id, rule_names)
                 if partition and table not in checked_by_run.get(record.run_id, set()):
@@ -288,6 +331,47 @@ def build_rules_sensor(settings: Settings, tables: list[str], rules_job) -> dg.S
             cursor=json.dumps(cursor))
 
     return alerts_rules_sensor
+
+
+def realtime_tick(engine, alert_settings, rules: list, now: datetime, logger=None
+                  ) -> tuple[list[realtime.FastBreach], list, outbox.DeliveryReport]:
+    """One tick of the fast path (``alert_settings``: the settings' alerts block): judge the rules over the
+    trailing windows of spans ending ``now``, queue the breaches as results of the current hour (with
+    attribution and exemplars), then apply and deliver them at once."""
+    breaches = realtime.judge(engine, rules, now, alert_settings.realtime_windows_minutes)
+    found = {id(b.result): (source.attribution(engine, b.rule, b.result),
+                            source.exemplar_trace_ids(engine, b.rule, b.result)) for b in breaches}
+    rows = realtime.queue_rows(breaches, _metric, lambda rule, hour: partition_link(
+        alert_settings.ui_base_url, rule.table, hour), found, now)
+    results_queue.queue(engine, rows)
+    applied, report = results_queue.process(engine, alert_settings, logger=logger)
+    return breaches, applied.transitions, report
+
+
+def build_realtime_sensor(settings: Settings, rules: list) -> dg.SensorDefinition:
+    windows = ", ".join(f"{m} min" for m in sorted(settings.alerts.realtime_windows_minutes))
+
+    @dg.sensor(
+        name="alerts_realtime_sensor",
+        minimum_interval_seconds=settings.alerts.realtime_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"The fast path: every {settings.alerts.realtime_interval_seconds} s, the rules on the "
+                    f"monitoring rollups ({', '.join(sorted(r.name for r in rules))}) judged over the last "
+                    f"{windows} of spans against their history, as the current hour's results; a breach pages "
+                    "through the same outbox at once, and the hourly check later updates that alert.",
+    )
+    def alerts_realtime_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
+        engine = trace_store.engine
+        if not sa.inspect(engine).has_table("spans"):
+            return dg.SensorResult(skip_reason="no spans table yet")
+        breaches, transitions, report = realtime_tick(engine, settings.alerts, rules, db.utcnow(), logger=context.log)
+        for t in transitions:
+            context.log.info(t.alert["summary"])
+        return dg.SensorResult(skip_reason=f"{len(breaches)} group(s) breached over the last {windows}, "
+                                           f"{len(transitions)} alert change(s), {len(report.delivered)} "
+                                           "notification(s) delivered")
+
+    return alerts_realtime_sensor
 
 
 RUN_FAILURE_RULE = "pipeline_run_failed"
@@ -340,37 +424,64 @@ def missing_partitions(instance: dg.DagsterInstance, table: str, keys: list[str]
     return [k for k in keys if k not in present]
 
 
-def freshness_alert(settings: Settings, table: str, hour: datetime) -> dict:
-    minutes = settings.alerts.freshness_minutes
+def schedule_minutes(defs: dg.Definitions) -> dict[str, int]:
+    """Table -> the minute past the hour at which its phase's hourly schedule runs (monitoring :10,
+    observability :20, online evals :30 ...): the freshness rule waits for that run before its own minutes."""
+    out: dict[str, int] = {}
+    for schedule in defs.schedules or []:
+        cron = schedule.cron_schedule if isinstance(schedule.cron_schedule, str) else schedule.cron_schedule[0]
+        fields = cron.split()
+        if len(fields) != 5 or fields[1:] != ["*", "*", "*", "*"] or not fields[0].isdigit():
+            continue  # not an hourly schedule
+        job = defs.resolve_job_def(schedule.job_name)
+        for key in job.asset_layer.executable_asset_keys:
+            table = key.to_user_string()
+            out[table] = max(out.get(table, 0), int(fields[0]))
+    return out
+
+
+def freshness_deadline(settings: Settings, table: str, minutes_by_table: dict[str, int]) -> timedelta:
+    """How long after its hour closed a table's partition may be missing: its schedule's minute plus
+    freshness_minutes."""
+    return timedelta(minutes=minutes_by_table.get(table, 0) + settings.alerts.freshness_minutes)
+
+
+def freshness_alert(settings: Settings, table: str, hour: datetime, deadline: timedelta | None = None) -> dict:
+    minutes = int((deadline or timedelta(minutes=settings.alerts.freshness_minutes)).total_seconds() // 60)
     return {"id": f"{FRESHNESS_RULE}-{table}-{hour:%Y%m%d%H}", "rule": FRESHNESS_RULE, "severity": "critical",
             "status": "firing", "metric": "partition_materialized", "value": False, "threshold": None,
             "window_start": hour.isoformat(), "window_end": (hour + HOUR).isoformat(), "group": {"table": table},
             "attribution": [], "exemplar_trace_ids": [],
-            "summary": f"[FIRING] {FRESHNESS_RULE}: {table} has no partition {hour_key(hour)} {minutes} minutes "
-                       "after the hour closed (is the schedule running? did the run fail?)",
-            "link": source.partition_link(settings.alerts.ui_base_url, table, hour)}
+            "summary": f"[FIRING] {FRESHNESS_RULE}: {table} has no partition {hour_key(hour)} "
+                       f"{formatting.duration_ms(minutes * 60_000)} after the hour closed (its schedule's minute "
+                       f"plus {settings.alerts.freshness_minutes} min; is the schedule running? did the run fail?)",
+            "link": partition_link(settings.alerts.ui_base_url, table, hour)}
 
 
-def build_freshness_sensor(settings: Settings, tables: list[str]) -> dg.SensorDefinition:
+def build_freshness_sensor(settings: Settings, tables: list[str],
+                           minutes_by_table: dict[str, int] | None = None) -> dg.SensorDefinition:
+    minutes_by_table = minutes_by_table or {}
+
     @dg.sensor(
         name="alerts_freshness_sensor",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Alerts when an hourly partition of a rule's table is still missing "
-                    f"{settings.alerts.freshness_minutes} minutes after its hour closed (pipeline health).",
+                    f"{settings.alerts.freshness_minutes} minutes after its phase's schedule ran for the hour "
+                    "(pipeline health).",
     )
     def alerts_freshness_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         now = db.utcnow()
         start = datetime.strptime(settings.partitions_start, HOUR_KEY_FORMAT)
-        last = (now - timedelta(minutes=settings.alerts.freshness_minutes) - HOUR).replace(
-            minute=0, second=0, microsecond=0)
-        hours = [h for h in hour_starts(last - (settings.alerts.freshness_lookback_hours - 1) * HOUR, last + HOUR)
-                 if h >= start]
         raised = 0
         for table in tables:
+            deadline = freshness_deadline(settings, table, minutes_by_table)
+            last = (now - deadline - HOUR).replace(minute=0, second=0, microsecond=0)
+            hours = [h for h in hour_starts(last - (settings.alerts.freshness_lookback_hours - 1) * HOUR,
+                                            last + HOUR) if h >= start]
             for key in missing_partitions(context.instance, table, [hour_key(h) for h in hours]):
                 hour = datetime.strptime(key, HOUR_KEY_FORMAT)
-                alert = freshness_alert(settings, table, hour)
+                alert = freshness_alert(settings, table, hour, deadline)
                 raised += outbox.record_event(trace_store.engine, alert, json.dumps(alert["group"]), [],
                                               settings.alerts)
         report = outbox.deliver_due(trace_store.engine, settings.alerts, logger=context.log)
@@ -380,7 +491,10 @@ def build_freshness_sensor(settings: Settings, tables: list[str]) -> dg.SensorDe
     return alerts_freshness_sensor
 
 
-def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
+def build_defs(settings: Settings, asset_keys: Iterable[str],
+               minutes_by_table: dict[str, int] | None = None) -> dg.Definitions:
+    """The alerts' checks, jobs and sensors; ``minutes_by_table``: each table's schedule minute
+    (schedule_minutes), for the freshness rule."""
     hourly = hourly_partitions(settings)
     keys = list(asset_keys)
     by_table = rule_tables(settings, keys)
@@ -403,7 +517,10 @@ def build_defs(settings: Settings, asset_keys: Iterable[str]) -> dg.Definitions:
         jobs.append(rules_job)
         sensors.append(build_rules_sensor(settings, sorted(by_table), rules_job))
         if settings.alerts.freshness_minutes:
-            sensors.append(build_freshness_sensor(settings, sorted(by_table)))
+            sensors.append(build_freshness_sensor(settings, sorted(by_table), minutes_by_table))
+        fast = realtime.fast_rules(r for rules in by_table.values() for r in rules)
+        if fast and settings.alerts.realtime_windows_minutes:
+            sensors.append(build_realtime_sensor(settings, fast))
     return dg.Definitions(asset_checks=checks, jobs=jobs, sensors=sensors)
 
 

@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from obs_pipelines import formatting
 from obs_pipelines.alerts.evaluate import group_key
 
 
@@ -18,19 +19,18 @@ def alert_id(rule: str, window_start: datetime, group: dict[str, Any]) -> str:
     return f"{rule}-{window_start:%Y%m%d%H}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, metric: str = "") -> str:
+    """A figure for people, in its metric's unit (obs_pipelines/formatting.py): 33.5 s, 84%, $0.0026, 1,563."""
     if value is None:
         return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return formatting.metric_value(metric, value) if metric else formatting.number(value)
 
 
 def summary_line(rule: str, status: str, metric: str, value: Any, threshold: Any, group: dict[str, Any],
                  window_start: datetime, attribution: list[dict]) -> str:
     """One readable line: what, where, how much, and the top contributor."""
     where = ", ".join(f"{k}={v}" for k, v in group.items()) or "overall"
-    line = (f"[{status.upper()}] {rule}: {metric} = {_fmt(value)} (threshold {_fmt(threshold)}) for {where} "
+    line = (f"[{status.upper()}] {rule}: {metric} = {_fmt(value, metric)} (threshold {_fmt(threshold, metric)}) for {where} "
             f"in {window_start:%Y-%m-%d %H:00} UTC")
     if attribution:
         line += f"; top contributor {contributor_text(attribution[0])}"
@@ -67,8 +67,9 @@ def build_alert(*, rule, status: str, metric: str, value: Any, threshold: Any, w
         "severity": rule.severity,
         "status": status,
         "metric": metric,
-        "value": value,
-        "threshold": threshold,
+        # 6 significant digits: 99.99999999999991 is 100 (float noise of the rollups' arithmetic)
+        "value": formatting.rounded(value, 6),
+        "threshold": formatting.rounded(threshold, 6),
         "window_start": window_start.isoformat(),
         "window_end": window_end.isoformat(),
         "group": group,
@@ -92,10 +93,19 @@ def notification(alerts: list[dict[str, Any]]) -> dict[str, Any]:
         "window_start": first["window_start"],
         "window_end": first["window_end"],
         "rules": rules,
-        "summary": f"[{first['status'].upper()}] {len(alerts)} alerts in {first['window_start'][:13]}:00 UTC: "
-                   + ", ".join(rules),
+        "summary": f"[{first['status'].upper()}] {len(alerts)} alerts in {first['window_start'][:13].replace('T', ' ')}:00 UTC: "
+                   + "; ".join(_what_and_where(a) for a in alerts),
         "alerts": alerts,
     }
+
+
+def _what_and_where(alert: dict[str, Any]) -> str:
+    """``provider_error_rate (provider=openai: error_rate 84%)``: which rule broke, where, by how much."""
+    where = ", ".join(f"{k}={v}" for k, v in (alert.get("group") or {}).items()) or "overall"
+    metric = str(alert.get("metric") or "")
+    value = alert.get("value")
+    figure = f" {metric} {_fmt(value, metric)}" if value is not None and metric else ""
+    return f"{alert['rule']} ({where}:{figure})" if figure else f"{alert['rule']} ({where})"
 
 
 def idempotency_key(alerts: list[dict[str, Any]]) -> str:

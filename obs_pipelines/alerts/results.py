@@ -21,19 +21,22 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.alerts import outbox
-from obs_pipelines.alerts.evaluate import RuleResult, group_key
+from obs_pipelines.alerts import outbox, payload
+from obs_pipelines.alerts.evaluate import HOUR, RuleResult, group_key
 from obs_pipelines.alerts.outbox import DeliveryReport, Judgement, Observation, Transition
 from obs_pipelines.alerts.rules import AlertSettings
 from obs_pipelines.alerts.tables import alert_pending_results, alerts
 from obs_pipelines.store import db
 
+REALTIME_RUN_PREFIX = "realtime:"  # run_id of the fast path's rows (realtime.py)
+# the `delivery` of an alert recorded on history only (older than deliver_max_age_hours): never notified
+NOT_DELIVERED = "not delivered: history (alerts evaluate --deliver-history sends it)"
 # queue rows (= rule-hours) taken per transaction, transactions per tick (a week of 50 rules is 8,400 rows);
 # the rest waits for the next tick
 CHUNK_ROWS = 20_000
@@ -43,7 +46,7 @@ _RAW = {"window_start", "window_end", "queued_at"}
 _COLUMNS = [sa.type_coerce(alert_pending_results.c[name], sa.String) if name in _RAW
             else alert_pending_results.c[name]
             for name in ("id", "rule", "window_start", "window_end", "metric", "breached", "good", "link",
-                         "queued_at")]
+                         "run_id", "queued_at")]
 
 
 def _clean(value: Any) -> float | None:
@@ -105,8 +108,9 @@ def _take(conn: sa.Connection, limit: int) -> list[tuple]:
             dates[value] = db.to_naive_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
         return dates[value]
 
-    return sorted(((i, rule, date(start), date(end), metric, breached, good, link, date(queued))
-                   for i, rule, start, end, metric, breached, good, link, queued in taken), key=lambda t: t[0])
+    return sorted(((i, rule, date(start), date(end), metric, breached, good, link, run_id, date(queued))
+                   for i, rule, start, end, metric, breached, good, link, run_id, queued in taken),
+                  key=lambda t: t[0])
 
 
 def _judgements(conn: sa.Connection, taken: list[tuple]) -> list[Judgement]:
@@ -116,7 +120,7 @@ def _judgements(conn: sa.Connection, taken: list[tuple]) -> list[Judgement]:
     decoded = []
     relevant = set(conn.execute(sa.select(alerts.c.rule, alerts.c.group_key).where(
         alerts.c.status == "firing")).tuples())
-    for _, rule, start, end, metric, breached, good, link, _ in taken:
+    for _, rule, start, end, metric, breached, good, link, _, _ in taken:
         breached = [(group_key(b["group"]), b) for b in json.loads(breached)]
         relevant.update((rule, key) for key, _ in breached)
         decoded.append((rule, start, end, metric, breached, json.loads(good), link))
@@ -139,11 +143,128 @@ class Applied:
     newest_queued_at: datetime | None = None
 
 
+def _realtime_rows(taken: list[tuple]) -> dict[tuple[str, str, datetime], dict]:
+    """(rule, group key, hour) -> the breach the fast path (realtime.py) queued, with its window."""
+    out = {}
+    for _, rule, start, _, metric, breached, _, _, run_id, _ in taken:
+        if run_id and run_id.startswith(REALTIME_RUN_PREFIX):
+            for b in json.loads(breached):
+                out[(rule, group_key(b["group"]), start)] = {**b, "metric": metric}
+    return out
+
+
+def _hourly_breaches(judgements: list[Judgement], realtime: dict) -> dict[tuple[str, str, datetime], Judgement]:
+    return {(j.rule, j.group_key, j.window_start): j for j in judgements
+            if not j.passed and (j.rule, j.group_key, j.window_start) not in realtime}
+
+
+def _muted(rules: dict[str, Any], settings: AlertSettings) -> tuple[dict[str, Any], AlertSettings]:
+    """The rules and settings with no destination: their transitions are recorded, nothing is queued."""
+    return ({name: r.model_copy(update={"destinations": []}) for name, r in rules.items()},
+            settings.model_copy(update={"destinations": {}}))
+
+
+def _payloads(conn: sa.Connection, where) -> dict[str, dict]:
+    return {r.id: json.loads(r.payload) for r in conn.execute(sa.select(alerts.c.id, alerts.c.payload).where(where))}
+
+
+def _write_payloads(conn: sa.Connection, updated: dict[str, dict]) -> None:
+    if updated:
+        conn.execute(sa.update(alerts).where(alerts.c.id == sa.bindparam("_id")).values(
+            payload=sa.bindparam("_payload")),
+            [{"_id": i, "_payload": json.dumps(p, default=str)} for i, p in updated.items()])
+
+
+def _apply(conn: sa.Connection, rules: dict[str, Any], judgements: list[Judgement], taken: list[tuple],
+           settings: AlertSettings, now: datetime, deliver_max_age_hours: float | None) -> list[Transition]:
+    """apply_judgements, plus: judgements of windows older than ``deliver_max_age_hours`` recorded without
+    notifications ("not paging on history"), the fast path's alerts marked, and an open alert the fast path
+    fired updated with the hourly check's figures of its hour (no second notification)."""
+    realtime = _realtime_rows(taken)
+    cutoff = now - timedelta(hours=deliver_max_age_hours) if deliver_max_age_hours else None
+    old = [j for j in judgements if cutoff is not None and j.window_start + HOUR <= cutoff]
+    recent = [j for j in judgements if cutoff is None or j.window_start + HOUR > cutoff]
+    muted_rules, muted_settings = _muted(rules, settings)
+    silent = outbox.apply_judgements(conn, muted_rules, old, muted_settings, now)
+    # alerts opened silently on history: a live breach of their group ends them quietly and opens a new alert
+    # (paged); their other live judgements stay silent (a recovery of an incident nobody was told about)
+    history_open = {(r.rule, r.group_key): r.id for r in conn.execute(
+        sa.select(alerts.c.id, alerts.c.rule, alerts.c.group_key).where(
+            alerts.c.status == "firing", alerts.c.payload.like(f'%"{NOT_DELIVERED}"%')))}
+    history_open.update({(t.alert["rule"], group_key(t.alert["group"])): t.alert["id"] for t in silent
+                         if t.alert["status"] == "firing"})
+    live_breaches = {(j.rule, j.group_key) for j in recent if not j.passed}
+    superseded = {key: i for key, i in history_open.items() if key in live_breaches}
+    if superseded:
+        conn.execute(sa.update(alerts).where(alerts.c.id.in_(list(superseded.values()))).values(
+            status="resolved", updated_at=now))
+    quiet = [j for j in recent if (j.rule, j.group_key) in history_open and (j.rule, j.group_key) not in superseded]
+    silent += outbox.apply_judgements(conn, muted_rules, quiet, muted_settings, now)
+    loud = outbox.apply_judgements(conn, rules, [j for j in recent if (j.rule, j.group_key) not in history_open
+                                          or (j.rule, j.group_key) in superseded], settings, now)
+    updated: dict[str, dict] = {}
+    if silent or superseded:
+        stored = _payloads(conn, alerts.c.id.in_([t.alert["id"] for t in silent] + list(superseded.values())))
+        for alert_id, alert in stored.items():
+            alert["delivery"] = NOT_DELIVERED
+            if alert_id in superseded.values() and alert.get("status") == "firing":
+                alert["status"] = "resolved"
+                alert["resolved_note"] = "history only; the live breach of this group is a new alert"
+            updated[alert_id] = alert
+    fast = [t for t in loud if t.alert["status"] == "firing"
+            and (t.alert["rule"], group_key(t.alert["group"]), t.window_start) in realtime]
+    if fast:
+        for alert_id, alert in _payloads(conn, alerts.c.id.in_([t.alert["id"] for t in fast])).items():
+            b = realtime[(alert["rule"], group_key(alert["group"]), _naive_hour(alert["window_start"]))]
+            alert["detected_by"] = {"path": "realtime", "metric": b["metric"]}
+            updated[alert_id] = alert
+    updated.update(_confirmations(conn, rules, _hourly_breaches(judgements, realtime), updated))
+    _write_payloads(conn, updated)
+    return silent + loud
+
+
+def _naive_hour(value: Any) -> datetime:
+    return db.to_naive_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
+def _confirmations(conn: sa.Connection, rules: dict[str, Any], hourly: dict, updated: dict[str, dict]
+                   ) -> dict[str, dict]:
+    """Open alerts fired by the fast path whose hour the hourly check has now judged breached: their figures
+    become the hour's (value, threshold, samples, attribution, exemplars, summary), marked confirmed."""
+    if not hourly:
+        return {}
+    out = {}
+    rows = conn.execute(sa.select(alerts.c.id, alerts.c.rule, alerts.c.group_key, alerts.c.window_start,
+                                  alerts.c.payload).where(
+        alerts.c.status == "firing", alerts.c.payload.like('%"realtime"%'),
+        alerts.c.rule.in_(sorted({k[0] for k in hourly}))))
+    for r in rows:
+        j = hourly.get((r.rule, r.group_key, _naive_hour(r.window_start)))
+        if j is None or j.observation is None:
+            continue
+        alert = updated.get(r.id) or json.loads(r.payload)
+        if alert.get("detected_by", {}).get("confirmed"):
+            continue
+        o = alert.get("detected_by", {})
+        alert.update(metric=j.observation.metric, value=j.observation.value, threshold=j.observation.threshold,
+                     samples=j.observation.samples, attribution=j.observation.attribution,
+                     exemplar_trace_ids=j.observation.exemplar_trace_ids, link=j.observation.link)
+        alert["detected_by"] = {**o, "confirmed": "hourly check"}
+        alert["summary"] = payload.summary_line(
+            r.rule, alert["status"], alert["metric"], alert["value"], alert["threshold"], alert["group"],
+            _naive_hour(r.window_start), alert["attribution"]) + " (confirmed by the hourly check)"
+        out[r.id] = alert
+    return out
+
+
 def apply_pending(engine: Engine, rules: dict[str, Any], settings: AlertSettings, now: datetime | None = None,
-                  chunk_rows: int = CHUNK_ROWS, max_chunks: int = MAX_CHUNKS) -> Applied:
+                  chunk_rows: int = CHUNK_ROWS, max_chunks: int = MAX_CHUNKS,
+                  deliver_max_age_hours: float | None | bool = True) -> Applied:
     """Take the queued results and apply them to the alerts (outbox.apply_judgements), a transaction per
-    chunk of `chunk_rows` rows: taking, applying and queueing the notifications commit together."""
+    chunk of `chunk_rows` rows: taking, applying and queueing the notifications commit together.
+    ``deliver_max_age_hours``: True takes the setting; None delivers every window's changes."""
     now = now or db.utcnow()
+    max_age = settings.deliver_max_age_hours if deliver_max_age_hours is True else deliver_max_age_hours
     outbox.ensure_tables(engine)
     applied = Applied()
     for _ in range(max_chunks):
@@ -151,7 +272,7 @@ def apply_pending(engine: Engine, rules: dict[str, Any], settings: AlertSettings
             taken = _take(conn, chunk_rows)
             if not taken:
                 break
-            applied.transitions += outbox.apply_judgements(conn, rules, _judgements(conn, taken), settings, now)
+            applied.transitions += _apply(conn, rules, _judgements(conn, taken), taken, settings, now, max_age)
         applied.consumed += len(taken)
         newest = max(t[-1] for t in taken)
         applied.newest_queued_at = max(filter(None, [applied.newest_queued_at, newest]))
@@ -160,9 +281,11 @@ def apply_pending(engine: Engine, rules: dict[str, Any], settings: AlertSettings
     return applied
 
 
-def process(engine: Engine, settings: AlertSettings, logger: logging.Logger | None = None
-            ) -> tuple[Applied, DeliveryReport]:
+def process(engine: Engine, settings: AlertSettings, logger: logging.Logger | None = None,
+            deliver_history: bool = False) -> tuple[Applied, DeliveryReport]:
     """What one alert sensor tick does with the store: apply the queued results, then deliver what is due
-    (`alerts_sensor` and `obs-pipelines alerts evaluate`)."""
-    applied = apply_pending(engine, {r.name: r for r in settings.parsed_rules()}, settings)
+    (`alerts_sensor`, the fast path's sensor and `obs-pipelines alerts evaluate`). ``deliver_history``: also
+    notify about windows older than ``deliver_max_age_hours``."""
+    applied = apply_pending(engine, {r.name: r for r in settings.parsed_rules()}, settings,
+                            deliver_max_age_hours=None if deliver_history else True)
     return applied, outbox.deliver_due(engine, settings, logger=logger)

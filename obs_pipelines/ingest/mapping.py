@@ -702,7 +702,7 @@ def _id(raw, nbytes: int, cache: dict):
     return h if len(h) == 2 * nbytes else None
 
 
-# ---- one span ------------------------------------------------------------------------------------
+# ---- one span: its sections, in the order they fill `attrs` (the order is part of the stored row) ---------
 
 
 def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, _ids: dict | None = None):
@@ -713,6 +713,84 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
     if type(sp) is not dict:
         return "span is not an object"
     ids = _ids if _ids is not None else {}
+    span_ids = _span_ids(sp, ids)
+    if type(span_ids) is str:
+        return span_ids
+    times = _span_times(sp)
+    if type(times) is str:
+        return times
+
+    warns: list[str] = []
+    attrs: dict = {}
+    best: list = [None] * _NGROUPS
+    parent = _parent(sp, ids, attrs, warns)
+    raw_attrs = sp.get("attributes")
+    multi = indexed = None
+    if raw_attrs:
+        multi, indexed = _scan_attributes(raw_attrs, attrs, best, warns)
+    error_type_ev = error_msg_ev = None
+    events = sp.get("events")
+    if events:
+        error_type_ev, error_msg_ev, multi = _events(events, attrs, best, multi)
+    links = sp.get("links")
+    if links:
+        _links(links, attrs)
+    if indexed:
+        multi = _indexed(indexed, attrs, best, multi)
+    if multi is not None:
+        _resolve_multi(multi, best, attrs, warns)
+
+    kind = _kind(best, attrs)
+    model, provider = _model_provider(best, attrs, warns)
+    if kind == "llm" or kind == "embedding":
+        input_tokens, output_tokens, cached, cost, model = _usage(best, attrs, warns, model)
+    else:
+        input_tokens = output_tokens = cached = cost = None
+        for c in (best[_G.IN], best[_G.OUT], best[_G.CACHE], best[_G.COST]):
+            if c is not None:
+                attrs[c[1]] = c[2]  # a roll-up of the child calls: kept, never summed
+    inp, out = _input_output(best, indexed, attrs)
+    status, error_type, error_message = _status(sp.get("status"), best, attrs, warns, error_type_ev, error_msg_ev)
+    prompt_name, prompt_version = _prompt(best, attrs, warns)
+    user_id, session_id, route_cand = _trace_level(best, attrs, warns)
+    name = _span_extras(sp, attrs, warns, scope_name, resource_extra)
+    if warns:
+        attrs[WARNINGS_KEY] = warns
+
+    return {
+        "trace_id": span_ids[0],
+        "span_id": span_ids[1],
+        "parent_span_id": parent,
+        "name": name,
+        "kind": kind,
+        "start_time": times[0],
+        "end_time": times[1],
+        "status": status,
+        "error_type": error_type,
+        "error_message": error_message,
+        "service_name": service_name,
+        "route": None,
+        "model": model,
+        "provider": provider,
+        "prompt_name": prompt_name,
+        "prompt_version": prompt_version,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_input_tokens": cached,
+        "cost_usd": cost,
+        "user_id": user_id,
+        "session_id": session_id,
+        "input": inp,
+        "output": out,
+        "attributes": attrs,
+    }, route_cand
+
+
+# ---- ids and timing (a missing or invalid one rejects the span) ------------------------------------------
+
+
+def _span_ids(sp: dict, ids: dict):
+    """(trace_id, span_id) as lowercase hex, or a reject reason."""
     try:
         raw = sp["traceId"]
     except KeyError:
@@ -733,7 +811,11 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
     span_id = _id(raw, 8, ids)
     if span_id is None:
         return f"invalid span id {_short(raw)} (need 16 hex chars or base64 of 8 bytes, not all zero)"
+    return trace_id, span_id
 
+
+def _span_times(sp: dict):
+    """(start_time, end_time) as naive UTC datetimes, or a reject reason."""
     try:
         start_raw = sp["startTimeUnixNano"]
     except KeyError:
@@ -761,18 +843,13 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
     if end_ns < start_ns:
         return f"end time before start time (end - start = {(end_ns - start_ns) / 1e9:.6f} s)"
     try:
-        start_time = _ns_to_dt(start_ns)
-        end_time = _ns_to_dt(end_ns)
+        return _ns_to_dt(start_ns), _ns_to_dt(end_ns)
     except (OverflowError, ValueError):
         return "timestamp out of range"
 
-    warns: list[str] = []
-    attrs: dict = {}
-    best: list = [None] * _NGROUPS
-    multi: dict | None = None
-    indexed: dict | None = None
 
-    # parent
+def _parent(sp: dict, ids: dict, attrs: dict, warns: list):
+    """The parent span id; an invalid one is kept in attributes and the span stored as a root."""
     raw = sp.get("parentSpanId")
     if raw is None:
         raw = sp.get("parent_span_id")
@@ -782,199 +859,190 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         if parent is None and not (type(raw) is str and not raw.strip("0=A")):
             attrs["otel.parent_span_id"] = _clean_str(raw) if type(raw) is str else raw
             warns.append(f"parent_span_id: {_short(raw)} is not a valid span id; stored as root")
+    return parent
 
-    # ---- attributes: one pass
-    raw_attrs = sp.get("attributes")
-    if raw_attrs:
-        if type(raw_attrs) is dict:
-            raw_attrs = [{"key": k, "value": v} for k, v in raw_attrs.items()]
-        keyinfo = _KEYINFO
-        for kv in raw_attrs:
-            if type(kv) is not dict:
-                warns.append(f"attribute entry {_short(kv)} is not an object; dropped")
+
+# ---- attributes, events, links, indexed attributes: candidates for the columns ---------------------------
+
+
+def _scan_attributes(raw_attrs, attrs: dict, best: list, warns: list):
+    """One pass over the span's attributes: each key is a column candidate, indexed or copied as it is.
+
+    Fills `best` (the first candidate per group) and returns (multi, indexed): the further candidates per
+    group and the indexed keys per bucket (each None when there are none).
+    """
+    multi: dict | None = None
+    indexed: dict | None = None
+    if type(raw_attrs) is dict:
+        raw_attrs = [{"key": k, "value": v} for k, v in raw_attrs.items()]
+    keyinfo = _KEYINFO
+    for kv in raw_attrs:
+        if type(kv) is not dict:
+            warns.append(f"attribute entry {_short(kv)} is not an object; dropped")
+            continue
+        try:
+            k = kv["key"]
+            val = kv["value"]
+        except KeyError:
+            k = kv.get("key")
+            val = kv.get("value")
+        if type(k) is not str:
+            if k is None:
+                warns.append(f"attribute entry without key {_short(kv)}; dropped")
                 continue
-            try:
-                k = kv["key"]
-                val = kv["value"]
-            except KeyError:
-                k = kv.get("key")
-                val = kv.get("value")
-            if type(k) is not str:
-                if k is None:
-                    warns.append(f"attribute entry without key {_short(kv)}; dropped")
-                    continue
-                k = str(k)
-            if _NUL in k:
-                k = k.replace(_NUL, _REPLACEMENT)
-            if type(val) is dict and "stringValue" in val:
-                v = val["stringValue"]
-                if type(v) is str:
-                    if _NUL in v:
-                        v = v.replace(_NUL, _REPLACEMENT)
-                else:
-                    v = _any_value(v)
-            elif type(val) is dict and "intValue" in val and type(val["intValue"]) is str and val["intValue"].isdigit():
-                v = int(val["intValue"])
+            k = str(k)
+        if _NUL in k:
+            k = k.replace(_NUL, _REPLACEMENT)
+        if type(val) is dict and "stringValue" in val:
+            v = val["stringValue"]
+            if type(v) is str:
+                if _NUL in v:
+                    v = v.replace(_NUL, _REPLACEMENT)
             else:
-                v = _any_value(val)
-            info = keyinfo.get(k)
-            if info is None:
-                info = _classify_key(k)
-            if info is _PLAIN:
+                v = _any_value(v)
+        elif type(val) is dict and "intValue" in val and type(val["intValue"]) is str and val["intValue"].isdigit():
+            v = int(val["intValue"])
+        else:
+            v = _any_value(val)
+        info = keyinfo.get(k)
+        if info is None:
+            info = _classify_key(k)
+        if info is _PLAIN:
+            attrs[k] = v
+            continue
+        if info[0] == 0:  # a key of a known convention: candidate for a column
+            g = info[1]
+            cur = best[g]
+            if cur is None:
+                best[g] = (info[2], k, v)
+            else:
+                if multi is None:
+                    multi = {}
+                lst = multi.get(g)
+                if lst is None:
+                    multi[g] = [cur, (info[2], k, v)]
+                else:
+                    lst.append((info[2], k, v))
+            if info[3]:
                 attrs[k] = v
-                continue
-            if info[0] == 0:  # a key of a known convention: candidate for a column
-                g = info[1]
-                cur = best[g]
-                if cur is None:
-                    best[g] = (info[2], k, v)
-                else:
-                    if multi is None:
-                        multi = {}
-                    lst = multi.get(g)
-                    if lst is None:
-                        multi[g] = [cur, (info[2], k, v)]
-                    else:
-                        lst.append((info[2], k, v))
-                if info[3]:
-                    attrs[k] = v
-                continue
-            # indexed key (retrieval.documents.N.document.id ...): (1, bucket, index, field)
-            if indexed is None:
-                indexed = {}
-            bucket = indexed.get(info[1])
-            if bucket is None:
-                bucket = indexed[info[1]] = {}
-            item = bucket.get(info[2])
-            if item is None:
-                bucket[info[2]] = {info[3]: v}
+            continue
+        # indexed key (retrieval.documents.N.document.id ...): (1, bucket, index, field)
+        if indexed is None:
+            indexed = {}
+        bucket = indexed.get(info[1])
+        if bucket is None:
+            bucket = indexed[info[1]] = {}
+        item = bucket.get(info[2])
+        if item is None:
+            bucket[info[2]] = {info[3]: v}
+        else:
+            item[info[3]] = v
+        if info[4]:
+            raw_list = indexed.get(info[4])
+            if raw_list is None:
+                indexed[info[4]] = [(k, v)]
             else:
-                item[info[3]] = v
-            if info[4]:
-                raw_list = indexed.get(info[4])
-                if raw_list is None:
-                    indexed[info[4]] = [(k, v)]
-                else:
-                    raw_list.append((k, v))
+                raw_list.append((k, v))
+    return multi, indexed
 
-    # ---- events (exceptions, GenAI content events) and links: kept in attributes
+
+def _compete(best: list, multi: dict | None, g: int, c: tuple) -> dict | None:
+    """Add candidate `c` to group `g`; returns `multi` (created when the group now has two)."""
+    if best[g] is None:
+        best[g] = c
+        return multi
+    if multi is None:
+        multi = {}
+    multi.setdefault(g, [best[g]]).append(c)
+    return multi
+
+
+def _events(events, attrs: dict, best: list, multi: dict | None):
+    """Span events, kept in attributes; the first exception's type / message (for an error without
+    error attributes) and GenAI content events (candidates for input / output).
+
+    Returns (exception type, exception message, multi).
+    """
     error_type_ev = error_msg_ev = None
-    events = sp.get("events")
-    if events:
-        evs = []
-        for ev in events:
-            if type(ev) is not dict:
-                continue
-            ename = ev.get("name")
-            eattrs = _kv_to_dict(ev.get("attributes"))
-            if ename == "exception":
-                if error_type_ev is None and error_msg_ev is None:
-                    error_type_ev = _as_text(eattrs.get("exception.type"))
-                    error_msg_ev = _as_text(eattrs.get("exception.message"))
-            elif ename == "gen_ai.content.prompt" or ename == "gen_ai.content.completion":
-                for ek, grp in (("gen_ai.prompt", _G.INPUT), ("gen_ai.completion", _G.OUTPUT)):
-                    if ek in eattrs:
-                        c = (50, "otel.event." + ek, eattrs[ek])
-                        if best[grp] is None:
-                            best[grp] = c
-                        else:
-                            if multi is None:
-                                multi = {}
-                            multi.setdefault(grp, [best[grp]]).append(c)
-            evs.append(
+    evs = []
+    for ev in events:
+        if type(ev) is not dict:
+            continue
+        ename = ev.get("name")
+        eattrs = _kv_to_dict(ev.get("attributes"))
+        if ename == "exception":
+            if error_type_ev is None and error_msg_ev is None:
+                error_type_ev = _as_text(eattrs.get("exception.type"))
+                error_msg_ev = _as_text(eattrs.get("exception.message"))
+        elif ename == "gen_ai.content.prompt" or ename == "gen_ai.content.completion":
+            for ek, grp in (("gen_ai.prompt", _G.INPUT), ("gen_ai.completion", _G.OUTPUT)):
+                if ek in eattrs:
+                    multi = _compete(best, multi, grp, (50, "otel.event." + ek, eattrs[ek]))
+        evs.append(
+            {
+                "name": _clean_str(ename) if type(ename) is str else ename,
+                "time_unix_nano": ev.get("timeUnixNano"),
+                "attributes": eattrs,
+            }
+        )
+    if evs:
+        attrs["otel.events"] = evs
+    return error_type_ev, error_msg_ev, multi
+
+
+def _links(links, attrs: dict) -> None:
+    """Span links, kept in attributes (ids normalised when valid)."""
+    out_links = []
+    for ln in links:
+        if type(ln) is dict:
+            out_links.append(
                 {
-                    "name": _clean_str(ename) if type(ename) is str else ename,
-                    "time_unix_nano": ev.get("timeUnixNano"),
-                    "attributes": eattrs,
+                    "trace_id": normalize_id(ln.get("traceId"), 16) or _any_value(ln.get("traceId")),
+                    "span_id": normalize_id(ln.get("spanId"), 8) or _any_value(ln.get("spanId")),
+                    "attributes": _kv_to_dict(ln.get("attributes")),
                 }
             )
-        if evs:
-            attrs["otel.events"] = evs
-    links = sp.get("links")
-    if links:
-        out_links = []
-        for ln in links:
-            if type(ln) is dict:
-                out_links.append(
-                    {
-                        "trace_id": normalize_id(ln.get("traceId"), 16) or _any_value(ln.get("traceId")),
-                        "span_id": normalize_id(ln.get("spanId"), 8) or _any_value(ln.get("spanId")),
-                        "attributes": _kv_to_dict(ln.get("attributes")),
-                    }
-                )
-        if out_links:
-            attrs["otel.links"] = out_links
+    if out_links:
+        attrs["otel.links"] = out_links
 
-    # ---- re-assembled indexed attributes
-    if indexed:
-        p = indexed.get("p")
-        if p:
-            c = (7, "gen_ai.prompt.*", [p[i] for i in sorted(p)])
-            if best[_G.INPUT] is None:
-                best[_G.INPUT] = c
-            else:
-                if multi is None:
-                    multi = {}
-                multi.setdefault(_G.INPUT, [best[_G.INPUT]]).append(c)
-        p = indexed.get("c")
-        if p:
-            c = (8, "gen_ai.completion.*", [p[i] for i in sorted(p)])
-            if best[_G.OUTPUT] is None:
-                best[_G.OUTPUT] = c
-            else:
-                if multi is None:
-                    multi = {}
-                multi.setdefault(_G.OUTPUT, [best[_G.OUTPUT]]).append(c)
-        p = indexed.get("r")
-        if p:
-            attrs["retrieval.documents"] = _documents(p)
-        p = indexed.get("ro")
-        if p:
-            attrs["reranker.output_documents"] = _documents(p)
-        p = indexed.get("ri")
-        if p:
-            attrs["reranker.input_documents"] = _documents(p)
 
-    if multi is not None:
-        _resolve_multi(multi, best, attrs, warns)
+def _indexed(indexed: dict, attrs: dict, best: list, multi: dict | None) -> dict | None:
+    """Re-assembled indexed attributes: flattened prompt / completion messages (candidates for input /
+    output) and the retrieval / reranker documents (kept in attributes as lists). Returns `multi`."""
+    p = indexed.get("p")
+    if p:
+        multi = _compete(best, multi, _G.INPUT, (7, "gen_ai.prompt.*", [p[i] for i in sorted(p)]))
+    p = indexed.get("c")
+    if p:
+        multi = _compete(best, multi, _G.OUTPUT, (8, "gen_ai.completion.*", [p[i] for i in sorted(p)]))
+    p = indexed.get("r")
+    if p:
+        attrs["retrieval.documents"] = _documents(p)
+    p = indexed.get("ro")
+    if p:
+        attrs["reranker.output_documents"] = _documents(p)
+    p = indexed.get("ri")
+    if p:
+        attrs["reranker.input_documents"] = _documents(p)
+    return multi
 
-    # ---- kind: the first decisive hint
+
+# ---- kind: the first decisive hint, one convention at a time ---------------------------------------------
+
+
+def _kind(best: list, attrs: dict) -> str:
+    """The span's kind from the first decisive hint (order in the module docstring)."""
     kind = None
-    c = best[_G.K_LANGFUSE]
     lf_generic = False
+    c = best[_G.K_LANGFUSE]
     if c is not None:
-        v = c[2]
-        up = v.upper() if type(v) is str else v
-        try:
-            kind = _LANGFUSE_KIND[up]
-        except (KeyError, TypeError):
-            kind = "other"
-        if kind is None:
-            lf_generic = True
-        if kind is None or kind == "other":
-            attrs[c[1]] = v
+        kind, lf_generic = _langfuse_kind(c, attrs)
     c = best[_G.K_OPENINFERENCE]
     if c is not None:
-        v = c[2]
-        if kind is None:
-            try:
-                kind = _OPENINFERENCE_KIND[v.upper()]
-            except (KeyError, AttributeError):
-                kind = "other"
-                attrs[c[1]] = v
-        else:
-            attrs[c[1]] = v
+        kind = _explicit_kind(c, kind, attrs, _OPENINFERENCE_KIND, str.upper)
     c = best[_G.K_TRACELOOP]
     if c is not None:
-        v = c[2]
-        if kind is None:
-            try:
-                kind = _TRACELOOP_KIND[v.lower()]
-            except (KeyError, AttributeError):
-                kind = "other"
-                attrs[c[1]] = v
-        else:
-            attrs[c[1]] = v
+        kind = _explicit_kind(c, kind, attrs, _TRACELOOP_KIND, str.lower)
     if kind is None:
         c = best[_G.K_REQUEST_TYPE]
         if c is not None and type(c[2]) is str:
@@ -983,9 +1051,10 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         c = best[_G.K_OPERATION]
         if c is not None and type(c[2]) is str:
             kind = _GENAI_OPERATION.get(c[2].lower())
-    vercel = best[_G.K_VERCEL]
-    if kind is None and vercel is not None and type(vercel[2]) is str:
-        kind = _vercel_kind(vercel[2])
+    if kind is None:
+        c = best[_G.K_VERCEL]
+        if c is not None and type(c[2]) is str:
+            kind = _vercel_kind(c[2])
     c = best[_G.K_LANGSMITH]
     if c is not None:
         ls_kind = _LANGSMITH_KIND.get(c[2].lower()) if type(c[2]) is str else None
@@ -993,19 +1062,53 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             kind = ls_kind  # decided by langsmith.span.kind: fully represented by the column
         else:
             attrs[c[1]] = c[2]
-    if kind is None:
-        if lf_generic:
-            kind = "chain"
-        elif best[_G.K_TOOL] is not None:
-            kind = "tool"
-        elif best[_G.K_AGENT] is not None:
-            kind = "agent"
-        elif best[_G.MODEL_REQ] is not None or best[_G.MODEL_RESP] is not None:
-            kind = "llm"
-        else:
-            kind = "other"
+    if kind is not None:
+        return kind
+    if lf_generic:
+        return "chain"
+    if best[_G.K_TOOL] is not None:
+        return "tool"
+    if best[_G.K_AGENT] is not None:
+        return "agent"
+    if best[_G.MODEL_REQ] is not None or best[_G.MODEL_RESP] is not None:
+        return "llm"
+    return "other"
 
-    # ---- model / provider
+
+def _langfuse_kind(c: tuple, attrs: dict):
+    """Langfuse `langfuse.observation.type`: (kind or None for the generic SPAN, whether it was SPAN).
+
+    The value stays in attributes unless the kind column represents it."""
+    v = c[2]
+    up = v.upper() if type(v) is str else v
+    try:
+        kind = _LANGFUSE_KIND[up]
+    except (KeyError, TypeError):
+        kind = "other"
+    if kind is None or kind == "other":
+        attrs[c[1]] = v
+    return kind, kind is None
+
+
+def _explicit_kind(c: tuple, kind: str | None, attrs: dict, table: dict, case: Callable[[str], str]) -> str | None:
+    """An explicit kind key (OpenInference, Traceloop): decides an undecided kind (an unknown value gives
+    "other"); its value stays in attributes unless the kind column represents it."""
+    v = c[2]
+    if kind is None:
+        try:
+            return table[case(v)]
+        except (KeyError, TypeError):
+            attrs[c[1]] = v
+            return "other"
+    attrs[c[1]] = v
+    return kind
+
+
+# ---- model, provider, usage ------------------------------------------------------------------------------
+
+
+def _model_provider(best: list, attrs: dict, warns: list):
+    """(model, provider): the response model if known, else the request model; provider lowercase."""
     model = None
     c = best[_G.MODEL_RESP]
     if c is not None:
@@ -1031,61 +1134,62 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             _invalid(c, attrs, warns, "provider")
         else:
             provider = provider.lower()
-            if vercel is not None and "." in provider:
+            if best[_G.K_VERCEL] is not None and "." in provider:
                 provider = provider.split(".", 1)[0]  # Vercel: "openai.responses" -> "openai"
+    return model, provider
 
-    # ---- tokens / cost: only on spans that are model calls
+
+def _count(c: tuple, attrs: dict, warns: list, column: str):
+    v = c[2]
+    n = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
+    if n is None:
+        _invalid(c, attrs, warns, column)
+    return n
+
+
+def _usage(best: list, attrs: dict, warns: list, model):
+    """Tokens and cost of a model call: (input, output, cached, cost, model).
+
+    Token attributes first, then Langfuse usage / cost details, then the raw provider response in the
+    output (which may also name the model)."""
     input_tokens = output_tokens = cached = cost = None
-    if kind == "llm" or kind == "embedding":
-        c = best[_G.IN]
-        if c is not None:
-            v = c[2]
-            input_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
-            if input_tokens is None:
-                _invalid(c, attrs, warns, "input_tokens")
-        c = best[_G.OUT]
-        if c is not None:
-            v = c[2]
-            output_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
-            if output_tokens is None:
-                _invalid(c, attrs, warns, "output_tokens")
-        c = best[_G.CACHE]
-        if c is not None:
-            v = c[2]
-            cached = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _as_int(v)
+    c = best[_G.IN]
+    if c is not None:
+        input_tokens = _count(c, attrs, warns, "input_tokens")
+    c = best[_G.OUT]
+    if c is not None:
+        output_tokens = _count(c, attrs, warns, "output_tokens")
+    c = best[_G.CACHE]
+    if c is not None:
+        cached = _count(c, attrs, warns, "cached_input_tokens")
+    c = best[_G.LF_USAGE]
+    if c is not None and (input_tokens is None or output_tokens is None):
+        input_tokens, output_tokens, cached = _langfuse_usage(c[2], input_tokens, output_tokens, cached, warns)
+    elif best[_G.IN] is None and best[_G.OUT] is None and c is None and best[_G.OUTPUT] is not None:
+        # no token attributes at all (agno): the raw provider response in the output may carry usage
+        body = _body_usage(best[_G.OUTPUT][2])
+        if body is not None:
+            input_tokens, output_tokens, body_cached, body_model = body
             if cached is None:
-                _invalid(c, attrs, warns, "cached_input_tokens")
-        c = best[_G.LF_USAGE]
-        if c is not None and (input_tokens is None or output_tokens is None):
-            input_tokens, output_tokens, cached = _langfuse_usage(
-                c[2], input_tokens, output_tokens, cached, warns
-            )
-        elif best[_G.IN] is None and best[_G.OUT] is None and c is None and best[_G.OUTPUT] is not None:
-            # no token attributes at all (agno): the raw provider response in the output may carry usage
-            body = _body_usage(best[_G.OUTPUT][2])
-            if body is not None:
-                input_tokens, output_tokens, body_cached, body_model = body
-                if cached is None:
-                    cached = body_cached
-                if body_model is not None and best[_G.MODEL_RESP] is None and body_model != model:
-                    req = best[_G.MODEL_REQ]
-                    if req is not None:
-                        attrs[req[1]] = req[2]  # the request model, as for a response model
-                    model = body_model
-        c = best[_G.COST]
-        if c is not None:
-            cost = _as_float(c[2])
-            if cost is None:
-                _invalid(c, attrs, warns, "cost_usd")
-        c = best[_G.LF_COST]
-        if c is not None and cost is None:
-            cost = _langfuse_cost(c[2], warns)
-    else:
-        for c in (best[_G.IN], best[_G.OUT], best[_G.CACHE], best[_G.COST]):
-            if c is not None:
-                attrs[c[1]] = c[2]
+                cached = body_cached
+            if body_model is not None and best[_G.MODEL_RESP] is None and body_model != model:
+                req = best[_G.MODEL_REQ]
+                if req is not None:
+                    attrs[req[1]] = req[2]  # the request model, as for a response model
+                model = body_model
+    c = best[_G.COST]
+    if c is not None:
+        cost = _as_float(c[2])
+        if cost is None:
+            _invalid(c, attrs, warns, "cost_usd")
+    c = best[_G.LF_COST]
+    if c is not None and cost is None:
+        cost = _langfuse_cost(c[2], warns)
+    return input_tokens, output_tokens, cached, cost, model
 
-    # ---- input / output
+
+def _input_output(best: list, indexed: dict | None, attrs: dict):
+    """(input, output) as text; re-assembled messages that did not win stay flattened, as they came."""
     inp = out = None
     c = best[_G.INPUT]
     if c is not None:
@@ -1096,18 +1200,23 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         v = c[2]
         out = v if type(v) is str else _as_content(v)
     if indexed:
-        # re-assembled messages that did not become input / output stay flattened, as they came
         for tag, key in (("p", "gen_ai.prompt.*"), ("c", "gen_ai.completion.*")):
             lst = indexed.get(tag + "_raw")
             if lst and key in attrs:
                 del attrs[key]
                 for k, v in lst:
                     attrs[k] = v
+    return inp, out
 
-    # ---- status / error
+
+# ---- status / error --------------------------------------------------------------------------------------
+
+
+def _status(st, best: list, attrs: dict, warns: list, error_type_ev, error_msg_ev):
+    """(status, error_type, error_message): OTel status or a Langfuse ERROR level; on an error the error
+    attributes, else the exception event; on a success the error attributes stay in attributes."""
     status = "ok"
     status_msg = None
-    st = sp.get("status")
     if st:
         if type(st) is dict:
             if st.get("code") in _STATUS_ERROR:
@@ -1121,37 +1230,43 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
             status = "error"
         else:
             attrs[c[1]] = c[2]
-    error_type = error_message = None
     ct = best[_G.ERROR_TYPE]
     cm = best[_G.ERROR_MSG]
-    if status == "error":
-        if ct is not None:
-            error_type = _as_text(ct[2])
-            if error_type is None:
-                _invalid(ct, attrs, warns, "error_type")
-        if error_type is None:
-            error_type = error_type_ev
-        if error_type is not None:
-            error_type = _strip_error_type(error_type)
-        error_message = status_msg
-        if cm is not None:
-            if error_message is None:
-                error_message = _as_text(cm[2])
-                if error_message is None:
-                    _invalid(cm, attrs, warns, "error_message")
-            elif cm[2] != error_message:
-                attrs[cm[1]] = cm[2]
-        if error_message is None:
-            error_message = error_msg_ev
-    else:
+    if status != "error":
         if ct is not None:
             attrs[ct[1]] = ct[2]
         if cm is not None:
             attrs[cm[1]] = cm[2]
         if status_msg is not None:
             attrs["otel.status_message"] = status_msg
+        return status, None, None
+    error_type = None
+    if ct is not None:
+        error_type = _as_text(ct[2])
+        if error_type is None:
+            _invalid(ct, attrs, warns, "error_type")
+    if error_type is None:
+        error_type = error_type_ev
+    if error_type is not None:
+        error_type = _strip_error_type(error_type)
+    error_message = status_msg
+    if cm is not None:
+        if error_message is None:
+            error_message = _as_text(cm[2])
+            if error_message is None:
+                _invalid(cm, attrs, warns, "error_message")
+        elif cm[2] != error_message:
+            attrs[cm[1]] = cm[2]
+    if error_message is None:
+        error_message = error_msg_ev
+    return status, error_type, error_message
 
-    # ---- prompt
+
+# ---- prompt, trace-level fields, span-level extras -------------------------------------------------------
+
+
+def _prompt(best: list, attrs: dict, warns: list):
+    """(prompt_name, prompt_version)."""
     prompt_name = prompt_version = None
     c = best[_G.PROMPT_NAME]
     if c is not None:
@@ -1163,32 +1278,37 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         prompt_version = _as_text(c[2])
         if prompt_version is None:
             _invalid(c, attrs, warns, "prompt_version")
+    return prompt_name, prompt_version
 
-    # ---- user / session (propagated per trace later), route candidate (resolved per trace later)
+
+def _text_column(c: tuple, attrs: dict, warns: list, column: str):
+    v = c[2]
+    text = v if type(v) is str else _as_text(v)
+    if text is None:
+        _invalid(c, attrs, warns, column)
+    return text
+
+
+def _trace_level(best: list, attrs: dict, warns: list):
+    """(user_id, session_id, route candidate): propagated / resolved per trace by the payload mapper."""
     user_id = session_id = route_cand = None
     c = best[_G.USER]
     if c is not None:
-        v = c[2]
-        user_id = v if type(v) is str else _as_text(v)
-        if user_id is None:
-            _invalid(c, attrs, warns, "user_id")
+        user_id = _text_column(c, attrs, warns, "user_id")
     c = best[_G.SESSION]
     if c is not None:
-        v = c[2]
-        session_id = v if type(v) is str else _as_text(v)
-        if session_id is None:
-            _invalid(c, attrs, warns, "session_id")
+        session_id = _text_column(c, attrs, warns, "session_id")
     c = best[_G.ROUTE]
     if c is not None:
-        v = c[2]
-        rv = v if type(v) is str else _as_text(v)
-        if rv is None:
-            _invalid(c, attrs, warns, "route")
-        else:
+        rv = _text_column(c, attrs, warns, "route")
+        if rv is not None:
             route_cand = (c[0], c[1], rv)
-            attrs[c[1]] = v  # removed later when it is the trace's route
+            attrs[c[1]] = c[2]  # removed later when it is the trace's route
+    return user_id, session_id, route_cand
 
-    # ---- span-level extras
+
+def _span_extras(sp: dict, attrs: dict, warns: list, scope_name, resource_extra):
+    """OTel span kind, scope and resource into attributes; returns the span name (NUL-free text)."""
     okind = sp.get("kind")
     if okind is not None and okind != 1:
         try:
@@ -1202,44 +1322,16 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         attrs["otel.scope.name"] = scope_name
     if resource_extra:
         attrs["otel.resource"] = resource_extra
-
     name = sp.get("name")
     if name is not None:
         if type(name) is not str:
             name = str(name)
         if _NUL in name:
             name = name.replace(_NUL, _REPLACEMENT)
+    return name
 
-    if warns:
-        attrs[WARNINGS_KEY] = warns
 
-    return {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "name": name,
-        "kind": kind,
-        "start_time": start_time,
-        "end_time": end_time,
-        "status": status,
-        "error_type": error_type,
-        "error_message": error_message,
-        "service_name": service_name,
-        "route": None,
-        "model": model,
-        "provider": provider,
-        "prompt_name": prompt_name,
-        "prompt_version": prompt_version,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cached_input_tokens": cached,
-        "cost_usd": cost,
-        "user_id": user_id,
-        "session_id": session_id,
-        "input": inp,
-        "output": out,
-        "attributes": attrs,
-    }, route_cand
+# ---- Langfuse details (JSON objects in one attribute) ----------------------------------------------------
 
 
 def _langfuse_usage(raw, input_tokens, output_tokens, cached, warns):

@@ -11,12 +11,14 @@ Each partition's materialization carries that partition's own figures (orchestra
 """
 
 import json
+import math
 from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from obs_pipelines import formatting
 from obs_pipelines.monitoring import gate, late_data, quality, rollups, summary
 from obs_pipelines.monitoring.slo import slo_status
 from obs_pipelines.monitoring.tables import (
@@ -172,17 +174,40 @@ def _slo_frame(engine, settings: Settings, start: datetime, end: datetime) -> pd
     return slo_status(history, [s.model_dump() for s in settings.slos], SLO_COMPLIANCE_HOURS)
 
 
+def budget_history_needed(target: float) -> float:
+    """Judged hours before an error budget means something: the budget allows (1 - target) x judged bad hours,
+    so under 1 / (1 - target) hours it does not allow a single one (99%: 100 hours), and one bad hour shows
+    as an overspent budget (-525%) on a fresh deployment."""
+    return math.inf if target >= 1 else 1.0 / (1.0 - target)
+
+
+def error_budget_text(remaining, judged, target) -> str:
+    """The error budget remaining for people: a percentage, or "not enough history" (see above)."""
+    needed = budget_history_needed(float(target))
+    if pd.isna(judged) or float(judged) < needed:
+        return (f"not enough history ({int(judged or 0)} of {needed:.0f} judged hours)" if math.isfinite(needed)
+                else "no budget (target 100%)")
+    return formatting.percent(remaining)
+
+
 def _slo_figures(status: pd.DataFrame, slos: int, rows: int) -> dict:
-    metadata: dict = {"slos": slos, "rows": rows}
+    metadata: dict = {"slos": slos}
     if status.empty:
-        return metadata
+        return {**metadata, "rows": rows}
     metadata["slos_breached"] = int((status["met"] == False).sum())  # noqa: E712 (nullable)
     metadata["worst_burn_rate_1h"] = float(pd.to_numeric(status["burn_rate_1h"]).fillna(0).max())
-    metadata["min_error_budget_remaining"] = float(
-        pd.to_numeric(status["error_budget_remaining"]).replace(float("-inf"), -1e9).fillna(1).min())
+    budgets = [(r.slo_name, r.error_budget_remaining, r.windows_judged, r.target) for r in status.itertuples()]
+    enough = [float(b) for _, b, judged, target in budgets
+              if pd.notna(judged) and float(judged) >= budget_history_needed(float(target)) and pd.notna(b)]
+    if enough:  # plotted only when it means something
+        metadata["min_error_budget_remaining"] = max(min(enough), -1e9)
+    metadata["error_budget"] = dg.MetadataValue.md("\n".join(
+        f"- {name}: {error_budget_text(b, judged, target)}" for name, b, judged, target in budgets))
+    shown = status.assign(error_budget_remaining=[error_budget_text(b, j, t) for _, b, j, t in budgets])
     metadata["preview"] = dg.MetadataValue.md(summary.markdown_table(
-        status, ["slo_name", "value", "objective", "met", "attainment", "error_budget_remaining",
-                 "burn_rate_1h", "burn_rate_6h"]))
+        shown, ["slo_name", "value", "objective", "met", "attainment", "error_budget_remaining",
+                "burn_rate_1h", "burn_rate_6h"]))
+    metadata["rows"] = rows
     return metadata
 
 
@@ -289,7 +314,8 @@ def build_daily_rollups(settings: Settings, daily: dg.DailyPartitionsDefinition)
 # ---- jobs, schedule, sensors ---------------------------------------------------------------------------------
 def build_late_data_sensor(settings: Settings, hourly_job) -> dg.SensorDefinition:
     lookback = timedelta(hours=settings.late_data_lookback_hours)
-    # the schedule takes an hour at :delay after it closes; the sensor steps in only after a grace period
+    # the schedule takes an hour at :delay after it closes; the sensor steps in for an hour it has not taken
+    # only after a grace period (an hour already rolled up is re-rolled at once)
     scheduled_after = timedelta(minutes=settings.schedule_delay_minutes + 10)
 
     @dg.sensor(
@@ -312,7 +338,15 @@ def build_late_data_sensor(settings: Settings, hourly_job) -> dg.SensorDefinitio
         if not newest:
             return dg.SensorResult(skip_reason="no spans arrived since the last tick")
         seen = arrival_ids_seen(context.instance, dg.AssetKey(request_rollup_hourly.name), sorted(newest))
-        plan = late_data.plan_rollups(newest, seen, db.utcnow(), scheduled_after, lookback)
+        now = db.utcnow()
+        # the grace keeps the sensor from racing the schedule for an hour it has not taken yet; an hour already
+        # rolled up has nothing to race for: its late spans are rolled up at once
+        rolled = {k: v for k, v in newest.items() if k in seen}
+        plan = late_data.plan_rollups({k: v for k, v in newest.items() if k not in rolled}, seen, now,
+                                      scheduled_after, lookback)
+        again = late_data.plan_rollups(rolled, seen, now, timedelta(0), lookback)
+        plan.due, plan.too_old = sorted(plan.due + again.due), sorted(plan.too_old + again.too_old)
+        plan.waiting.update(again.waiting)
         next_cursor = json.dumps({"arrival_id": max(after, last_id or 0), "waiting": plan.waiting})
         hint = late_data.backfill_hint(plan.too_old) if plan.too_old else None
         if not plan.due:

@@ -29,3 +29,17 @@ def table_spec(table: sa.Table, columns: Sequence[Mapping[str, str]], *, group: 
         automation_condition=automation_condition,
         freshness_policy=freshness,
     )
+
+
+# figures that tell the pipeline's bookkeeping, not the data: listed (and plotted by the UI) after the others
+BOOKKEEPING = ("rows", "kept", "arrival_id_seen", "price_version", "computed_at", "partitions_checked")
+
+
+def readable(metadata: Mapping[str, object]) -> dict[str, object]:
+    """A materialization's metadata for people: floats to 4 significant digits (``0.733275412684622`` ->
+    ``0.7333``; the UI prints and plots them as given) and the bookkeeping figures last, so the first plots
+    of an asset are its data's figures."""
+    from obs_pipelines.formatting import rounded
+
+    first = {k: rounded(v) for k, v in metadata.items() if k not in BOOKKEEPING}
+    return {**first, **{k: rounded(metadata[k]) for k in BOOKKEEPING if k in metadata}}

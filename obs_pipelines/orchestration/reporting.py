@@ -17,6 +17,8 @@ from typing import Any
 
 import dagster as dg
 
+from obs_pipelines.orchestration.metadata import readable
+
 MAX_LISTED = 50  # refused partitions listed in the failure's description
 
 
@@ -38,19 +40,31 @@ class PartitionReport:
         self.refused[partition] = reasons
 
 
+def _merged(own: Mapping[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
+    """The partition's own figures first (they win), then the shared ones."""
+    return {**own, **{k: v for k, v in common.items() if k not in own}}
+
+
 def emit(context: dg.AssetExecutionContext, report: PartitionReport, assets: list[str]) -> Iterator[Any]:
     """Yield the step's results for ``assets``; raises ``dg.Failure`` after the good partitions' events when
     some partitions were refused."""
     if not report.refused:
+        run_keys = set(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else set()
         for asset in assets:
-            for key, metadata in report.by_partition.get(asset, {}).items():
-                context.add_asset_metadata(metadata, asset_key=asset, partition_key=key)
-            yield dg.MaterializeResult(asset_key=asset, metadata=report.common.get(asset, {}))
+            own = report.by_partition.get(asset, {})
+            common = report.common.get(asset, {})
+            # the shared figures go into each partition's own metadata, after its figures (readable), unless
+            # some partition of the run has none of its own (then they are the run's output metadata)
+            inline = bool(common) and bool(run_keys) and run_keys <= set(own)
+            for key, metadata in own.items():
+                context.add_asset_metadata(readable(_merged(metadata, common if inline else {})),
+                                           asset_key=asset, partition_key=key)
+            yield dg.MaterializeResult(asset_key=asset, metadata={} if inline else common)
         return
     for asset in assets:
         for key, metadata in report.by_partition.get(asset, {}).items():
             yield dg.AssetMaterialization(asset_key=asset, partition=key,
-                                          metadata={**report.common.get(asset, {}), **metadata})
+                                          metadata=readable(_merged(metadata, report.common.get(asset, {}))))
     refused = sorted(report.refused)
     listed = "\n".join(f"- {key}: {'; '.join(report.refused[key])}" for key in refused[:MAX_LISTED])
     more = f"\n(and {len(refused) - MAX_LISTED} more)" if len(refused) > MAX_LISTED else ""

@@ -22,7 +22,8 @@ PROVIDERS = ("openai", "anthropic", "mistral")
 
 
 def settings() -> AlertSettings:
-    return AlertSettings(rules=[RULE], resolve_after_windows=2,
+    # these hours (November) are replayed as if live: every change is delivered whatever its age
+    return AlertSettings(rules=[RULE], resolve_after_windows=2, deliver_max_age_hours=None,
                          destinations={"hook": {"type": "webhook", "url_env": "OBS_PIPELINES_ALERT_WEBHOOK_URL"}})
 
 

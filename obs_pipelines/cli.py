@@ -139,10 +139,14 @@ def run(phase: str, start: str, end: str) -> None:
     # settings first: importing the definitions loads them too, and would print a traceback for a bad key
     settings, _ = _engine()  # a fresh store gets its tables (empty hours roll up to empty rollups)
     from obs_pipelines.definitions import build_definitions
-    from obs_pipelines.orchestration.local_runs import materialize_phase
+    from obs_pipelines.orchestration.local_runs import PoolBusy, materialize_phase
 
     defs = build_definitions(settings)
-    result = materialize_phase(phase, _parse_time(start), _parse_time(end), defs=defs)
+    try:
+        result = materialize_phase(phase, _parse_time(start), _parse_time(end), defs=defs)
+    except PoolBusy as exc:  # a run that cannot get its pool slot says so and exits, never waits without end
+        console.print(f"[red]{phase}: {exc}[/red]", highlight=False, soft_wrap=True)
+        sys.exit(2)
     console.print(f"{phase}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
     sys.exit(0 if result.success else 1)
 

@@ -2,16 +2,27 @@
 
 Runs are recorded in the local Dagster instance (DAGSTER_HOME, else ./dagster.yaml if present) so
 `dagster dev` shows them afterwards; with neither, an ephemeral instance is used.
+
+Pools (dagster.yaml: one slot per asset family) must never make a local run hang:
+- a local run records its host, process id and the process's start time in its tags; before a job starts,
+  the slots (and pending claims) held by local runs of this host whose process is gone (kill -9, OOM) are
+  freed and those runs marked failed, and so are the slots of runs that already ended;
+- a pool whose slots are all held by live runs stops the job before it starts, with a `PoolBusy` naming the
+  pool and the runs (the CLI prints it in one line), instead of a step waiting for a slot without end.
+Under the daemon the instance's `run_monitoring.free_slots_after_run_end_seconds` frees the slots of runs that
+ended (deploy/README.md).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from obs_pipelines.orchestration.partitions import range_tags
 
@@ -22,6 +33,72 @@ def local_instance() -> dg.DagsterInstance:
     if Path("dagster.yaml").is_file():
         return dg.DagsterInstance.from_config(str(Path.cwd()))
     return dg.DagsterInstance.ephemeral()
+
+
+HOST_TAG, PID_TAG, PROCESS_START_TAG = "obs_pipelines/local_host", "obs_pipelines/local_pid", "obs_pipelines/local_start"
+
+
+class PoolBusy(RuntimeError):
+    """A pool this job needs has every slot held by runs that are alive: the job would wait for them."""
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, /proc), None when there is no such process:
+    a pid reused by another process has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def local_run_tags() -> dict[str, str]:
+    """Tags that let a later local run tell whether this process is still alive."""
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PROCESS_START_TAG: _process_start(pid) or ""}
+
+
+def _local_process_gone(run: dg.DagsterRun) -> bool:
+    tags = run.tags
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False  # not a local run of this host: its owner (the daemon, another host) looks after it
+    start = _process_start(int(tags[PID_TAG]))
+    return start is None or start != tags.get(PROCESS_START_TAG)
+
+
+def free_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots held (or claimed) by runs that ended, and by local runs of this host whose process
+    is gone, marking those failed. The run ids freed."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    run_ids = storage.get_concurrency_run_ids()
+    if not run_ids:
+        return []
+    freed = []
+    for record in instance.get_run_records(dg.RunsFilter(run_ids=list(run_ids))):
+        run = record.dagster_run
+        if run.status not in FINISHED_STATUSES:
+            if not _local_process_gone(run):
+                continue
+            instance.report_run_failed(run, "its process is gone (killed?): marked failed and its pool slots "
+                                            "freed by a later local run")
+        storage.free_concurrency_slots_for_run(run.run_id)
+        freed.append(run.run_id)
+    return freed
+
+
+def check_pools(instance: dg.DagsterInstance, job: dg.JobDefinition) -> None:
+    """Raise PoolBusy when a pool of ``job`` has no free slot (every one held by a live run)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    for pool in sorted(job.graph.pools):
+        info = storage.get_concurrency_info(pool)
+        if info.limit is not None and info.active_slot_count >= info.limit:
+            holders = ", ".join(sorted(info.active_run_ids))
+            raise PoolBusy(f"pool {pool} has no free slot (limit {info.limit}): held by run(s) {holders}; "
+                           f"{job.name} would wait for them. Run it again once they end (`dagster dev` shows them).")
 
 
 def partition_keys_between(
@@ -56,7 +133,7 @@ def materialize_phase(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run per job of the phase covering every partition from first_hour to last_hour inclusive; the
-    last run's result (or the first that failed)."""
+    last run's result (or the first that failed). Raises PoolBusy instead of waiting for a pool slot."""
     if defs is None:
         from obs_pipelines.definitions import defs as loaded
 
@@ -71,9 +148,11 @@ def materialize_phase(
         keys = partition_keys_between(job.partitions_def, first_hour, end_exclusive)
         if not keys:
             continue
+        free_slots_of_dead_runs(instance)
+        check_pools(instance, job)
         result = job.execute_in_process(
             instance=instance,
-            tags=range_tags(keys[0], keys[-1]),
+            tags={**range_tags(keys[0], keys[-1]), **local_run_tags()},
             raise_on_error=False,
             # the run's events stay in the instance (and the UI); the terminal only gets warnings
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

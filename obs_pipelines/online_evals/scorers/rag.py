@@ -11,9 +11,7 @@ brings back off-topic documents.
 
 from __future__ import annotations
 
-from collections import Counter
 from functools import lru_cache
-from itertools import chain
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
 from obs_pipelines.online_evals.scorers.specifics import (
@@ -101,14 +99,14 @@ class _Evidence:
         self.pool = content_union(texts)
         self.facts = [facts_of(t) for t in texts]  # (checked one by one: merging costs more than a few lookups)
         self.negated = [s.content for t in texts for s in negated_sentences(t)]
-        self.negated_index = _index(self.negated)
-        self._positive: dict | None = None
+        self.negated_words = frozenset().union(*self.negated) if self.negated else frozenset()
+        self._positive: list[frozenset] | None = None
 
     @property
-    def positive_index(self) -> dict[str, list[int]]:
+    def positive(self) -> list[frozenset]:
         if self._positive is None:
-            self._positive = _index([s.content for t in self.texts for s in evidence_sentences(t)
-                                     if s.polarity == (False, False)])
+            self._positive = [s.content for t in self.texts for s in evidence_sentences(t)
+                              if s.polarity == (False, False)]
         return self._positive
 
     def contradicts(self, claim: Claim, support: float) -> bool:
@@ -117,9 +115,12 @@ class _Evidence:
         content = claim.content
         need = max(1.0, support * len(content))
         own = polarity(claim.text, claim.words)
-        if own == (False, False):  # only a negated sentence can contradict: most claims stop here
-            best_other = _best(self.negated_index, content)
-            return best_other >= need and best_other > _best(self.positive_index, content)
+        if own == (False, False):  # only a negated sentence can contradict: most claims stop at the first test
+            if len(content & self.negated_words) < need:
+                return False
+            best_other = max(map(len, map(content.intersection, self.negated)))
+            return best_other >= need and best_other > max(map(len, map(content.intersection, self.positive)),
+                                                           default=0)
         best_same = best_other = 0
         for text in self.texts:
             for s in evidence_sentences(text):
@@ -129,25 +130,6 @@ class _Evidence:
                 else:
                     best_other = max(best_other, shared)
         return best_other >= need and best_other > best_same
-
-
-def _index(sentences: list[frozenset]) -> dict[str, list[int]]:
-    """word -> the sentences holding it (an inverted index: the best overlap is a count over postings)."""
-    index: dict[str, list[int]] = {}
-    for i, words in enumerate(sentences):
-        for word in words:
-            index.setdefault(word, []).append(i)
-    return index
-
-
-def _best(index: dict[str, list[int]], words: frozenset) -> int:
-    """The most words of ``words`` that one indexed sentence holds (0 when none)."""
-    postings = [index[w] for w in words if w in index]
-    if not postings:
-        return 0
-    if len(postings) == 1:
-        return 1
-    return max(Counter(chain.from_iterable(postings)).values())
 
 
 @lru_cache(maxsize=256)

@@ -47,16 +47,12 @@ _CURRENCY_SIGNS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 _MONTHS = {m: i + 1 for i, name in enumerate(
     "january february march april may june july august september october november december".split())
     for m in (name, name[:3], "sept" if name == "september" else name[:3])}
-_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 
 # patterns start with a digit or a literal so that the regex engine skips ahead in C; the word boundaries
 # they would need in front are checked on the character before the match instead
 _NUMBER = re.compile(r"[0-9][0-9,]*(?:\.[0-9]+)?")  # ([0-9] scans faster than \d)
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?$|\d+(?:\.\d+)?$")
 _UNIT = re.compile(r"\s?(%|[a-z]+)(?:[\s-]([a-z]+))?")
-_MONTH_FIRST = re.compile(rf"{_MONTH}\.?\s+([0-9]{{1,2}})(?:st|nd|rd|th)?\b")
-_DAY_FIRST = re.compile(rf"([0-9]{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b|([0-9]{{4}})-([0-9]{{2}})-([0-9]{{2}})\b")
-_MAY_DATE = re.compile(r"may [0-9]|[0-9] may\b|[0-9] of may\b")
 _ISO_HINT = re.compile(r"-[0-9][0-9]-")
 _COLON_TIME = re.compile(r":[0-9][0-9]")
 _MONTH_WORDS = frozenset(_MONTHS) | {"june", "july", "sept"}
@@ -125,27 +121,34 @@ def _quantity(value: float, unit: str | None, currency: str | None) -> Quantity:
     return value, unit
 
 
-def _date_matches(low: str, words: frozenset | set) -> list[tuple[int, tuple[int, int]]]:
-    """(position, (month, day)) of the dates of a lowercased text; the patterns run only when a month name
-    (May only before or after a number: "may" is mostly a verb) or an ISO date's -dd- is there."""
-    months = not _MONTH_WORDS.isdisjoint(words) and (
-        not (_MONTH_WORDS - {"may"}).isdisjoint(words) or _MAY_DATE.search(low) is not None)
-    iso = "-" in low and _ISO_HINT.search(low) is not None
-    if not months and not iso:
-        return []
+_AFTER_MONTH = re.compile(r"\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?\b")
+_BEFORE_MONTH = re.compile(r"(?<![0-9])([0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?$")
+_ISO_DATE = re.compile(r"[0-9]{4}-([0-9]{2})-([0-9]{2})\b")
+
+
+def _date_matches(low: str, words: frozenset | set) -> list[tuple[int, int, tuple[int, int]]]:
+    """(start, end, (month, day)) of the dates of a lowercased text: each month name the text holds is looked
+    up where it stands (a number right after or before it), so the cost follows the month names, not the
+    length of the text; ISO dates only when a -dd- is there."""
     out = []
-    if months:
-        for m in _MONTH_FIRST.finditer(low):
-            if m.start() == 0 or not low[m.start() - 1].isalpha():
-                out.append((m.start(), m.end(), _MONTHS.get(m.group(1)[:3]), int(m.group(2))))
-    for m in _DAY_FIRST.finditer(low):
-        if m.start() and low[m.start() - 1].isalnum():
-            continue
-        if m.group(1):
-            out.append((m.start(), m.end(), _MONTHS.get(m.group(2)[:3]), int(m.group(1))))
-        else:
-            out.append((m.start(), m.end(), int(m.group(4)), int(m.group(5))))
-    return [(a, b, (month, day)) for a, b, month, day in out if month and 1 <= day <= 31]
+    for name in _MONTH_WORDS & words:
+        month = _MONTHS[name[:3]]
+        pos = low.find(name)
+        while pos != -1:
+            end = pos + len(name)
+            if (pos == 0 or not low[pos - 1].isalpha()) and not low[end:end + 1].isalpha():
+                after = _AFTER_MONTH.match(low, end)
+                before = None if after else _BEFORE_MONTH.search(low[max(0, pos - 16):pos])
+                if after:
+                    out.append((pos, after.end(), month, int(after.group(1))))
+                elif before:
+                    out.append((pos - len(before.group()), end, month, int(before.group(1))))
+            pos = low.find(name, end)
+    if "-" in low and _ISO_HINT.search(low) is not None:
+        for m in _ISO_DATE.finditer(low):
+            if not (m.start() and low[m.start() - 1].isalnum()):
+                out.append((m.start(), m.end(), int(m.group(1)), int(m.group(2))))
+    return [(a, b, (month, day)) for a, b, month, day in out if 1 <= month <= 12 and 1 <= day <= 31]
 
 
 def _time_matches(low: str, words: frozenset | set) -> list[tuple[int, int, int]]:
@@ -281,11 +284,12 @@ class Claim:
     text: str
     content: frozenset
     words: frozenset
-    quantities: list = field(default_factory=list)  # (text, (value, unit))
-    dates: set = field(default_factory=set)
-    times: set = field(default_factory=set)
-    entities: list = field(default_factory=list)
-    identifiers: list = field(default_factory=list)  # codes of letters then digits (LX318, AB12CD): names
+    # (empty tuples until claims_of finds one: most sentences have none of them)
+    quantities: list | tuple = ()  # (text, (value, unit))
+    dates: set | tuple = ()
+    times: set | tuple = ()
+    entities: list | tuple = ()
+    identifiers: list | tuple = ()  # codes of letters then digits (LX318, AB12CD): names
 
     def unsupported(self, evidence: list[Facts]) -> list[str]:
         """The specifics of this sentence that no evidence holds, as short descriptions."""
@@ -298,7 +302,7 @@ class Claim:
             missing += [f"time {t // 60:02d}:{t % 60:02d}" for t in self.times
                         if not any(t in e.times for e in evidence)]
         if self.entities or self.identifiers:
-            missing += [w for w in self.entities + self.identifiers if not any(w in e.words for e in evidence)]
+            missing += [w for w in (*self.entities, *self.identifiers) if not any(w in e.words for e in evidence)]
         return missing
 
 
@@ -352,11 +356,14 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     every_word = frozenset(flat.split())
     dated, timed = _date_matches(low, every_word), _time_matches(low, every_word)
     for start, end, quantity in quantities(text, low, every_word, dated, timed):
-        owner(start).quantities.append((text[start:end].strip(), quantity))
+        claim = owner(start)
+        claim.quantities = [*claim.quantities, (text[start:end].strip(), quantity)]
     for start, _end, day in dated:
-        owner(start).dates.add(day)
+        claim = owner(start)
+        claim.dates = {*claim.dates, day}
     for start, _end, minute in timed:
-        owner(start).times.add(minute)
+        claim = owner(start)
+        claim.times = {*claim.times, minute}
     identifiers = [w for w in every_word if not w.isalpha() and not w.isdigit() and _IDENTIFIER.match(w)
                    and len(w) > 2]
     if identifiers:
@@ -366,7 +373,8 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     for m in _ENTITY.finditer(text):
         word = m.group().lower()
         if len(word) > 2 and word not in STOPWORDS:
-            owner(m.start()).entities.append(word)
+            claim = owner(m.start())
+            claim.entities = [*claim.entities, word]
     return tuple(claims)
 
 
@@ -419,7 +427,7 @@ def negated_sentences(text: str) -> tuple[EvidenceSentence, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def evidence_sentences(text: str) -> tuple[EvidenceSentence, ...]:
     """Every sentence of an evidence text with content words and polarity (cached per document; built only
     when an answer's claim needs the full polarity check)."""

@@ -201,3 +201,18 @@ def test_scrub_replaces_every_finding_with_its_kind():
                  counts)
     assert text == "Mail <EMAIL> or call <PHONE>, key <OPENAI_KEY>"
     assert counts == {"email": 1, "phone": 1, "openai_key": 1}
+
+
+def test_rouge_l_still_equals_rouge_score_on_text_without_cjk():
+    import random
+
+    from rouge_score import rouge_scorer
+
+    theirs = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    words = ["refund", "fare", "Zürich", "café", "the", "a", "transfer", "2", "days", "payé", "x-ray", ""]
+    rng = random.Random(7)
+    for _ in range(200):
+        a = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+        b = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+        expected = theirs.score(b, a)["rougeL"].fmeasure  # (target, prediction) as the scorer calls it
+        assert score("rouge_l", output=a, expected=b) == pytest.approx(expected, abs=1e-9), (a, b)

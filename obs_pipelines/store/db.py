@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.store import locks, migrate
+from obs_pipelines.store import bulk, locks, migrate
 from obs_pipelines.store.schema import SPAN_COLUMNS, metadata, span_arrivals, spans  # noqa: F401
 
 DEFAULT_DB_PATH = Path(".obs_pipelines") / "traces.db"
@@ -139,34 +139,20 @@ def replace_windows(
     unique key on its grain refuses what would still duplicate."""
     migrate.ensure_tables(engine, frames)
     start, end = to_naive_utc(start), to_naive_utc(end)
-    # rows are made before the transaction: the locks are held for the delete and insert only
-    writes = sorted(((t, _frame_records(f, t)) for t, f in frames.items()), key=lambda w: w[0].fullname)
+    # rows are converted before the transaction (COPY text / plain tuples, store/bulk.py): the locks are held for
+    # the delete and the insert only
+    writes = sorted((bulk.prepare(t, f, engine.dialect.name) for t, f in frames.items()),
+                    key=lambda w: w.table.fullname)
     if not writes:
         return {}
     with locks.begin(engine) as conn:
-        for table, _ in writes:
-            locks.lock_window(conn, table.fullname, start, end)
-        for table, records in writes:
-            tcol = table.c[time_column]
-            conn.execute(sa.delete(table).where(tcol >= start, tcol < end))
-            if records:
-                conn.execute(sa.insert(table), records)
-    return {t.name: len(r) for t, r in writes}
-
-
-def _frame_records(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
-    if frame.empty:
-        return []
-    known = [c for c in frame.columns if c in table.c]
-    sub = frame[known].astype(object).where(frame[known].notna(), None)
-    records = sub.to_dict("records")
-    for rec in records:
-        for key, value in rec.items():
-            if isinstance(value, pd.Timestamp):
-                rec[key] = to_naive_utc(value.to_pydatetime())
-            elif hasattr(value, "item"):  # numpy scalar -> python scalar for every DBAPI driver
-                rec[key] = value.item()
-    return records
+        for write in writes:
+            locks.lock_window(conn, write.table.fullname, start, end)
+        for write in writes:
+            tcol = write.table.c[time_column]
+            conn.execute(sa.delete(write.table).where(tcol >= start, tcol < end))
+            write.write(conn)
+    return {w.table.name: w.count for w in writes}
 
 
 # ---- span writes -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ h3{font-size:15px;margin:18px 0 6px}.sub{color:#57606a;margin:0 0 16px}
 .kpis{display:flex;flex-wrap:wrap;gap:12px}.kpi{border:1px solid #d0d7de;border-radius:6px;padding:8px 14px;min-width:120px}
 .kpi b{display:block;font-size:20px}.kpi span{color:#57606a;font-size:12px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border-bottom:1px solid #eaeef2;padding:3px 10px;text-align:right}
-td.l,th.l{text-align:left}td{overflow-wrap:anywhere}th{background:#f6f8fa}
+td.l,th.l{text-align:left}td.t{overflow-wrap:anywhere;font-family:monospace;font-size:11px}th{background:#f6f8fa}
 .charts{display:flex;flex-wrap:wrap;gap:18px}figure.chart{margin:0}.note{color:#9a6700}.bad{color:#cf222e}.ok{color:#1a7f37}
 code{font-size:12px}
 """
@@ -49,6 +49,10 @@ def text(v: Any) -> str:
     return "–" if v is None else str(v)
 
 
+def trace_id(v: Any) -> str:
+    return "–" if v is None else str(v)
+
+
 def when(v: Any) -> str:
     """An ISO time as 'YYYY-MM-DD HH:MM' (UTC); None: still open."""
     return "ongoing" if v is None else str(v).replace("T", " ")[:16]
@@ -68,9 +72,11 @@ def rate(v: Any) -> str:
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], empty: str = "no data") -> str:
     if not rows:
         return f'<p class="note">{escape(empty)}</p>'
-    left = [i == 0 or fmt in (text, when) for i, (_, _, fmt) in enumerate(columns)]  # words left, numbers right
-    head = "".join(f'<th class="{"l" if left[i] else ""}">{escape(h)}</th>' for i, (_, h, _) in enumerate(columns))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if left[i] else ""}">{escape(fmt(r.get(k)))}</td>'
+    # words left, numbers right; trace ids may break anywhere (32 characters without a space)
+    cls = ["t l" if fmt is trace_id else "l" if i == 0 or fmt in (text, when) else ""
+           for i, (_, _, fmt) in enumerate(columns)]
+    head = "".join(f'<th class="{cls[i]}">{escape(h)}</th>' for i, (_, h, _) in enumerate(columns))
+    body = "".join("<tr>" + "".join(f'<td class="{cls[i]}">{escape(fmt(r.get(k)))}</td>'
                                     for i, (k, _, fmt) in enumerate(columns)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

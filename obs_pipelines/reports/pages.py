@@ -98,7 +98,7 @@ ALERT_COLUMNS: list[html.Column] = [
     ("rule", "rule", html.text), ("severity", "severity", html.text), ("status", "status", html.text),
     ("where", "group", html.text), ("start", "start (UTC)", html.when), ("end", "end of breach", html.when),
     ("duration_minutes", "duration", html.minutes), ("time_to_resolve_minutes", "time to resolve", html.minutes),
-    ("cause", "cause (top contributors)", html.text), ("exemplar", "exemplar trace", html.text),
+    ("cause", "cause (top contributors)", html.text), ("exemplar", "exemplar trace", html.trace_id),
 ]
 TRAFFIC_COLUMNS: list[html.Column] = [
     ("value", "", html.text), ("requests", "requests", html.num), ("error_rate", "error rate", html.pct),

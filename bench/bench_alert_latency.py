@@ -52,8 +52,8 @@ def main() -> None:
 
     from obs_pipelines.store import db
     from obs_pipelines_tests.alerts import daemon_harness as h
-    from obs_pipelines_tests.pg_schemas import private_schema
     from obs_pipelines_tests.alerts.conftest import Webhook
+    from obs_pipelines_tests.pg_schemas import private_schema
 
     rng = random.Random(args.seed)
     now = db.utcnow()

@@ -36,7 +36,7 @@ def _finite(value: Any) -> float | None:
 def number(value: Any, digits: int = 3) -> str:
     """``33450.0`` -> ``33,450``; ``0.733275`` -> ``0.733``; ``99.99999999999991`` -> ``100``;
     ``0.000123456`` -> ``0.000123`` (no exponent); text and booleans as they are; NaN / None -> ``n/a``."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value)
     x = _finite(value)
     if x is None:

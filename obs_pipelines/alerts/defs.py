@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from obs_pipelines import formatting
 from obs_pipelines.alerts import outbox, realtime, source
 from obs_pipelines.alerts import results as results_queue
-from obs_pipelines.alerts.evaluate import HOUR, RuleResult, by_window, evaluate, hour_starts
+from obs_pipelines.alerts.evaluate import (
+    HOUR,
+    RuleResult,
+    by_window,
+    evaluate,
+    hour_starts,
+)
 from obs_pipelines.alerts.links import partition_link
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags

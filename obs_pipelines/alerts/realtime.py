@@ -30,7 +30,9 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.alerts import results as results_queue
 from obs_pipelines.alerts import source
 from obs_pipelines.alerts.evaluate import HOUR, RuleResult, evaluate
-from obs_pipelines.monitoring import rollups  # the monitoring phase's published entry point (docs/architecture.md)
+from obs_pipelines.monitoring import (
+    rollups,  # the monitoring phase's published entry point (docs/architecture.md)
+)
 
 # rule table -> the rollup over any window of spans (the hourly table's columns)
 FAST_TABLES: dict[str, Callable[[Engine, datetime, datetime], pd.DataFrame]] = {

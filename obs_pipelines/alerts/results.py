@@ -29,7 +29,12 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.alerts import outbox, payload
 from obs_pipelines.alerts.evaluate import HOUR, RuleResult, group_key
-from obs_pipelines.alerts.outbox import DeliveryReport, Judgement, Observation, Transition
+from obs_pipelines.alerts.outbox import (
+    DeliveryReport,
+    Judgement,
+    Observation,
+    Transition,
+)
 from obs_pipelines.alerts.rules import AlertSettings
 from obs_pipelines.alerts.tables import alert_pending_results, alerts
 from obs_pipelines.store import db

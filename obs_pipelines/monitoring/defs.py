@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from obs_pipelines import formatting
 from obs_pipelines.monitoring import gate, late_data, quality, rollups, summary
+from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.monitoring.slo import slo_status
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
@@ -29,11 +30,19 @@ from obs_pipelines.monitoring.tables import (
     slo_status_hourly,
 )
 from obs_pipelines.orchestration.automation import daily_automation_condition
-from obs_pipelines.orchestration.metadata import table_spec
-from obs_pipelines.monitoring.late_data import hour_key
-from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions, range_tags
 from obs_pipelines.orchestration.hours import hour_failure
-from obs_pipelines.orchestration.reporting import PartitionReport, check_evaluation, emit
+from obs_pipelines.orchestration.metadata import table_spec
+from obs_pipelines.orchestration.partitions import (
+    DAY_KEY_FORMAT,
+    daily_partitions,
+    hourly_partitions,
+    range_tags,
+)
+from obs_pipelines.orchestration.reporting import (
+    PartitionReport,
+    check_evaluation,
+    emit,
+)
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS

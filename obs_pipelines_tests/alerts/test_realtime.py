@@ -63,7 +63,7 @@ def test_an_outage_of_the_last_minutes_pages_once_as_the_current_hours_alert(sto
     now = now_minute()
     ingest_outage_hour(store, tmp_path, now)
     s = settings()
-    breaches, transitions, report = realtime_tick(store.engine, s, fast(s), now)
+    breaches, _, _ = realtime_tick(store.engine, s, fast(s), now)
     assert [(b.rule.name, b.result.group) for b in breaches] == [("provider_error_rate", {"provider": "cohere"})]
     assert breaches[0].minutes == 5  # the shortest window that shows it
     [request] = webhook.received
@@ -97,7 +97,7 @@ def test_the_hourly_check_of_that_hour_updates_the_same_alert_without_paging_aga
     hour = now.replace(minute=0, second=0)
     frame = rollups.error_rollup(store.engine, hour, hour + HOUR)
     judged = evaluate(rule, frame, hour, hour + HOUR)
-    _, metadata, found = hour_metadata(store.engine, rule, judged, "http://ui/link")
+    _, _, found = hour_metadata(store.engine, rule, judged, "http://ui/link")
     results.queue(store.engine, [results.row(rule.name, rule.metric, hour, hour + HOUR, judged, "http://ui/link",
                                              found, "run-hourly", db.utcnow())])
     results.process(store.engine, s)

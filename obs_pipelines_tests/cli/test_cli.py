@@ -77,10 +77,10 @@ def test_generate_writes_otlp_json_lines(store, tmp_path):
 
 
 def test_generate_writes_the_same_file_for_any_worker_count(store, tmp_path, monkeypatch):
-    from obs_pipelines.synth import generator
+    from obs_pipelines.synth import writer
 
-    monkeypatch.setattr(generator, "BATCH_TRACES", 50)
-    monkeypatch.setattr(generator, "PARALLEL_MIN_TRACES", 0)
+    monkeypatch.setattr(writer, "BATCH_TRACES", 50)
+    monkeypatch.setattr(writer, "PARALLEL_MIN_TRACES", 0)
     args = ("generate", "--start", "2026-05-01T00:00", "--hours", "1", "--rate", "0.1")
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     assert invoke(store, *args, "--workers", "1", "-o", str(one)).exit_code == 0

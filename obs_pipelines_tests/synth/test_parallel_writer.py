@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from obs_pipelines.synth import generator
+from obs_pipelines.synth import writer
 from obs_pipelines.synth.generator import INCIDENT_NAMES, Incident, write_otlp_jsonl
 
 START = datetime(2026, 11, 2, 8)
@@ -17,8 +17,8 @@ HOURS, RATE, SEED = 1.0, 0.5, 13  # ~1,800 traces: many batches of 100
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    monkeypatch.setattr(generator, "BATCH_TRACES", 100)
-    monkeypatch.setattr(generator, "PARALLEL_MIN_TRACES", 0)
+    monkeypatch.setattr(writer, "BATCH_TRACES", 100)
+    monkeypatch.setattr(writer, "PARALLEL_MIN_TRACES", 0)
 
 
 def _every_incident() -> list[Incident]:
@@ -33,13 +33,13 @@ def test_parallel_writer_writes_the_same_bytes_as_the_serial_writer(tmp_path, sm
     serial = write_otlp_jsonl(tmp_path / "serial.jsonl", START, HOURS, RATE, SEED, _every_incident(), workers=1)
     parallel = write_otlp_jsonl(tmp_path / "parallel.jsonl", START, HOURS, RATE, SEED, _every_incident(), workers=2)
     assert (serial.workers, parallel.workers) == (1, 2)
-    assert serial.traces > 10 * generator.BATCH_TRACES
+    assert serial.traces > 10 * writer.BATCH_TRACES
     assert (parallel.traces, parallel.spans) == (serial.traces, serial.spans)
     assert parallel.path.read_bytes() == serial.path.read_bytes()
 
 
 def test_batches_too_big_for_shared_memory_still_arrive_intact(tmp_path, small_batches, monkeypatch):
-    monkeypatch.setattr(generator, "SLOT_BYTES", 64 * 1024)  # most batches of 100 traces are bigger
+    monkeypatch.setattr(writer, "SLOT_BYTES", 64 * 1024)  # most batches of 100 traces are bigger
     serial = write_otlp_jsonl(tmp_path / "serial.jsonl", START, HOURS, RATE, SEED, workers=1)
     parallel = write_otlp_jsonl(tmp_path / "parallel.jsonl", START, HOURS, RATE, SEED, workers=2)
     assert parallel.workers == 2
@@ -67,7 +67,7 @@ def test_a_worker_error_reaches_the_caller_and_leaves_no_worker_behind(tmp_path,
     def broken(active, batch):
         raise RuntimeError("encode failed")
 
-    monkeypatch.setattr(generator, "_encode_batch", broken)  # the forked workers inherit it
+    monkeypatch.setattr(writer, "_encode_batch", broken)  # the forked workers inherit it
     with pytest.raises(RuntimeError, match="encode failed"):
         write_otlp_jsonl(tmp_path / "t.jsonl", START, HOURS, RATE, SEED, workers=2)
     assert multiprocessing.active_children() == []

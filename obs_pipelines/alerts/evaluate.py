@@ -96,8 +96,8 @@ def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
     else:
         columns = [group_by] if isinstance(group_by, str) and group_by != "overall" else (
             [] if group_by == "overall" else list(group_by))
-        groups = [{c: row[c] for c in columns} for _, row in frame[columns].iterrows()] if columns else (
-            [{} for _ in range(len(frame))])
+        groups = ([dict(zip(columns, values)) for values in zip(*(frame[c].tolist() for c in columns))] if columns
+                  else [{} for _ in range(len(frame))])
     frame["group"] = groups
     frame["group_key"] = [group_key(g) for g in groups]
     frame["window_start"] = pd.to_datetime(frame["window_start"])
@@ -184,12 +184,14 @@ def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, en
     history = {(k, t): (v, n) for k, t, v, n in zip(rows["group_key"], rows["window_start"], rows["_value"], rows["_n"])}
     judged_rows = rows[(rows["window_start"] >= start) & (rows["window_start"] < end)]
     results = []
-    for _, row in judged_rows.iterrows():
-        t = row["window_start"]
-        base = [history[(row["group_key"], b)] for b in baseline_times(rule, t) if (row["group_key"], b) in history]
-        base = [(v, n) for v, n in base if pd.notna(v) and n >= rule.min_samples]
+    offsets: dict[pd.Timestamp, list[pd.Timestamp]] = {}
+    for t, key, group, value, n in zip(judged_rows["window_start"], judged_rows["group_key"], judged_rows["group"],
+                                       judged_rows["_value"], judged_rows["_n"]):
+        if t not in offsets:
+            offsets[t] = baseline_times(rule, t)
+        base = [history[(key, b)] for b in offsets[t] if (key, b) in history]
+        base = [(v, m) for v, m in base if pd.notna(v) and m >= rule.min_samples]
         base_values = np.array([v for v, _ in base], dtype=float)
-        value, n = row["_value"], row["_n"]
         detail: dict[str, Any] = {"baseline_windows": int(len(base_values))}
         if pd.isna(value) or n < rule.min_samples:
             detail["not_judged"] = f"fewer than {rule.min_samples} samples"
@@ -202,7 +204,7 @@ def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, en
         if judged:
             breached, threshold = _judge(rule, float(value), float(n), median, base_values,
                                          np.array([n for _, n in base], dtype=float), detail)
-        results.append(RuleResult(rule.name, t.to_pydatetime(), t.to_pydatetime() + HOUR, row["group"],
+        results.append(RuleResult(rule.name, t.to_pydatetime(), t.to_pydatetime() + HOUR, group,
                                   None if pd.isna(value) else float(value), threshold,
                                   None if np.isinf(n) else float(n), judged, not breached, baseline=median,
                                   detail=detail))
@@ -225,6 +227,11 @@ def _judge(rule: AnomalyRule, value: float, n: float, median: float, base_values
         significant = p_value < rule.max_p_value
     else:
         scale = MAD_SCALE * float(np.median(np.abs(base_values - median)))
+        # the history's spread is that of statistics over its windows' sample sizes: an hour with fewer samples
+        # varies more (a mean or a percentile of n samples varies as 1 / sqrt(n)), so its band widens
+        typical_n = float(np.median(base_n)) if len(base_n) and np.all(np.isfinite(base_n)) else n
+        if np.isfinite(n) and 0 < n < typical_n:
+            scale *= float(np.sqrt(typical_n / n))
         # a history without spread (MAD 0): any change is infinitely far; the practical bars then decide
         z = abs(change) / scale if scale > 0 else (np.inf if change else 0.0)
         detail["robust_z"] = float(z)

@@ -1,6 +1,7 @@
 """A real `dagster-daemon run` over the code location: the Dagster instance on PostgreSQL through
 deploy/dagster.yaml (a database made for the occasion), the trace store in a private PostgreSQL schema, the
-example alert rules. Shared by test_daemon.py and bench/bench_alert_latency.py."""
+absolute alert rules (absolute_rules.py: they fire without history). Shared by test_daemon.py and
+bench/bench_alert_latency.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 import yaml
 
 from obs_pipelines.alerts import payload
+from obs_pipelines_tests.alerts.absolute_rules import with_absolute_rules
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +63,7 @@ def deploy_env(home: Path, server_url: str, dagster_db: str) -> dict[str, str]:
 def write_settings(directory: Path, first_hour: datetime, now: datetime, **alerts: Any) -> Path:
     """The example settings with only the monitoring phase (its job evaluates the rules on its tables), the
     webhook as the one notifying destination, and nothing else that would write or launch runs meanwhile."""
-    data = yaml.safe_load(EXAMPLE.read_text())
+    data = with_absolute_rules(yaml.safe_load(EXAMPLE.read_text()))  # they fire without history
     data.update(
         phases=["monitoring"],
         partitions_start=f"{first_hour:%Y-%m-%d-%H:%M}",

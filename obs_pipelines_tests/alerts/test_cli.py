@@ -19,6 +19,7 @@ from obs_pipelines.orchestration.local_runs import local_instance
 from obs_pipelines.settings import load_settings
 from obs_pipelines.store import db
 from obs_pipelines.synth.generator import generate_traces, parse_incident
+from obs_pipelines_tests.alerts.absolute_rules import with_absolute_rules
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 OUTAGE = datetime(2026, 11, 2, 13, 0)
@@ -27,7 +28,7 @@ OUTAGE = datetime(2026, 11, 2, 13, 0)
 @pytest.fixture
 def configured(store, tmp_path, monkeypatch):
     """The outage hour and the one before it, loaded and rolled up; settings = the example's rules."""
-    data = yaml.safe_load(EXAMPLE.read_text())
+    data = with_absolute_rules(yaml.safe_load(EXAMPLE.read_text()))  # they fire without history
     data.update(phases=["monitoring"], partitions_start="2026-11-01-00:00")
     data["alerts"]["deliver_max_age_hours"] = None  # November's hours replayed as if live: every change is sent
     path = tmp_path / "settings.yaml"

@@ -1,8 +1,10 @@
 """The alerts as Dagster runs them: the rules as asset checks per partition, the sensors, end to end on the
-generator's incidents with the shipped example rules, against a real webhook on 127.0.0.1."""
+generator's incidents with absolute rules (absolute_rules.py; the shipped pack needs hours of history, see
+test_incidents*.py), against a real webhook on 127.0.0.1."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import logging
@@ -20,6 +22,7 @@ from obs_pipelines.definitions import build_definitions
 from obs_pipelines.settings import Settings, load_settings
 from obs_pipelines.store import db
 from obs_pipelines.synth.generator import generate_traces, parse_incident
+from obs_pipelines_tests.alerts.absolute_rules import ABSOLUTE_RULES
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 START = datetime(2026, 11, 2, 9, 0)  # afternoon traffic: ~200-300 requests an hour at rate 0.05
@@ -42,12 +45,19 @@ def outage_spans() -> list[dict]:
         gc.enable()
 
 
+def shipped_settings(store) -> Settings:
+    """The example file as shipped (its history-relative rule pack)."""
+    return load_settings(EXAMPLE).model_copy(update={"db_url": store.db_url, "phases": ["monitoring"],
+                                                     "partitions_start": "2026-11-01-00:00"})
+
+
 def example_settings(store) -> Settings:
-    base = load_settings(EXAMPLE)
+    """The example file with absolute rules (absolute_rules.py): they fire on an incident's first hours,
+    without the history the shipped pack needs, which is what these tests of the wiring need."""
+    base = shipped_settings(store)
     # November's hours replayed as if live: every change is delivered whatever its age (test_history.py: not)
-    return base.model_copy(update={"db_url": store.db_url, "phases": ["monitoring"],
-                                   "partitions_start": "2026-11-01-00:00",
-                                   "alerts": base.alerts.model_copy(update={"deliver_max_age_hours": None})})
+    return base.model_copy(update={"alerts": base.alerts.model_copy(update={"rules": copy.deepcopy(ABSOLUTE_RULES),
+                                                                            "deliver_max_age_hours": None})})
 
 
 def run_range(defs: dg.Definitions, job: str, instance, first: datetime, last: datetime):
@@ -211,7 +221,7 @@ def test_48_clean_hours_fire_nothing_with_the_shipped_example_rules(store, webho
     finally:
         gc.enable()
     db.insert_spans(store.engine, rows)
-    settings = example_settings(store).model_copy(update={"phases": ["monitoring", "observability"]})
+    settings = shipped_settings(store).model_copy(update={"phases": ["monitoring", "observability"]})
     defs, instance = build_definitions(settings), dg.DagsterInstance.ephemeral()
     last = start + timedelta(hours=47)
     run_range(defs, "monitoring_hourly_job", instance, start, last)

@@ -277,3 +277,13 @@ def test_burn_rate_fires_on_both_databases_when_another_slo_has_an_hour_without_
     rule = burn_rule()
     [result] = evaluate(rule, read_rule_frame(store.engine, rule, H, H + HOUR), H, H + HOUR)
     assert not result.passed and result.detail == {"burn_6h": pytest.approx(10 / 3), "burn_1h": pytest.approx(10)}
+
+
+def test_an_hour_with_fewer_samples_than_its_history_gets_a_wider_band():
+    # history medians of 100-sample hours spread by MAD 5; a 4-sample hour 30 above the median is z ~4 at
+    # 100 samples but z ~0.8 once the spread is widened by sqrt(100 / 4) = 5
+    previous = (100.0, 105.0, 95.0, 100.0, 110.0, 90.0)
+    rows = [(-(i + 1), "route", "a", v, 100) for i, v in enumerate(previous)]
+    full = evaluate(relative(min_ratio=1.0), rollup(rows + [(0, "route", "a", 130.0, 100)]), H, H + HOUR)[0]
+    few = evaluate(relative(min_ratio=1.0), rollup(rows + [(0, "route", "a", 130.0, 4)]), H, H + HOUR)[0]
+    assert not full.passed and few.passed and few.detail["robust_z"] == pytest.approx(full.detail["robust_z"] / 5)

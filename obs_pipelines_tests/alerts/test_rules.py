@@ -19,13 +19,45 @@ def write(tmp_path, alerts: dict) -> Path:
     return path
 
 
-def test_example_rules_load_and_cover_every_kind_and_topic():
-    rules = load_settings(EXAMPLE).alerts.parsed_rules()
-    kinds = {type(r) for r in rules}
-    assert kinds == {ThresholdRule, AnomalyRule, EvalScoreRule, BurnRateRule}
-    text = " ".join(f"{r.name} {getattr(r, 'metric', '')} {r.table}" for r in rules)
-    for topic in ("latency", "error_rate", "rate_limit", "cost", "empty", "loop", "groundedness"):
-        assert topic in text
+def example_rules() -> list:
+    return load_settings(EXAMPLE).alerts.parsed_rules()
+
+
+def test_every_shipped_rule_judges_a_group_against_its_own_history():
+    # no absolute number of any one app: anomaly rules (or the SLO burn rate, relative to the SLO's own target)
+    rules = example_rules()
+    assert {type(r) for r in rules} == {AnomalyRule, BurnRateRule}
+    for rule in (r for r in rules if isinstance(r, AnomalyRule)):
+        assert rule.baseline == "both" and rule.min_ratio > 1 and rule.min_baseline_windows >= 3, rule.name
+
+
+def test_the_shipped_pack_covers_every_family_where_its_cause_lives():
+    groups = {r.name: (r.table, r.group_by) for r in example_rules() if isinstance(r, AnomalyRule)}
+    wanted = {("step_rollup_hourly", ("span_kind", "span_name")), ("request_rollup_hourly", ("route",)),
+              ("error_rollup_hourly", ("provider",)), ("error_rollup_hourly", ("error_class",)),
+              ("usage_rollup_hourly", ("route",)), ("usage_rollup_hourly", ("prompt_version",)),
+              ("usage_rollup_hourly", ("model",)), ("retrieval_log", ("route", "span_name")),
+              ("agent_paths", ("route",)), ("score_rollup_hourly", ("scorer", "route")),
+              ("score_rollup_hourly", ("scorer", "prompt_version")), ("score_rollup_hourly", ("scorer", "model"))}
+    seen = {(t, tuple([g] if isinstance(g, str) else g)) for t, g in groups.values()}
+    assert wanted <= seen
+
+
+def test_only_rates_and_scores_carry_an_absolute_bar():
+    # a rate or a [0, 1] score is unit-free, so an absolute change of it is too; latencies and costs have none
+    for rule in (r for r in example_rules() if isinstance(r, AnomalyRule)):
+        unit_free = rule.test == "binomial" or rule.table in ("score_rollup_hourly", "retrieval_log")
+        assert rule.min_abs_change == 0 or unit_free, rule.name
+
+
+def test_the_commented_absolute_rules_load_when_uncommented(tmp_path):
+    # example.yaml shows absolute thresholds "for teams that know their numbers": they must stay valid
+    text = EXAMPLE.read_text()
+    block = text[text.index("for teams that know their numbers"):text.index("# ---- offline evals")]
+    rules = yaml.safe_load("\n".join(line.replace("    # ", "", 1) for line in block.splitlines()[2:]
+                                      if line.startswith("    # ")))
+    parsed = load_settings(write(tmp_path, {"rules": rules})).alerts.parsed_rules()
+    assert {type(r) for r in parsed} == {ThresholdRule, EvalScoreRule}
 
 
 def test_a_missing_field_names_the_file_the_rule_and_the_field(tmp_path):

@@ -81,8 +81,8 @@ def slack_blocks(body: dict[str, Any]) -> dict[str, Any]:
     summary = slack_escape(body["summary"])
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": summary}}]
     for alert in alerts[:20]:
-        lines = [f"{SLACK_SEVERITY.get(alert['severity'], '')} *{slack_escape(alert['rule'])}* "
-                 f"({slack_escape(alert['status'])}): {slack_escape(alert['summary'])}"]
+        lines = [(f"{SLACK_SEVERITY.get(alert['severity'], '')} *{slack_escape(alert['rule'])}* "
+                  f"({slack_escape(alert['status'])}): {slack_escape(alert['summary'])}")]
         if alert.get("attribution"):
             lines.append("contributors: " + ", ".join(
                 f"{slack_escape(c['dimension'])}={slack_escape(c['value'])} {c['share']:.0%}"

@@ -14,14 +14,14 @@ MAX_REASON_CHARS = 500
 
 def hour_failure(context: dg.AssetExecutionContext, key: str, exc: Exception) -> str:
     """The refusal reason of hour ``key`` that raised ``exc`` (logged at ERROR); re-raises a lost connection."""
-    if _connection_lost(exc):
+    if connection_lost(exc):
         raise exc
     reason = f"{type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
     context.log.error(f"hour {key} failed, the run goes on with the others: {reason}")
     return reason
 
 
-def _connection_lost(exc: Exception) -> bool:
+def connection_lost(exc: Exception) -> bool:
     """The database went away (not a statement it refused, e.g. PostgreSQL's "index row size exceeds", which is
     an OperationalError too): an invalidated connection, a driver error without an SQLSTATE, class 08
     (connection exception) or 57P (the server shutting down), SQLite's lock wait running out."""

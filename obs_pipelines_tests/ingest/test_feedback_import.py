@@ -81,8 +81,7 @@ def test_a_100_mb_csv_field_is_rejected_and_the_next_good_row_is_kept(store, tmp
     with open(path, "w") as out:  # row 2: a quoted comment of 100 MB (with line breaks), row 3: a good row
         out.write(HEADER + f'{TRACE},thumbs,up,"')
         chunk = ("x" * 1023 + "\n") * 1024
-        for _ in range(100):
-            out.write(chunk)
+        out.writelines(chunk for _ in range(100))
         out.write(f'"\n{TRACE},rating,4,fine\n')
     summary = import_feedback(store.engine, path)
     assert (summary.read, summary.stored, summary.rejected) == (2, 1, 1)

@@ -82,7 +82,7 @@ def test_the_depth_limit_of_a_json_file_is_1024_as_its_reject_says_not_pythons_1
     path = tmp_path / "deep.json"
     within, beyond = "[" * 1010 + "]" * 1010, "[" * 1025 + "]" * 1025
     path.write_text("\n".join([json.dumps(good(0)), within, beyond, json.dumps(good(1))]) + "\n")
-    summary, rows, rejects = ingest(store, path, workers=0)
+    summary, _, rejects = ingest(store, path, workers=0)
     assert summary.stored == 2
     reasons = {r["location"]: r["reason"] for r in rejects}
     assert "nested deeper" not in reasons["line 2"]

@@ -13,8 +13,15 @@ import sqlalchemy as sa
 
 from obs_pipelines.monitoring import rollups
 from obs_pipelines.monitoring.late_data import hour_key
-from obs_pipelines.orchestration.hours import _connection_lost
-from obs_pipelines_tests.monitoring.test_defs import START, definitions, loaded, run_hours, table, traces_file  # noqa: F401
+from obs_pipelines.orchestration.hours import connection_lost
+from obs_pipelines_tests.monitoring.test_defs import (  # noqa: F401
+    START,
+    definitions,
+    loaded,
+    run_hours,
+    table,
+    traces_file,
+)
 
 
 def test_an_hour_that_raises_is_refused_and_the_other_hours_of_the_range_land(loaded, monkeypatch):  # noqa: F811
@@ -54,7 +61,7 @@ def test_a_statement_the_database_refuses_is_an_hours_failure_not_a_lost_connect
         assert isinstance(refused, sa.exc.OperationalError)
     else:
         refused = _error_of(store.engine, "SELECT * FROM no_such_table")
-    assert not _connection_lost(refused)
+    assert not connection_lost(refused)
 
 
 def test_a_killed_connection_counts_as_lost(store):
@@ -67,4 +74,4 @@ def test_a_killed_connection_counts_as_lost(store):
             admin.commit()
         with pytest.raises(sa.exc.DBAPIError) as caught:
             victim.exec_driver_sql("SELECT 1")
-    assert _connection_lost(caught.value)
+    assert connection_lost(caught.value)

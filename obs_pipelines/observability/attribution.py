@@ -5,7 +5,8 @@ Latency: per (route, step) the exact p95 of the hour and of the pooled baseline 
 its share of the route's p95 change; ranked by delta within the hour, leaf steps first (a step that wraps
 others, e.g. an agent span, only repeats its children's time).
 
-Cost: per dimension value the hour's cost against the mean baseline hour, split exactly into a volume
+Cost: per dimension value the hour's cost against the mean baseline hour, over every route and within each
+route (a route's own models, prompt versions and users), split exactly into a volume
 effect (more calls at the baseline cost per call) and a unit-cost effect (the new cost per call on the hour's
 calls): ``delta = (n - n0) * u0 + n * (u - u0)``.
 """
@@ -24,6 +25,7 @@ from obs_pipelines.pricing.models import model_keys
 from obs_pipelines.store.traces import NULL_LABEL
 
 OTHER_LABEL = "(other)"
+ALL_ROUTES = "(all)"  # the scope of the rows over every route
 COST_DIMENSIONS = ("route", "model", "prompt_version", "user_segment")
 
 
@@ -103,29 +105,52 @@ def _calls(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.
     })
 
 
-def _by_dimension(calls: pd.DataFrame, top_users: Sequence[str]) -> pd.DataFrame:
-    calls = calls.assign(user_segment=calls["user"].where(calls["user"].isin(top_users), OTHER_LABEL))
+def _collapsed(calls: pd.DataFrame) -> pd.DataFrame:
+    keys = ["route", "model", "prompt_version", "user"]
+    return calls.groupby(keys, sort=False, dropna=False, as_index=False)[
+        ["calls", "input_tokens", "output_tokens", "cost"]].sum()
+
+
+def _scoped(calls: pd.DataFrame, top_n_users: int, top_users: pd.DataFrame | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The calls twice: once in the scope '(all)', once in their route's scope; with ``user_segment`` (the top N
+    users by cost of the scope, else '(other)'; ``top_users``: (scope, user) pairs chosen on the hour)."""
+    scoped = pd.concat([calls.assign(scope=ALL_ROUTES), calls.assign(scope=calls["route"])], ignore_index=True)
+    if top_users is None:
+        known = scoped[scoped["user"] != NULL_LABEL]
+        by_user = known.groupby(["scope", "user"], sort=False)["cost"].sum().reset_index()
+        by_user = by_user.sort_values(["scope", "cost", "user"], ascending=[True, False, True], kind="stable")
+        top_users = by_user[by_user.groupby("scope").cumcount() < top_n_users][["scope", "user"]]
+    top = pd.MultiIndex.from_frame(top_users[["scope", "user"]])
+    is_top = pd.MultiIndex.from_frame(scoped[["scope", "user"]]).isin(top)
+    return scoped.assign(user_segment=scoped["user"].where(is_top, OTHER_LABEL)), top_users
+
+
+def _by_dimension(scoped: pd.DataFrame) -> pd.DataFrame:
+    """Per (scope, dimension, value): calls, tokens, cost. The route dimension only over every route."""
     parts = []
     for dim in COST_DIMENSIONS:
-        g = calls.groupby(dim).agg(calls=("calls", "sum"), input_tokens=("input_tokens", "sum"),
-                                   output_tokens=("output_tokens", "sum"), cost_usd=("cost", "sum"))
-        parts.append(g.rename_axis("dimension_value").reset_index().assign(dimension=dim))
-    if not parts:
-        return pd.DataFrame(columns=["dimension", "dimension_value", "calls", "input_tokens", "output_tokens",
-                                     "cost_usd"])
-    return pd.concat(parts, ignore_index=True)
+        rows = scoped[scoped["scope"] == ALL_ROUTES] if dim == "route" else scoped
+        g = rows.groupby(["scope", dim], sort=False)[["calls", "input_tokens", "output_tokens", "cost"]].sum()
+        parts.append(g.rename_axis(["route", "dimension_value"]).reset_index().assign(dimension=dim))
+    out = pd.concat(parts, ignore_index=True)
+    return out.rename(columns={"cost": "cost_usd"})
 
 
 def cost_attribution(now_calls: pd.DataFrame, baseline_calls: Sequence[pd.DataFrame], top_n_users: int) -> pd.DataFrame:
-    """``cost_attribution_hourly`` rows (without window columns). ``now_calls`` / ``baseline_calls``: the
-    hour's and each baseline hour's calls (``calls_of``)."""
-    keys = ["dimension", "dimension_value"]
-    top_users = (now_calls[now_calls["user"] != NULL_LABEL].groupby("user")["cost"].sum()
-                 .sort_values(ascending=False, kind="stable").index[:top_n_users].tolist())
-    now = _by_dimension(now_calls, top_users)
+    """``cost_attribution_hourly`` rows (without window columns): over the hour's calls of every route (``route``
+    '(all)') and within each route (its model, prompt version and user segment rows: a route's cost change split
+    among its own values; shares of the route's own change). ``now_calls`` / ``baseline_calls``: the hour's and
+    each baseline hour's calls (``calls_of``)."""
+    keys = ["route", "dimension", "dimension_value"]
     days = max(len(baseline_calls), 1)
     base_all = pd.concat(list(baseline_calls), ignore_index=True) if baseline_calls else now_calls.iloc[0:0]
-    base = _by_dimension(base_all, top_users)[[*keys, "calls", "cost_usd"]].rename(
+    # the calls summed per (route, model, prompt version, user) first: the scopes and dimensions read fewer rows
+    now_calls, base_all = _collapsed(now_calls), _collapsed(base_all)
+    now_scoped, top_users = _scoped(now_calls, top_n_users)
+    base_scoped, _ = _scoped(base_all, top_n_users, top_users)
+    now = _by_dimension(now_scoped)
+    base = _by_dimension(base_scoped)[[*keys, "calls", "cost_usd"]].rename(
         columns={"calls": "baseline_calls", "cost_usd": "baseline_cost_usd"})
     base[["baseline_calls", "baseline_cost_usd"]] = base[["baseline_calls", "baseline_cost_usd"]] / days
     # values seen only in the baseline (a route that stopped) are rows too: their cost went to zero
@@ -135,8 +160,11 @@ def cost_attribution(now_calls: pd.DataFrame, baseline_calls: Sequence[pd.DataFr
     for col in ("cost_usd", "baseline_calls", "baseline_cost_usd"):
         out[col] = out[col].astype("float64").fillna(0.0)
     out["delta_cost_usd"] = out["cost_usd"] - out["baseline_cost_usd"]
-    total_delta = float(now_calls["cost"].sum()) - float(base_all["cost"].sum()) / days
-    out["share_of_change"] = out["delta_cost_usd"] / total_delta if abs(total_delta) > 1e-12 else np.nan
+    # each scope's total change: the hour's over every route, each route's own
+    totals = (now_scoped.groupby("scope")["cost"].sum().sub(base_scoped.groupby("scope")["cost"].sum() / days,
+                                                            fill_value=0.0))
+    total_delta = out["route"].map(totals).astype("float64")
+    out["share_of_change"] = (out["delta_cost_usd"] / total_delta.where(total_delta.abs() > 1e-12)).astype("float64")
     unit_now = _ratio(out["cost_usd"], out["calls"]).fillna(0.0)
     unit_base = _ratio(out["baseline_cost_usd"], out["baseline_calls"])
     # a value new in this hour has no baseline cost per call: its whole cost is volume
@@ -145,9 +173,10 @@ def cost_attribution(now_calls: pd.DataFrame, baseline_calls: Sequence[pd.DataFr
     out["unit_cost_effect_usd"] = out["calls"] * (unit_now - unit_base)
     out["driver"] = np.where(out["unit_cost_effect_usd"].abs() > out["volume_effect_usd"].abs(), "unit_cost",
                              "volume")
-    out = out.sort_values(["dimension", "delta_cost_usd", "dimension_value"], ascending=[True, False, True],
-                          kind="stable")
-    out["rank"] = out.groupby("dimension").cumcount().astype("int64") + 1
+    out = out.assign(_all=out["route"] != ALL_ROUTES).sort_values(
+        ["_all", "route", "dimension", "delta_cost_usd", "dimension_value"],
+        ascending=[True, True, True, False, True], kind="stable").drop(columns="_all")
+    out["rank"] = out.groupby(["route", "dimension"]).cumcount().astype("int64") + 1
     return out.reset_index(drop=True)
 
 

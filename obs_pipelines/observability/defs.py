@@ -115,6 +115,7 @@ def _exemplars(hour: logic.Hour, rows: pd.DataFrame) -> dict:
 def hourly_figures(frames: dict[str, pd.DataFrame], written: dict[str, int], hour: logic.Hour) -> dict[str, dict]:
     """Each table's metadata for one hour: rows, the numbers the UI plots, a markdown preview."""
     t, lat, cost = frames[traces.name], frames[latency_attribution_hourly.name], frames[cost_attribution_hourly.name]
+    cost = cost[cost["route"] == "(all)"]  # the figures are the hour's over every route (not each route's again)
     err, log = frames[error_causes_hourly.name], frames[retrieval_log.name]
     roll, paths = frames[retrieval_rollup_hourly.name], frames[agent_paths.name]
     overall = roll[roll["route"] == "(all)"]

@@ -97,6 +97,8 @@ _LATENCY_ATTRIBUTION = [
 ]
 _COST_ATTRIBUTION = [
     *_WINDOW,
+    ("route", "text", "The route whose calls the row covers (model, prompt_version and user_segment rows per route); "
+                      "'(all)' for the hour's calls over every route."),
     ("dimension", "text", "route, model (canonical model key, as monitoring's rollups), prompt_version "
                           "(prompt_name@version) or user_segment (top N users by cost + '(other)')."),
     ("dimension_value", "text", f"Value of the dimension; {NULL_LABEL!r} when the call does not carry it."),
@@ -107,13 +109,13 @@ _COST_ATTRIBUTION = [
     ("baseline_calls", "float", f"Mean calls per hour over the baseline ({_BASELINE_NOTE})."),
     ("baseline_cost_usd", "float", "Mean cost per hour over the baseline."),
     ("delta_cost_usd", "float", "cost_usd - baseline_cost_usd."),
-    ("share_of_change", "float", "delta_cost_usd / the hour's total delta (all calls)."),
+    ("share_of_change", "float", "delta_cost_usd / the total delta of the row's calls (its route's, or all)."),
     ("volume_effect_usd", "float", "(calls - baseline_calls) x baseline cost per call: the change from more "
                                    "(or fewer) calls."),
     ("unit_cost_effect_usd", "float", "calls x (cost per call - baseline cost per call): the change from more "
                                       "tokens per call or a pricier model. volume + unit cost = delta."),
     ("driver", "text", "volume or unit_cost: the larger of the two effects (by absolute value)."),
-    ("rank", "int", "Rank of the value within its dimension by delta_cost_usd (1 = added most)."),
+    ("rank", "int", "Rank of the value within its route and dimension by delta_cost_usd (1 = added most)."),
     *_COMPUTED,
 ]
 _ERROR_CAUSES = [
@@ -233,8 +235,9 @@ latency_attribution_hourly = _table(
     "latency_attribution_hourly", _LATENCY_ATTRIBUTION, ("route", "span_name", "span_kind"),
     "Per hour, route and step: p50 / p95 against the baseline, the change and its share of the route's p95 change.")
 cost_attribution_hourly = _table(
-    "cost_attribution_hourly", _COST_ATTRIBUTION, ("dimension", "dimension_value"),
-    "Per hour and dimension value: cost against the baseline, split into volume and unit cost.")
+    "cost_attribution_hourly", _COST_ATTRIBUTION, ("route", "dimension", "dimension_value"),
+    "Per hour and dimension value, over all routes and within each route: cost against the baseline, split into "
+    "volume and unit cost.")
 error_causes_hourly = _table(
     "error_causes_hourly", _ERROR_CAUSES, ("error_class", "provider", "model", "route", "failing_step"),
     "Per hour: errors by class x provider x model x route x failing step, with examples.")

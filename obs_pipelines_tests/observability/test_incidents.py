@@ -41,6 +41,7 @@ def test_cost_overrun_ranks_the_injected_route_and_prompt_version_first_as_unit_
     load_traffic(store, "cost_overrun")  # rag_qa prompts grow 3-5x
     for hour, frames in tables_by_hour(store).items():
         cost = frames["cost_attribution_hourly"]
+        cost = cost[cost["route"] == "(all)"]  # the hour's rows over every route
         top = cost[cost["rank"] == 1].set_index("dimension")
         if hour == INCIDENT_HOUR:
             assert top.loc["route", "dimension_value"] == "rag_qa"
@@ -123,3 +124,16 @@ def test_tool_loop_flags_exactly_the_looping_traces_and_no_clean_agent_trace(sto
         assert all(e["repeated_call"]["count"] >= 3 for e in evidence)
     assert flagged == looping
     assert clean and not clean & looping
+
+
+def test_cost_overrun_within_its_route_splits_the_route_change_among_the_routes_own_values(store):
+    load_traffic(store, "cost_overrun")  # rag_qa prompts grow 3-5x
+    cost = tables_by_hour(store)[INCIDENT_HOUR]["cost_attribution_hourly"]
+    rag = cost[cost["route"] == "rag_qa"]
+    # rag_qa's rows name only rag_qa's calls: its prompt versions' deltas add up to the route's own change
+    assert set(rag["dimension"]) == {"model", "prompt_version", "user_segment"}
+    whole = cost[(cost["route"] == "(all)") & (cost["dimension"] == "route") & (cost["dimension_value"] == "rag_qa")]
+    prompts = rag[rag["dimension"] == "prompt_version"]
+    assert abs(prompts["delta_cost_usd"].sum() - whole["delta_cost_usd"].iloc[0]) < 1e-9
+    top = prompts[prompts["rank"] == 1].iloc[0]
+    assert top["dimension_value"].startswith("rag_answer@") and top["driver"] == "unit_cost"

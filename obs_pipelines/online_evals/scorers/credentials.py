@@ -36,7 +36,7 @@ PATTERNS: dict[str, re.Pattern] = {k: re.compile(v) for k, v in _PATTERNS.items(
 # a literal every match contains (checked on the lowercased text first: a plain substring search)
 _HINTS = {
     "openai_key": ("sk-",), "anthropic_key": ("sk-ant-",), "aws_access_key": ("akia", "asia"),
-    "github_token": ("gh", "github_pat_"), "slack_token": ("xox",), "google_api_key": ("aiza",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), "slack_token": ("xox",), "google_api_key": ("aiza",),
     "stripe_key": ("_live_", "_test_"), "jwt": ("eyj",), "private_key": ("private key",),
     "password_assignment": ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token"),
     "connection_string": ("://",),

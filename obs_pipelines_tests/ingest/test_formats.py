@@ -17,6 +17,7 @@ from obs_pipelines.ingest.mapping import map_request
 from obs_pipelines.ingest.readers import expand_paths, iter_file
 from obs_pipelines.ingest.runner import ingest_paths
 from obs_pipelines_tests.ingest.otlp_builders import comparable, hex_to_b64, span_rows
+from obs_pipelines_tests.real_trace_counts import real_counts
 
 TRACES_FILE = "framework-traces.otlp.jsonl"
 
@@ -134,8 +135,9 @@ def test_int64_as_numbers_give_the_same_rows_as_int64_as_strings(real_traces_dir
 def test_reingesting_the_same_file_stores_nothing_new(store, real_traces_dir):
     first = ingest_paths(store.engine, [real_traces_dir / TRACES_FILE])
     again = ingest_paths(store.engine, [real_traces_dir / TRACES_FILE])
-    assert first.stored == 135
-    assert (again.read, again.stored, again.duplicate, again.rejected) == (138, 0, 138, 0)
+    real = real_counts()
+    assert first.stored == real.stored
+    assert (again.read, again.stored, again.duplicate, again.rejected) == (real.read, 0, real.read, 0)
 
 
 def test_reingesting_records_no_new_arrivals(store, real_traces_dir):
@@ -147,7 +149,7 @@ def test_reingesting_records_no_new_arrivals(store, real_traces_dir):
     ingest_paths(store.engine, [real_traces_dir / TRACES_FILE])
     with store.engine.connect() as conn:
         after = conn.execute(sa.text("SELECT count(*), sum(span_count) FROM span_arrivals")).one()
-    assert before == after and before[1] == 135
+    assert before == after and before[1] == real_counts().stored
 
 
 def test_gzip_jsonl_gives_the_same_rows_as_jsonl(store, real_traces_dir, tmp_path, jsonl_rows):
@@ -220,10 +222,10 @@ def test_a_truncated_json_line_inside_a_json_file_does_not_hide_the_next_lines(t
 
 
 def test_a_big_json_array_is_streamed_in_chunks(tmp_path, monkeypatch):
-    from obs_pipelines.ingest import readers
+    from obs_pipelines.ingest.formats import json_values
     from obs_pipelines_tests.ingest.otlp_builders import request, span
 
-    monkeypatch.setattr(readers, "_CHUNK", 64)  # force many partial reads
+    monkeypatch.setattr(json_values, "CHUNK", 64)  # force many partial reads
     reqs = [request(span(f"s{i}", span_id=f"{i + 1:016x}", attrs={"ü": "é" * i})) for i in range(50)]
     path = tmp_path / "arr.json"
     path.write_text(json.dumps(reqs, ensure_ascii=False))
@@ -238,7 +240,7 @@ def test_directories_are_expanded_recursively(store, real_traces_dir, tmp_path):
     (tmp_path / "a" / ".hidden.jsonl").write_text("{}")
     assert expand_paths([tmp_path]) == [tmp_path / "a" / "b" / "t.jsonl"]
     summary = ingest_paths(store.engine, [tmp_path])
-    assert (summary.files, summary.stored) == (1, 135)
+    assert (summary.files, summary.stored) == (1, real_counts().stored)
 
 
 def test_globs_are_expanded(store, real_traces_dir, tmp_path):
@@ -246,7 +248,10 @@ def test_globs_are_expanded(store, real_traces_dir, tmp_path):
         shutil.copy(real_traces_dir / TRACES_FILE, tmp_path / name)
     assert [p.name for p in expand_paths([str(tmp_path / "x*.jsonl")])] == ["x1.jsonl", "x2.jsonl"]
     summary = ingest_paths(store.engine, [str(tmp_path / "x*.jsonl")])
-    assert (summary.files, summary.read, summary.stored, summary.duplicate) == (2, 276, 135, 141)
+    real = real_counts()  # two copies: the second one's spans are all duplicates
+    assert (summary.files, summary.read, summary.stored, summary.duplicate) == (
+        2, 2 * real.read, real.stored, 2 * real.read - real.stored
+    )
 
 
 def _ingest_fresh(store, path):
@@ -256,7 +261,7 @@ def _ingest_fresh(store, path):
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM spans"))
     summary = ingest_paths(store.engine, [path])
-    assert summary.rejected == 0 and summary.stored == 135
+    assert summary.rejected == 0 and summary.stored == real_counts().stored
     return span_rows(store.engine)
 
 
@@ -268,10 +273,10 @@ def _one_resource_pb(real_traces_dir) -> tuple[bytes, dict]:
 
 
 def test_a_huge_resource_spans_is_read_one_span_at_a_time_with_the_same_rows(tmp_path, real_traces_dir, monkeypatch):
-    from obs_pipelines.ingest import readers
+    from obs_pipelines.ingest.formats import protobuf
 
     data, req = _one_resource_pb(real_traces_dir)
-    monkeypatch.setattr(readers, "PROTOBUF_WHOLE_MAX", 0)
+    monkeypatch.setattr(protobuf, "PROTOBUF_WHOLE_MAX", 0)
     (tmp_path / "big.pb").write_bytes(data)
     (rec,) = list(iter_file(tmp_path / "big.pb"))
     assert rec.location == "resourceSpans[0].scopeSpans[0].spans[0:29]"
@@ -279,11 +284,11 @@ def test_a_huge_resource_spans_is_read_one_span_at_a_time_with_the_same_rows(tmp
 
 
 def test_a_huge_resource_spans_is_emitted_in_groups_of_spans(tmp_path, real_traces_dir, monkeypatch):
-    from obs_pipelines.ingest import readers
+    from obs_pipelines.ingest.formats import protobuf
 
     data, req = _one_resource_pb(real_traces_dir)
-    monkeypatch.setattr(readers, "PROTOBUF_WHOLE_MAX", 0)
-    monkeypatch.setattr(readers, "PROTOBUF_GROUP_SPANS", 10)
+    monkeypatch.setattr(protobuf, "PROTOBUF_WHOLE_MAX", 0)
+    monkeypatch.setattr(protobuf, "PROTOBUF_GROUP_SPANS", 10)
     (tmp_path / "big.pb").write_bytes(data)
     recs = list(iter_file(tmp_path / "big.pb"))
     assert [len(r.payload["resourceSpans"][0]["scopeSpans"][0]["spans"]) for r in recs] == [10, 10, 9]
@@ -293,11 +298,11 @@ def test_a_huge_resource_spans_is_emitted_in_groups_of_spans(tmp_path, real_trac
 
 
 def test_a_truncated_huge_resource_spans_is_rejected_after_the_spans_before_the_cut(tmp_path, real_traces_dir, monkeypatch):
-    from obs_pipelines.ingest import readers
+    from obs_pipelines.ingest.formats import protobuf
 
     data, _ = _one_resource_pb(real_traces_dir)
-    monkeypatch.setattr(readers, "PROTOBUF_WHOLE_MAX", 0)
-    monkeypatch.setattr(readers, "PROTOBUF_GROUP_SPANS", 10)
+    monkeypatch.setattr(protobuf, "PROTOBUF_WHOLE_MAX", 0)
+    monkeypatch.setattr(protobuf, "PROTOBUF_GROUP_SPANS", 10)
     (tmp_path / "cut.pb").write_bytes(data[: len(data) // 2])
     recs = list(iter_file(tmp_path / "cut.pb"))
     assert recs[-1].error is not None and recs[-1].error.startswith("invalid protobuf")

@@ -91,10 +91,14 @@ def test_a_run_whose_worker_was_killed_is_marked_failed_by_run_monitoring_and_wi
         (run,) = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.STARTED  # what a killed run looks like without monitoring
         assert instance.run_monitoring_enabled  # else the daemon never makes the pass below
-        time.sleep(1.5)  # past the job's dagster/max_runtime of 1 s
-        (record,) = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
-        monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))
-        run = instance.get_run_by_id(run.run_id)
+        deadline = time.monotonic() + 60  # passes of run monitoring until the job's max_runtime (1 s) is past
+        while True:
+            (record,) = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+            monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))
+            run = instance.get_run_by_id(run.run_id)
+            if run.status != dg.DagsterRunStatus.STARTED or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # between passes, as the daemon's own loop does
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert run.tags.get("dagster/will_retry") == "true"
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 
 from obs_pipelines.offline_evals import datasets, experiments
 from obs_pipelines_tests.offline_evals.conftest import Exact
@@ -19,16 +19,19 @@ def answer(text: str) -> str:
 
 
 def test_a_task_that_raises_or_hangs_on_some_cases_is_recorded_and_the_experiment_completes():
+    never = threading.Event()  # never set: the q2 call hangs (its daemon thread is left behind)
+    hung_call_returned = threading.Event()
+
     def flaky(text: str) -> str:
         if text == "q1":
             raise RuntimeError("upstream said no")
         if text == "q2":
-            time.sleep(60)  # hangs: the timeout records it, its daemon thread is left behind
+            never.wait(600)
+            hung_call_returned.set()
         return answer(text)
 
-    began = time.perf_counter()
     exp = experiments.run_experiment("d", "v", _cases(6), flaky, "t:flaky", [Exact()], timeout_s=0.5)
-    assert time.perf_counter() - began < 5
+    assert not hung_call_returned.is_set()  # the experiment finished without waiting for the hung call
     by_case = {r.case_id: r for r in exp.results}
     assert by_case[datasets.case_id("q1")].error == "RuntimeError: upstream said no"
     assert by_case[datasets.case_id("q2")].error == "timeout after 0.5 s"
@@ -38,29 +41,44 @@ def test_a_task_that_raises_or_hangs_on_some_cases_is_recorded_and_the_experimen
 
 
 def test_async_tasks_run_concurrently_and_report_cost():
+    in_flight, peak = 0, 0
+    all_in: list[asyncio.Event] = []  # made on the experiment's event loop
+
     async def task(text: str, case: dict) -> dict:
-        await asyncio.sleep(0.1)
+        nonlocal in_flight, peak
+        if not all_in:
+            all_in.append(asyncio.Event())
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 25:
+            all_in[0].set()
+        try:  # the first 25 calls meet here: only calls that run together get past it
+            await asyncio.wait_for(all_in[0].wait(), 10)
+        except TimeoutError:
+            all_in[0].set()  # fail this call, not every later one
+            raise
+        await asyncio.sleep(0.1)  # the call's own latency
+        in_flight -= 1
         return {"output": case["expected"], "cost_usd": 0.001}
 
     seen: list[int] = []
-    began = time.perf_counter()
     exp = experiments.run_experiment("d", "v", _cases(100), task, "t:task", [Exact()], concurrency=25,
                                      progress=seen.append)
-    assert time.perf_counter() - began < 2.5  # 100 x 100 ms at 25 in flight: about 0.4 s
+    assert peak == 25  # concurrency=25: never more in flight
     assert len(seen) == 100 and exp.error_count == 0
     assert exp.mean_scores() == {"exact": 1.0}
     assert all(r.cost_usd == 0.001 and r.latency_ms >= 100 for r in exp.results)
 
 
 def test_sync_tasks_run_concurrently_on_threads():
+    meet = threading.Barrier(20, timeout=10)  # passes only when 20 calls are in flight at once
+
     def slow(text: str) -> str:
-        time.sleep(0.1)
+        meet.wait()  # a broken barrier (fewer threads) raises: the case errs and scores 0
         return answer(text)
 
-    began = time.perf_counter()
     exp = experiments.run_experiment("d", "v", _cases(60), slow, "t:slow", [Exact()], concurrency=20)
-    assert time.perf_counter() - began < 2.0  # serially: 6 s
-    assert exp.mean_scores() == {"exact": 1.0}
+    assert exp.error_count == 0 and exp.mean_scores() == {"exact": 1.0}
 
 
 def test_an_experiment_is_stored_with_its_cases_scores_and_scorer_versions(store):

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.reports import charts, figures, html, sla
 from obs_pipelines.reports.incidents import incidents
 from obs_pipelines.reports.reading import Rollups, newest_hour, read_alerts, read_rollups
+from obs_pipelines.store.db import utcnow
 
 HOUR = timedelta(hours=1)
 RECENT_ALERTS = timedelta(days=7)
@@ -136,7 +137,7 @@ def build_dashboard(engine: Engine, end: datetime | None = None) -> Report:
     """The dashboard up to ``end`` (exclusive; default: the hour after the newest rolled-up hour)."""
     if end is None:
         newest = newest_hour(engine)
-        end = (newest + HOUR) if newest else datetime.utcnow().replace(minute=0, second=0, microsecond=0)
+        end = (newest + HOUR) if newest else utcnow().replace(minute=0, second=0, microsecond=0)
     start = end - figures.WINDOWS["30d"]
     rollups = read_rollups(engine, start, end)
     # vl-convert renders outside the GIL: the charts draw in a thread while the figures are computed
@@ -159,7 +160,7 @@ def build_dashboard(engine: Engine, end: datetime | None = None) -> Report:
                       "requests (hourly percentiles cannot be merged exactly); 'worst hour' is the highest."])
     )
     page = html.page("LLM app dashboard", f"Hourly rollups up to {end:%Y-%m-%d %H:%M} UTC "
-                     f"(generated {datetime.utcnow():%Y-%m-%d %H:%M} UTC)", body)
+                     f"(generated {utcnow():%Y-%m-%d %H:%M} UTC)", body)
     headline = {"requests_24h": day["requests"], "error_rate_24h": day["error_rate"], "p95_ms_24h": day["p95_ms"],
                 "cost_usd_24h": day["cost_usd"], "open_alerts": float(len(figs["alerts_open"])),
                 "requests_30d": figs["windows"]["30d"]["requests"], "charts": float(len(rendered))}

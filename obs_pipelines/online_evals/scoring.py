@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.online_evals import registry
+from obs_pipelines.online_evals import parallel, registry
 from obs_pipelines.online_evals.config import EvalRule, OnlineEvalsSettings, sampled
 from obs_pipelines.online_evals.judge import storable
 from obs_pipelines.online_evals.responses import TEXT_CUT, Response, read_responses
-from obs_pipelines.online_evals.scorers.base import Scorer
+from obs_pipelines.online_evals.scorers.base import Example, Scorer
 from obs_pipelines.online_evals.tables import (
     HOUR_COLUMNS,
     JUDGE_COLUMNS,
@@ -173,9 +173,11 @@ def _details(details: Mapping) -> str | None:
 
 
 def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineEvalsSettings,
-               scorers: Mapping[str, Scorer], stored: pd.DataFrame | None = None, rescore: bool = False) -> HourScores:
+               scorers: Mapping[str, Scorer], stored: pd.DataFrame | None = None, rescore: bool = False,
+               workers: int | None = None) -> HourScores:
     """The rows of ``eval_scores`` for [start, end): stored rows of the current scorer versions are kept
-    (unless ``rescore``), missing pairs are scored now."""
+    (unless ``rescore``), missing pairs are scored now, the local scorers on ``workers`` processes (default:
+    every CPU; the rows are the same whatever the count)."""
     began = time.perf_counter()
     kinds = {kind for rule in settings.rules for kind in rule.span_kinds}
     kept_rows: dict[Key, dict] = {}
@@ -191,6 +193,8 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
     pending: list[tuple[dict, Future]] = []
     concurrent = [s for s in scorers.values() if getattr(s, "concurrent", False) and getattr(s, "client", None)]
     pool = ThreadPoolExecutor(max(s.client.concurrency for s in concurrent)) if concurrent else None
+    local_rows: list[dict] = []
+    local_pairs: list[tuple[str, Example]] = []
     for response in read_responses(engine, start, end, kinds, settings.max_text_chars):
         chosen = select(response, settings.rules)
         if not chosen:
@@ -217,18 +221,23 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
                    TEXT_CUT: cut}
             if pool is not None and getattr(scorer, "concurrent", False):  # network-bound: judge calls in parallel
                 pending.append((row, pool.submit(scorer, response.example)))
-            else:
-                try:
-                    _apply(row, scorer(response.example), result, judged)
-                except Exception as exc:  # noqa: BLE001 - one response must not fail the hour
-                    _failed(row, exc, result, judged)
+            else:  # CPU-bound: scored below on every core (online_evals/parallel.py)
+                local_rows.append(row)
+                local_pairs.append((name, response.example))
             result.scored += 1
             rows.append(row)
+    for row, (value, reason, details, error) in zip(local_rows, parallel.score_pairs(local_pairs, scorers, workers),
+                                                    strict=True):
+        if error is None:
+            _apply(row, value, reason, details, result, judged)
+        else:
+            _failed(row, error, result, judged)
     for row, future in pending:
         try:
-            _apply(row, future.result(), result, judged)
-        except Exception as exc:  # noqa: BLE001
-            _failed(row, exc, result, judged)
+            score = future.result()
+            _apply(row, score.value, score.reason, score.details, result, judged)
+        except Exception as exc:  # noqa: BLE001 - one response must not fail the hour
+            _failed(row, f"{type(exc).__name__}: {exc}", result, judged, getattr(exc, "call", None))
     if pool is not None:
         pool.shutdown()
     result.unchanged = result.scored == 0 and stored is not None and len(stored) == result.kept and not rescore
@@ -238,26 +247,28 @@ def score_hour(engine: Engine, start: datetime, end: datetime, settings: OnlineE
     return result
 
 
-def _apply(row: dict, score, result: "HourScores", judged: list[dict]) -> None:
-    details = dict(score.details)
+def _apply(row: dict, value: float | None, reason: str | None, details: Mapping, result: "HourScores",
+           judged: list[dict]) -> None:
+    details = dict(details)
     call = details.pop("judge_call", None)
     cut = row.pop(TEXT_CUT, None)
     if cut:
         details[TEXT_CUT] = cut
     if call is not None:
         judged.append(_judge_row(row, call))
-    row["score"], row["reason"], row["details"] = score.value, score.reason, _details(details)
-    if score.value is not None:
-        row["passed"] = score.value >= row["threshold"]
-        result.by_scorer.setdefault(row["scorer"], []).append(score.value)
+    row["score"], row["reason"], row["details"] = value, reason, _details(details)
+    if value is not None:
+        row["passed"] = value >= row["threshold"]
+        result.by_scorer.setdefault(row["scorer"], []).append(value)
 
 
-def _failed(row: dict, exc: Exception, result: "HourScores", judged: list[dict]) -> None:
+def _failed(row: dict, error: str, result: "HourScores", judged: list[dict], call=None) -> None:
+    """The row of a pair whose scorer raised ``error`` ("<Type>: <message>"); ``call``: a judge that did not
+    answer, whose attempts are recorded too."""
     cut = row.pop(TEXT_CUT, None)
     row["details"] = _details({TEXT_CUT: cut} if cut else {})
-    row["error"] = storable(f"{type(exc).__name__}: {exc}", 1000)
+    row["error"] = storable(error, 1000)
     result.errors += 1
-    call = getattr(exc, "call", None)  # a judge that did not answer: its attempts are recorded too
     if call is not None:
         judged.append(_judge_row(row, call))
 

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -125,16 +124,29 @@ def _stored(url: str) -> int:
 def test_ingest_rides_out_a_database_restart_mid_ingest(cluster, tmp_path, monkeypatch):
     path = _traces_file(tmp_path)
     restarted = threading.Event()
+    refused = threading.Event()  # the ingest has met the stopped database at least once
+    real_retry = runner.with_db_retry
 
-    def crash_then_restart_soon():
+    def with_db_retry(engine, limits, fn, *args):
+        def watched(*fn_args):
+            try:
+                return fn(*fn_args)
+            except Exception:
+                refused.set()
+                raise
+
+        return real_retry(engine, limits, watched, *args)
+
+    def crash_then_restart_once_refused():
         cluster.stop()
-        threading.Thread(target=lambda: (time.sleep(1.5), cluster.start(), restarted.set())).start()
+        threading.Thread(target=lambda: (refused.wait(30), cluster.start(), restarted.set())).start()
 
-    _on_record(monkeypatch, 150, crash_then_restart_soon)
+    monkeypatch.setattr(runner, "with_db_retry", with_db_retry)
+    _on_record(monkeypatch, 150, crash_then_restart_once_refused)
     engine = sa.create_engine(cluster.url)
     limits = IngestLimits(db_retry_attempts=8, db_retry_delay_s=0.25)  # waits up to ~30 s in all
     summary = ingest_paths(engine, [path], batch_size=100, workers=0, limits=limits)
-    assert restarted.wait(30)
+    assert restarted.wait(30) and refused.is_set()
     assert summary.stored + summary.duplicate == TRACES * SPANS_PER_TRACE and summary.rejected == 0
     assert _stored(cluster.url) == TRACES * SPANS_PER_TRACE
     assert reject_rows(engine) == []
@@ -146,10 +158,8 @@ def test_a_database_that_stays_down_fails_with_one_line_and_a_rerun_converges(cl
     _on_record(monkeypatch, 150, cluster.stop)
     engine = sa.create_engine(cluster.url)
     limits = IngestLimits(db_retry_attempts=3, db_retry_delay_s=0.1)
-    t0 = time.monotonic()
     with pytest.raises(IngestDatabaseError) as err:
         ingest_paths(engine, [path], batch_size=100, workers=0, limits=limits)
-    assert time.monotonic() - t0 < 30
     message = str(err.value)
     assert "\n" not in message and "unreachable after 3 attempts" in message and "re-run" in message
 

@@ -11,6 +11,7 @@ import pytest
 from obs_pipelines.ingest import runner
 from obs_pipelines.ingest.runner import ingest_paths
 from obs_pipelines_tests.ingest.otlp_builders import comparable, reject_rows, span_rows
+from obs_pipelines_tests.real_trace_counts import real_counts
 
 TRACES_FILE = "framework-traces.otlp.jsonl"
 
@@ -60,14 +61,15 @@ def test_worker_processes_give_the_same_rows_counts_and_rejects_as_in_process(
     assert parallel_everything == [path]  # the second run did not use workers
     assert parallel == in_process
     summary, rows, rejects = parallel
-    assert (summary.read, summary.stored, summary.duplicate, summary.rejected) == (141, 135, 3, 3)
+    real = real_counts()  # plus the three bad lines, read and rejected
+    assert (summary.read, summary.stored, summary.duplicate, summary.rejected) == (real.read + 3, real.stored, real.duplicate, 3)
     assert [loc for loc, _, _ in rejects] == ["line 11", "line 12", "line 13"]
 
 
 def test_a_gzipped_jsonl_file_takes_the_worker_path(store, tmp_path, real_traces_dir, parallel_everything):
     summary, rows, _ = _ingest(store, _mixed_file(tmp_path, real_traces_dir, gz=True), workers=2)
     assert len(parallel_everything) == 1
-    assert (summary.stored, summary.rejected) == (135, 3)
+    assert (summary.stored, summary.rejected) == (real_counts().stored, 3)
 
 
 def test_a_truncated_gzip_file_keeps_what_was_read_and_rejects_the_rest(
@@ -95,20 +97,21 @@ def test_a_batch_the_database_refuses_is_retried_row_by_row_in_process(
 
     monkeypatch.setattr(runner, "write_prepared_spans", refuse_first)
     summary, rows, rejects = _ingest(store, real_traces_dir / TRACES_FILE, workers=2)
-    assert failed and (summary.stored, summary.rejected) == (135, 0)
+    assert failed and (summary.stored, summary.rejected) == (real_counts().stored, 0)
 
 
 def test_reingesting_through_workers_counts_duplicates(store, real_traces_dir, parallel_everything):
     ingest_paths(store.engine, [real_traces_dir / TRACES_FILE], workers=2)
     again = ingest_paths(store.engine, [real_traces_dir / TRACES_FILE], workers=2)
-    assert (again.read, again.stored, again.duplicate) == (138, 0, 138)
+    read = real_counts().read
+    assert (again.read, again.stored, again.duplicate) == (read, 0, read)
 
 
 def test_workers_are_not_used_for_small_files(store, real_traces_dir, monkeypatch):
     calls = []
     monkeypatch.setattr(runner, "_ingest_jsonl_parallel", lambda *a, **k: calls.append(a))
     summary = ingest_paths(store.engine, [real_traces_dir / TRACES_FILE], workers=2)
-    assert calls == [] and summary.stored == 135
+    assert calls == [] and summary.stored == real_counts().stored
 
 
 def test_worker_count_comes_from_the_environment(monkeypatch):
@@ -126,7 +129,8 @@ def test_json_lines_with_an_unreadable_chunk_boundary_line_are_all_accounted(
     path = tmp_path / "many.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in reqs * 3) + "\n\n")
     summary = ingest_paths(store.engine, [path], workers=2)
-    assert (summary.read, summary.stored, summary.duplicate) == (414, 135, 279)
+    real = real_counts()  # the file three times: everything past the first copy is a duplicate
+    assert (summary.read, summary.stored, summary.duplicate) == (3 * real.read, real.stored, 3 * real.read - real.stored)
 
 
 def test_parallel_ingest_turns_the_cyclic_gc_back_on(store, tmp_path, real_traces_dir, parallel_everything):

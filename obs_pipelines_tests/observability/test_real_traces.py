@@ -14,6 +14,7 @@ from obs_pipelines.observability.config import ObservabilitySettings
 from obs_pipelines.observability.hourly import hourly_tables
 from obs_pipelines.observability.tree import read_trace, tree
 from obs_pipelines.pricing import load_prices
+from obs_pipelines_tests.real_trace_counts import real_counts
 
 TRACES_FILE = "framework-traces.otlp.jsonl"
 HOUR = timedelta(hours=1)
@@ -41,13 +42,13 @@ def test_real_traces_become_one_request_each_with_its_root_and_every_span(store,
     assert ingest_paths(store.engine, [real_traces_dir / TRACES_FILE]).rejected == 0
     spans = _spans(store)
     traces = _all_hours(store, spans)["traces"].set_index("trace_id")
-    assert sorted(traces.index) == sorted(spans["trace_id"].unique()) and len(traces) == 19
+    assert sorted(traces.index) == sorted(spans["trace_id"].unique()) and len(traces) == real_counts().traces
     roots = spans[spans["parent_span_id"].isna()].set_index("trace_id")["start_time"]
     firsts = spans.groupby("trace_id")["start_time"].min()
     expected_start = firsts.copy()
     expected_start[roots.index] = roots  # the root's start; a rootless trace (the C# agent) starts at its first span
     assert (pd.to_datetime(traces["start_time"]) == expected_start[traces.index]).all()
-    assert traces["span_count"].sum() == len(spans) == 135
+    assert traces["span_count"].sum() == len(spans) == real_counts().stored
     assert (traces["tool_spans"] == spans[spans["kind"] == "tool"].groupby("trace_id").size()
             .reindex(traces.index, fill_value=0)).all()
 

@@ -11,7 +11,9 @@ brings back off-topic documents.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
+from itertools import chain, count
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
 from obs_pipelines.online_evals.scorers.specifics import (
@@ -100,14 +102,31 @@ class _Evidence:
         self.facts = [facts_of(t) for t in texts]  # (checked one by one: merging costs more than a few lookups)
         self.negated = [s.content for t in texts for s in negated_sentences(t)]
         self.negated_words = frozenset().union(*self.negated) if self.negated else frozenset()
-        self._positive: list[frozenset] | None = None
+        self._by_polarity: dict[tuple[bool, bool], dict[str, list[list[int]]]] | None = None
 
     @property
-    def positive(self) -> list[frozenset]:
-        if self._positive is None:
-            self._positive = [s.content for t in self.texts for s in evidence_sentences(t)
-                              if s.polarity == (False, False)]
-        return self._positive
+    def by_polarity(self) -> dict[tuple[bool, bool], dict[str, list[list[int]]]]:
+        """polarity -> word -> the documents' lists of sentences of that polarity holding it (an inverted index
+        merged from the cached per-document ones on the first claim that needs the full polarity check)."""
+        if self._by_polarity is None:
+            self._by_polarity = {}
+            for text in dict.fromkeys(self.texts):  # (a repeated document adds no sentence to compare with)
+                for pol, postings in _document_index(text).items():
+                    index = self._by_polarity.setdefault(pol, {})
+                    for word, ids in postings.items():  # (the document's lists, shared, never changed)
+                        index.setdefault(word, []).append(ids)
+        return self._by_polarity
+
+    def most_shared(self, content: frozenset[str], polarity: tuple[bool, bool]) -> int:
+        """The most content words one evidence sentence of this polarity shares with ``content``: the postings
+        of the claim's words counted per sentence (in C), so the cost follows the sentences that share a word."""
+        index = self.by_polarity.get(polarity)
+        if not index:
+            return 0
+        postings = [index[w] for w in content if w in index]
+        if len(postings) < 2:
+            return len(postings)
+        return max(Counter(chain.from_iterable(chain.from_iterable(postings))).values())
 
     def contradicts(self, claim: Claim, support: float) -> bool:
         """The evidence sentence sharing most of the claim's content words (>= ``support`` of them) has the
@@ -119,17 +138,26 @@ class _Evidence:
             if len(content & self.negated_words) < need:
                 return False
             best_other = max(map(len, map(content.intersection, self.negated)))
-            return best_other >= need and best_other > max(map(len, map(content.intersection, self.positive)),
-                                                           default=0)
-        best_same = best_other = 0
-        for text in self.texts:
-            for s in evidence_sentences(text):
-                shared = len(content & s.content)
-                if s.polarity == own:
-                    best_same = max(best_same, shared)
-                else:
-                    best_other = max(best_other, shared)
+            return best_other >= need and best_other > self.most_shared(content, own)
+        best_same = self.most_shared(content, own)
+        best_other = max((self.most_shared(content, p) for p in self.by_polarity if p != own), default=0)
         return best_other >= need and best_other > best_same
+
+
+_SENTENCE_IDS = count()
+
+
+@lru_cache(maxsize=4096)
+def _document_index(text: str) -> dict[tuple[bool, bool], dict[str, list[int]]]:
+    """polarity -> content word -> the document's sentences of that polarity holding it, as ids unique across
+    documents (cached per document: the same knowledge-base documents come back for many responses)."""
+    index: dict[tuple[bool, bool], dict[str, list[int]]] = {}
+    for s in evidence_sentences(text):
+        i = next(_SENTENCE_IDS)
+        postings = index.setdefault(s.polarity, {})
+        for word in s.content:
+            postings.setdefault(word, []).append(i)
+    return index
 
 
 @lru_cache(maxsize=256)

@@ -741,7 +741,11 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         _resolve_multi(multi, best, attrs, warns)
 
     kind = _kind(best, attrs)
-    model, provider = _model_provider(best, attrs, warns)
+    # sections whose groups are all absent are skipped (a call per span costs ingest speed)
+    if best[_G.MODEL_RESP] is None and best[_G.MODEL_REQ] is None and best[_G.PROVIDER] is None:
+        model = provider = None
+    else:
+        model, provider = _model_provider(best, attrs, warns)
     if kind == "llm" or kind == "embedding":
         input_tokens, output_tokens, cached, cost, model = _usage(best, attrs, warns, model)
     else:
@@ -749,10 +753,23 @@ def map_span(sp: dict, service_name=None, scope_name=None, resource_extra=None, 
         for c in (best[_G.IN], best[_G.OUT], best[_G.CACHE], best[_G.COST]):
             if c is not None:
                 attrs[c[1]] = c[2]  # a roll-up of the child calls: kept, never summed
-    inp, out = _input_output(best, indexed, attrs)
-    status, error_type, error_message = _status(sp.get("status"), best, attrs, warns, error_type_ev, error_msg_ev)
-    prompt_name, prompt_version = _prompt(best, attrs, warns)
-    user_id, session_id, route_cand = _trace_level(best, attrs, warns)
+    if best[_G.INPUT] is None and best[_G.OUTPUT] is None and not indexed:
+        inp = out = None
+    else:
+        inp, out = _input_output(best, indexed, attrs)
+    st = sp.get("status")
+    if not st and best[_G.LF_LEVEL] is None and best[_G.ERROR_TYPE] is None and best[_G.ERROR_MSG] is None:
+        status, error_type, error_message = "ok", None, None
+    else:
+        status, error_type, error_message = _status(st, best, attrs, warns, error_type_ev, error_msg_ev)
+    if best[_G.PROMPT_NAME] is None and best[_G.PROMPT_VERSION] is None:
+        prompt_name = prompt_version = None
+    else:
+        prompt_name, prompt_version = _prompt(best, attrs, warns)
+    if best[_G.USER] is None and best[_G.SESSION] is None and best[_G.ROUTE] is None:
+        user_id = session_id = route_cand = None
+    else:
+        user_id, session_id, route_cand = _trace_level(best, attrs, warns)
     name = _span_extras(sp, attrs, warns, scope_name, resource_extra)
     if warns:
         attrs[WARNINGS_KEY] = warns
@@ -1155,13 +1172,16 @@ def _usage(best: list, attrs: dict, warns: list, model):
     input_tokens = output_tokens = cached = cost = None
     c = best[_G.IN]
     if c is not None:
-        input_tokens = _count(c, attrs, warns, "input_tokens")
+        v = c[2]
+        input_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _count(c, attrs, warns, "input_tokens")
     c = best[_G.OUT]
     if c is not None:
-        output_tokens = _count(c, attrs, warns, "output_tokens")
+        v = c[2]
+        output_tokens = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _count(c, attrs, warns, "output_tokens")
     c = best[_G.CACHE]
     if c is not None:
-        cached = _count(c, attrs, warns, "cached_input_tokens")
+        v = c[2]
+        cached = v if (type(v) is int and 0 <= v <= MAX_BIGINT) else _count(c, attrs, warns, "cached_input_tokens")
     c = best[_G.LF_USAGE]
     if c is not None and (input_tokens is None or output_tokens is None):
         input_tokens, output_tokens, cached = _langfuse_usage(c[2], input_tokens, output_tokens, cached, warns)
@@ -1294,13 +1314,13 @@ def _trace_level(best: list, attrs: dict, warns: list):
     user_id = session_id = route_cand = None
     c = best[_G.USER]
     if c is not None:
-        user_id = _text_column(c, attrs, warns, "user_id")
+        user_id = c[2] if type(c[2]) is str else _text_column(c, attrs, warns, "user_id")
     c = best[_G.SESSION]
     if c is not None:
-        session_id = _text_column(c, attrs, warns, "session_id")
+        session_id = c[2] if type(c[2]) is str else _text_column(c, attrs, warns, "session_id")
     c = best[_G.ROUTE]
     if c is not None:
-        rv = _text_column(c, attrs, warns, "route")
+        rv = c[2] if type(c[2]) is str else _text_column(c, attrs, warns, "route")
         if rv is not None:
             route_cand = (c[0], c[1], rv)
             attrs[c[1]] = c[2]  # removed later when it is the trace's route

@@ -277,7 +277,8 @@ class SupportBot:
         decision = v.TRIAGE_DECISIONS[priority]
         t = chat(t, decision)
         tr.add("invoke_agent triage_agent", agent, root, agent_start, (t - agent_start) / 1e6,
-               {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage_agent"})
+               {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage_agent"},
+               error=("AgentError", "a model call of the agent failed") if failed else None)
         end = t + int(self._ms(rng, 6) * 1e6)
         tr.add("POST /triage", root, None, t0, (end - t0) / 1e6,
                {"http.route": "/triage", "http.request.method": "POST", "user.id": user,

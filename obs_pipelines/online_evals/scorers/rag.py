@@ -102,28 +102,28 @@ class _Evidence:
         self.facts = [facts_of(t) for t in texts]  # (checked one by one: merging costs more than a few lookups)
         self.negated = [s.content for t in texts for s in negated_sentences(t)]
         self.negated_words = frozenset().union(*self.negated) if self.negated else frozenset()
-        self._by_polarity: dict[tuple[bool, bool], dict[str, list[list[int]]]] | None = None
+        self._indices: dict[bool, dict[object, _Postings]] = {}
 
-    @property
-    def by_polarity(self) -> dict[tuple[bool, bool], dict[str, list[list[int]]]]:
-        """polarity -> word -> the documents' lists of sentences of that polarity holding it (an inverted index
-        merged from the cached per-document ones on the first claim that needs the full polarity check)."""
-        if self._by_polarity is None:
-            self._by_polarity = {}
+    def index(self, negated: bool) -> dict[object, "_Postings"]:
+        """polarity -> word -> the documents' lists of sentences of that polarity holding it (``negated``: of
+        the negated sentences only, under ``NEGATED``), over the cached per-document indexes; a word's lists
+        are gathered on its first lookup (merging every word of every document costs more than the claims'
+        lookups)."""
+        merged = self._indices.get(negated)
+        if merged is None:
+            merged = self._indices[negated] = {}
             for text in dict.fromkeys(self.texts):  # (a repeated document adds no sentence to compare with)
-                for pol, postings in _document_index(text).items():
-                    index = self._by_polarity.setdefault(pol, {})
-                    for word, ids in postings.items():  # (the document's lists, shared, never changed)
-                        index.setdefault(word, []).append(ids)
-        return self._by_polarity
+                for key, postings in _document_index(text, negated).items():
+                    merged.setdefault(key, _Postings()).documents.append(postings)
+        return merged
 
-    def most_shared(self, content: frozenset[str], polarity: tuple[bool, bool]) -> int:
-        """The most content words one evidence sentence of this polarity shares with ``content``: the postings
-        of the claim's words counted per sentence (in C), so the cost follows the sentences that share a word."""
-        index = self.by_polarity.get(polarity)
-        if not index:
+    def most_shared(self, content: frozenset[str], key: object, negated: bool = False) -> int:
+        """The most content words one evidence sentence under ``key`` shares with ``content``: the postings of
+        the claim's words counted per sentence (in C), so the cost follows the sentences that share a word."""
+        index = self.index(negated).get(key)
+        if index is None:
             return 0
-        postings = [index[w] for w in content if w in index]
+        postings = [lists for lists in map(index.__getitem__, content) if lists]
         if len(postings) < 2:
             return len(postings)
         return max(Counter(chain.from_iterable(chain.from_iterable(postings))).values())
@@ -137,24 +137,37 @@ class _Evidence:
         if own == (False, False):  # only a negated sentence can contradict: most claims stop at the first test
             if len(content & self.negated_words) < need:
                 return False
-            best_other = max(map(len, map(content.intersection, self.negated)))
+            best_other = self.most_shared(content, NEGATED, negated=True)
             return best_other >= need and best_other > self.most_shared(content, own)
         best_same = self.most_shared(content, own)
-        best_other = max((self.most_shared(content, p) for p in self.by_polarity if p != own), default=0)
+        best_other = max((self.most_shared(content, p) for p in self.index(False) if p != own), default=0)
         return best_other >= need and best_other > best_same
 
 
+class _Postings(dict):
+    """word -> the lists of sentence ids the documents hold for it, gathered from ``documents`` on first use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: list[dict[str, list[int]]] = []
+
+    def __missing__(self, word: str) -> list[list[int]]:
+        lists = self[word] = [d[word] for d in self.documents if word in d]
+        return lists
+
+
 _SENTENCE_IDS = count()
+NEGATED = "negated"  # the index key of the negated sentences (negated_sentences: found without tokenising all)
 
 
-@lru_cache(maxsize=4096)
-def _document_index(text: str) -> dict[tuple[bool, bool], dict[str, list[int]]]:
-    """polarity -> content word -> the document's sentences of that polarity holding it, as ids unique across
+@lru_cache(maxsize=8192)
+def _document_index(text: str, negated: bool) -> dict[object, dict[str, list[int]]]:
+    """polarity (or NEGATED) -> content word -> the document's sentences holding it, as ids unique across
     documents (cached per document: the same knowledge-base documents come back for many responses)."""
-    index: dict[tuple[bool, bool], dict[str, list[int]]] = {}
-    for s in evidence_sentences(text):
+    index: dict[object, dict[str, list[int]]] = {}
+    for s in negated_sentences(text) if negated else evidence_sentences(text):
         i = next(_SENTENCE_IDS)
-        postings = index.setdefault(s.polarity, {})
+        postings = index.setdefault(NEGATED if negated else s.polarity, {})
         for word in s.content:
             postings.setdefault(word, []).append(i)
     return index

@@ -104,7 +104,7 @@ class _Evidence:
         self.negated_words = frozenset().union(*self.negated) if self.negated else frozenset()
         self._indices: dict[bool, dict[object, _Postings]] = {}
 
-    def index(self, negated: bool) -> dict[object, "_Postings"]:
+    def index(self, negated: bool) -> dict[object, _Postings]:
         """polarity -> word -> the documents' lists of sentences of that polarity holding it (``negated``: of
         the negated sentences only, under ``NEGATED``), over the cached per-document indexes; a word's lists
         are gathered on its first lookup (merging every word of every document costs more than the claims'

@@ -25,6 +25,7 @@ money or of months into days, entities at the start of a sentence, antonyms ("fr
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -183,6 +184,7 @@ def quantities(text: str, low: str, words: frozenset | set | None = None,
         taken += [m.span() for m in _LIST_MARKER.finditer(low)]
     if "http" in low or "www." in low:
         taken += [m.span() for m in _URL.finditer(low)]
+    inside = _inside(taken)
     for m in _NUMBER.finditer(low):
         start = m.start()
         if start and (low[start - 1].isalnum() or low[start - 1] in "_.,/-"):
@@ -190,7 +192,7 @@ def quantities(text: str, low: str, words: frozenset | set | None = None,
         number = m.group().rstrip(",")
         if low[m.end():m.end() + 1] == "." and low[m.end() + 1:m.end() + 2].isdigit():
             continue  # a version number 1.2.3
-        if not _THOUSANDS.match(number) or (taken and any(a <= start < b for a, b in taken)):
+        if not _THOUSANDS.match(number) or (taken and inside(start)):
             continue
         value = float(number.replace(",", ""))
         unit, end = _unit(low, start + len(number))
@@ -215,6 +217,23 @@ def quantities(text: str, low: str, words: frozenset | set | None = None,
 
 
 _DURATION_WORDS = frozenset(_MINUTES) | frozenset(_OWN_UNITS)
+
+
+def _inside(spans: list[tuple[int, int]]):
+    """A test whether a position falls in one of ``spans`` (a binary search over the starts with the furthest
+    end so far: a long text's numbers are not each compared with all its dates and times)."""
+    ordered = sorted(spans)
+    starts = [a for a, _b in ordered]
+    reach, furthest = [], -1
+    for _a, b in ordered:
+        furthest = max(furthest, b)
+        reach.append(furthest)
+
+    def test(position: int) -> bool:
+        i = bisect_right(starts, position) - 1
+        return i >= 0 and reach[i] > position
+
+    return test
 
 
 @lru_cache(maxsize=512)

@@ -24,6 +24,7 @@ from obs_pipelines.alerts.evaluate import (
     RuleResult,
     by_window,
     evaluate,
+    history_needed,
     hour_starts,
 )
 from obs_pipelines.alerts.links import partition_link
@@ -42,6 +43,7 @@ DIAGNOSIS_JOB = "alerts_diagnosis_job"
 OBSERVABILITY_HOURLY = ["error_causes_hourly", *(t for t in OBSERVABILITY_TABLES if t != "error_causes_hourly")]
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 MAX_GROUPS_IN_METADATA = 50
+CHUNK = timedelta(hours=24)  # a rule check reads and judges this many hours at a time (memory bounded by it)
 SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warning": dg.AssetCheckSeverity.WARN,
             "info": dg.AssetCheckSeverity.WARN}
 log = logging.getLogger("obs_pipelines.alerts")
@@ -182,7 +184,7 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
                 yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=True,
                                           metadata={"skipped": f"table {table} does not exist yet"})
                 continue
-            results = by_window(evaluate(rule, source.read_rule_frame(engine, rule, start, end), start, end))
+            results = _judged_by_window(engine, rule, start, end)
             failing: list[str] = []
             evaluations, queued, now = [], [], db.utcnow()
             for hour in hour_starts(start, end):
@@ -203,6 +205,20 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
                                                 "failing_partitions": failing[:50]})
 
     return rule_checks
+
+
+def _judged_by_window(engine, rule, start: datetime, end: datetime) -> dict:
+    """The rule's results per hour of [start, end), read and judged a chunk of hours at a time: a backfill of a
+    month reads one chunk (plus the history the rule compares with) at a time, never the whole range; a chunk
+    is at least as long as that history, so no row is read more than twice."""
+    chunk = max(CHUNK, history_needed(rule))
+    out: dict = {}
+    first = start
+    while first < end:
+        last = min(first + chunk, end)
+        out.update(by_window(evaluate(rule, source.read_rule_frame(engine, rule, first, last), first, last)))
+        first = last
+    return out
 
 
 # ---- sensors ----------------------------------------------------------------------------------------------

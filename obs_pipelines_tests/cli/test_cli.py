@@ -122,9 +122,6 @@ def test_demo_materializes_every_phase_and_tells_each_incident_the_run_ids_and_t
     # the example alert rules, to the log (the user's file has none), and what they raised
     assert written["alerts"]["destinations"] == {"log": {"type": "log"}} and written["alerts"]["rules"]
     assert "5. alerts" in result.output
-    # the example alert rules, to the log (the user's file has none), and what they raised
-    assert written["alerts"]["destinations"] == {"log": {"type": "log"}} and written["alerts"]["rules"]
-    assert "5. alerts" in result.output
     first_hour = written["partitions_start"]
     assert first_hour.endswith("-00:00") and first_hour != "2026-01-01-00:00"
     with db.make_engine(url).connect() as conn:

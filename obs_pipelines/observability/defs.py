@@ -27,6 +27,7 @@ from obs_pipelines.observability.tables import (
     session_rollup_daily,
     traces,
 )
+from obs_pipelines import formatting
 from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.observability.tree import markdown
 from obs_pipelines.orchestration.automation import daily_automation_condition
@@ -78,19 +79,21 @@ DESCRIPTIONS = {
 
 
 # ---- per-partition figures -------------------------------------------------------------------------------
-def _md_table(frame: pd.DataFrame, columns: list[str]) -> str:
+def preview_table(frame: pd.DataFrame, columns: list[str]) -> str:
     if frame.empty:
         return "_no rows_"
     rows = frame[columns].head(PREVIEW_ROWS)
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
-    body = "\n".join("| " + " | ".join(escape_markdown(_fmt(v)) for v in row) + " |" for row in rows.itertuples(index=False))
+    body = "\n".join("| " + " | ".join(escape_markdown(_fmt(c, v)) for c, v in zip(columns, row, strict=True)) + " |"
+                     for row in rows.itertuples(index=False))
     return f"{head}\n{body}"
 
 
-def _fmt(value) -> str:
+def _fmt(column: str, value) -> str:
+    """A cell for people, in the unit its column's name implies (a share of 35 / 1,563 is 2.2%, not 0.0)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    return formatting.metric_value(column, value) if isinstance(value, float) else str(value)
 
 
 def _first(frame: pd.DataFrame, column: str, default=0.0) -> float:
@@ -123,36 +126,36 @@ def hourly_figures(frames: dict[str, pd.DataFrame], written: dict[str, int], hou
         traces.name: {"requests": len(t), "errors": int((t["status"] == "error").sum()),
                       "latency_p95_ms": float(t["latency_ms"].quantile(0.95)) if len(t) else 0.0,
                       "cost_usd": float(t["cost_usd"].sum()),
-                      "preview": dg.MetadataValue.md(_md_table(
+                      "preview": dg.MetadataValue.md(preview_table(
                           t.sort_values("latency_ms", ascending=False),
                           ["trace_id", "route", "latency_ms", "status", "error_class", "span_count", "cost_usd"])),
                       **_exemplars(hour, t)},
         latency_attribution_hourly.name: {
             "top_step_delta_ms": _first(lat, "delta_p95_ms"),
-            "preview": dg.MetadataValue.md(_md_table(lat, ["rank", "route", "span_name", "p95_ms", "baseline_p95_ms",
+            "preview": dg.MetadataValue.md(preview_table(lat, ["rank", "route", "span_name", "p95_ms", "baseline_p95_ms",
                                                            "delta_p95_ms", "share_of_route_change"]))},
         cost_attribution_hourly.name: {
             "cost_usd": float(cost.loc[cost["dimension"] == "route", "cost_usd"].sum()) if len(cost) else 0.0,
             "cost_delta_usd": float(cost.loc[cost["dimension"] == "route", "delta_cost_usd"].sum()) if len(cost)
             else 0.0,
-            "preview": dg.MetadataValue.md(_md_table(cost[cost["rank"] <= 3] if len(cost) else cost,
+            "preview": dg.MetadataValue.md(preview_table(cost[cost["rank"] <= 3] if len(cost) else cost,
                                                      ["dimension", "dimension_value", "rank", "cost_usd",
                                                       "delta_cost_usd", "driver"]))},
         error_causes_hourly.name: {
             "errors": int(err["error_count"].sum()) if len(err) else 0,
             "outage_errors": int(err.loc[err["error_class"] == "provider_5xx", "error_count"].sum()) if len(err)
             else 0,
-            "preview": dg.MetadataValue.md(_md_table(err, ["error_class", "provider", "model", "route",
+            "preview": dg.MetadataValue.md(preview_table(err, ["error_class", "provider", "model", "route",
                                                            "failing_step", "error_count", "share"]))},
         retrieval_log.name: {"retrievals": len(log), "empty": int(log["no_documents"].sum()) if len(log) else 0,
-                             "preview": dg.MetadataValue.md(_md_table(log, ["trace_id", "route", "document_count",
+                             "preview": dg.MetadataValue.md(preview_table(log, ["trace_id", "route", "document_count",
                                                                            "top_score", "no_documents"]))},
         retrieval_rollup_hourly.name: {"empty_retrieval_rate": _first(overall, "empty_rate"),
                                        "low_score_rate": _first(overall, "low_score_rate"),
-                                       "preview": dg.MetadataValue.md(_md_table(roll, list(roll.columns[2:10])))},
+                                       "preview": dg.MetadataValue.md(preview_table(roll, list(roll.columns[2:10])))},
         agent_paths.name: {"agent_traces": len(paths),
                            "loop_count": int(paths["loop_detected"].sum()) if len(paths) else 0,
-                           "preview": dg.MetadataValue.md(_md_table(
+                           "preview": dg.MetadataValue.md(preview_table(
                                paths.sort_values("total_steps", ascending=False),
                                ["trace_id", "total_steps", "path", "loop_kind"]))},
     }
@@ -220,7 +223,7 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
                 "sessions": len(rows),
                 "mean_turns": float(rows["turns"].mean()) if len(rows) else 0.0,
                 "ended_on_error": int(rows["ended_on_error"].sum()) if len(rows) else 0,
-                "preview": dg.MetadataValue.md(_md_table(rows.sort_values("turns", ascending=False),
+                "preview": dg.MetadataValue.md(preview_table(rows.sort_values("turns", ascending=False),
                                                          ["session_id", "user_id", "turns", "errors", "routes",
                                                           "ended_on_error"]))})
             comparison = frames[prompt_version_comparison_daily.name]
@@ -228,7 +231,7 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
                 "rows": written[prompt_version_comparison_daily.name],
                 "regressions": int((comparison["verdict"] == "regression").sum()),
                 "changed": int((comparison["verdict"] == "changed").sum()),
-                "preview": dg.MetadataValue.md(_md_table(comparison, ["route", "prompt_name", "prompt_version",
+                "preview": dg.MetadataValue.md(preview_table(comparison, ["route", "prompt_name", "prompt_version",
                                                                      "previous_version", "calls", "verdict",
                                                                      "reasons"]))})
         yield from emit(context, report, assets)

@@ -90,6 +90,7 @@ def build_dashboard_asset(settings: Settings) -> dg.AssetsDefinition:
         name=DASHBOARD,
         group_name=GROUP,
         deps=_deps(settings),
+        pool=DASHBOARD,  # one writer of the page at a time
         # after each hourly run (any rollup updated), once per change, never two at a time
         automation_condition=(dg.AutomationCondition.any_deps_updated().since_last_handled()
                               & ~dg.AutomationCondition.in_progress()).with_label("after each hourly rollup"),
@@ -124,6 +125,7 @@ def build_sla_asset(settings: Settings, kind: str) -> dg.AssetsDefinition:
         name=name,
         group_name=GROUP,
         deps=_deps(settings),
+        pool=name,  # a backfill and a scheduled run never write one period's files together
         partitions_def=_partitions(kind, settings),
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=daily_automation_condition(),

@@ -29,3 +29,14 @@ def test_app_strings_cannot_inject_markup_into_the_tree():
     spans = [_span("a", None, "[click](http://evil.example) *bold*", "chain", 10)]
     text = markdown(spans)
     assert "[click](http" not in text and "\\[click\\]\\(http\\:" in text
+
+
+def test_previews_show_each_figure_in_its_unit():
+    # 35 errors of 1,563 are a share of 2.2 % (it read "0.0"); a p95 change of 1,234.5 ms reads 1.2 s; a cost a dollar
+    from obs_pipelines.observability.defs import preview_table
+
+    frame = pd.DataFrame({"error_class": ["timeout"], "share": [35 / 1563], "delta_p95_ms": [1234.5],
+                          "cost_usd": [0.0026], "error_count": [35]})
+    table = preview_table(frame, ["error_class", "share", "delta_p95_ms", "cost_usd", "error_count"])
+    # (markdown punctuation escaped, as every cell of app data is)
+    assert table.splitlines()[-1] == r"| timeout | 2\.2\% | 1\.2 s | \$0\.0026 | 35 |"

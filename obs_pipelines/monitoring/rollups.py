@@ -640,9 +640,11 @@ def _redated(template: Mapping[str, pd.DataFrame], start: datetime, end: datetim
     frames = {}
     for kind, frame in template.items():
         out = frame.copy()
-        out["window_start"] = db.to_naive_utc(start)
-        out["window_end"] = db.to_naive_utc(end)
-        out["computed_at"] = now
+        for column, value in (("window_start", db.to_naive_utc(start)), ("window_end", db.to_naive_utc(end)),
+                              ("computed_at", now)):
+            # the template's dtype, so a re-dated frame equals a computed one (pandas would infer datetime64)
+            dtype = frame[column].dtype if column in frame else None
+            out[column] = pd.Series([value] * len(out), index=out.index, dtype=dtype)
         if "price_version" in out:
             out["price_version"] = prices.version
         frames[kind] = out

@@ -161,7 +161,10 @@ def test_ui_command_hides_the_store_password_and_names_the_demo_settings(tmp_pat
                     reason="dagster CLI not installed next to this Python")
 def test_workspace_file_loads_the_code_location(tmp_path):
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent))
-    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path),
+    # the project's workspace.yaml, read from the project root; the instance in the test's own home (without
+    # DAGSTER_HOME the CLI would open ./dagster.yaml's storage, the user's .dagster_home)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path),
            "OBS_PIPELINES_DB_URL": f"sqlite:///{tmp_path / 'ws.db'}"}
     done = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"], cwd=PROJECT_ROOT,
                           env=env, capture_output=True, text=True, timeout=300)

@@ -39,6 +39,7 @@ class FakeJudge:
         self.script: deque[tuple[int, str]] = deque()
         self.reply: Callable[[dict], tuple[int, str]] | None = None
         self.trickle: tuple[int, float] | None = None
+        self.stopped = threading.Event()  # set on exit: slow handlers return instead of sleeping on
         self.flood: tuple[int, bool] | None = None  # (bytes, announce Content-Length)
         self.slow_headers: float | None = None  # pause between the bytes of the status line and headers
         self.flood_sent = 0
@@ -59,7 +60,8 @@ class FakeJudge:
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     scripted = fake.script.popleft() if fake.script else None
                 try:
-                    time.sleep(fake.delay_s)
+                    if fake.stopped.wait(fake.delay_s):
+                        return
                     if scripted is None and fake.flood is not None:
                         self._flood(*fake.flood)
                         return
@@ -67,7 +69,8 @@ class FakeJudge:
                         for byte in b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 400:
                             self.wfile.write(bytes([byte]))
                             self.wfile.flush()
-                            time.sleep(fake.slow_headers)
+                            if fake.stopped.wait(fake.slow_headers):
+                                return
                         return
                     if scripted is not None:
                         status, text = scripted
@@ -85,7 +88,8 @@ class FakeJudge:
                         for i in range(0, len(data), size):
                             self.wfile.write(data[i:i + size])
                             self.wfile.flush()
-                            time.sleep(pause)
+                            if fake.stopped.wait(pause):
+                                return
                     else:
                         self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout / size tests)
@@ -123,5 +127,15 @@ class FakeJudge:
         return self
 
     def __exit__(self, *exc) -> None:
+        # slow handlers return at once (`stopped`) and are waited for, so no handler thread outlives its test:
+        # later tests run in a single-threaded process again, where forked worker pools are allowed
+        self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.in_flight and time.monotonic() < deadline:
+            self.stopped.wait(0.01)
+        for thread in threading.enumerate():
+            if thread.name.endswith("(process_request_thread)"):
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -87,6 +87,8 @@ def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame[frame["dimension"] == dimension]
         if dimension not in frame.columns:
             frame[dimension] = frame["dimension_value"]
+        else:  # a column of that name, null on rows written before it existed (score rollups before 0014)
+            frame[dimension] = frame[dimension].where(frame[dimension].notna(), frame["dimension_value"])
     if isinstance(group_by, str) and "dimension" in frame.columns and dimension is None:
         frame = frame[frame["dimension"] == group_by]
         if group_by == "overall":

@@ -2,6 +2,9 @@
 p10 / p50 and the share below the threshold; user feedback of the hour's requests alongside, as scorers named
 ``feedback:<name>``. Quality then reads like latency: one number per hour and dimension, plotted per partition.
 
+The route x model x prompt version combination is a dimension too (its values also in the route, model and
+prompt_version columns): the alert rules judge every score per scorer x route x prompt version x model.
+
 An hour holds a few thousand scores in a few hundred groups: one pass over the rows in plain Python is several
 times faster than pandas' groupby machinery on frames this small (bench/bench_online_evals.py, backfill).
 """
@@ -21,6 +24,8 @@ from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 
 DIMENSIONS = ("route", "model", "prompt_version")
+# the three at once: an eval-score rule per scorer x route x prompt version x model (alerts) groups these rows
+COMBINATION = "route_model_prompt_version"
 FEEDBACK_PREFIX = "feedback:"
 
 # feedback on the requests whose root span starts in the hour (feedback rows carry the trace id)
@@ -97,14 +102,19 @@ def _rows(records: Iterable[tuple]) -> list[dict]:
         score = None if _missing(score) else float(score)
         threshold = None if _missing(threshold) else float(threshold)
         error = not _missing(error)
-        for key in ((scorer, version, "overall", None), (scorer, version, "route", _label(route)),
-                    (scorer, version, "model", _label(model)),
-                    (scorer, version, "prompt_version", _label(prompt_version))):
+        route, model, prompt_version = _label(route), _label(model), _label(prompt_version)
+        for key in ((scorer, version, "overall", None, None, None, None),
+                    (scorer, version, "route", route, route, None, None),
+                    (scorer, version, "model", model, None, model, None),
+                    (scorer, version, "prompt_version", prompt_version, None, None, prompt_version),
+                    (scorer, version, COMBINATION, f"{route} | {model} | {prompt_version}", route, model,
+                     prompt_version)):
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group()
             group.add(score, threshold, error)
-    return [{"scorer": k[0], "scorer_version": k[1], "dimension": k[2], "dimension_value": k[3], **g.row()}
+    return [{"scorer": k[0], "scorer_version": k[1], "dimension": k[2], "dimension_value": k[3], "route": k[4],
+             "model": k[5], "prompt_version": k[6], **g.row()}
             for k, g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or ""))]
 
 
@@ -158,5 +168,5 @@ def headline(rollup: pd.DataFrame) -> dict[str, float]:
             if row.mean_score is not None and not pd.isna(row.mean_score)}
 
 
-__all__ = ["DIMENSIONS", "FEEDBACK_PREFIX", "daily_rollup", "headline", "percentile", "read_feedback", "score_rollup",
+__all__ = ["COMBINATION", "DIMENSIONS", "FEEDBACK_PREFIX", "daily_rollup", "headline", "percentile", "read_feedback", "score_rollup",
            "stored_means"]

@@ -2,7 +2,13 @@
 phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules read the rollups).
 
 * ``eval_scores``: one row per (response span, scorer, scorer version) of an hour; the hour is the one the
-  response span starts in. Grain key (migration 0005): window_start, trace_id, span_id, scorer, scorer_version.
+  response span starts in. A view (migration 0015, issue 23) over the compact tables below, with the columns
+  it always had: every reader selects from it as before; rows are written through ``online_evals.score_store``.
+* ``eval_responses``: one row per scored response of an hour (trace, span, kind, route, model, prompt version),
+  keyed by ``response``, a number that orders the responses of an hour and encodes the hour (score_store.py).
+* ``eval_scorer_refs``: the (rule, scorer, scorer version, threshold) sets, each stored once and referenced by id.
+* ``eval_results``: one narrow row per (response, scorer ref): score, reason, details (only when they say
+  something), error, scored_at as epoch seconds. Primary key (response, scorer_ref): the grain.
 * ``eval_hours``: per hour, what it was scored with (selection hash) and from (span count, newest ingest,
   feedback count): a backfill finding all of them unchanged skips the hour without reading it. Grain:
   window_start.
@@ -12,16 +18,20 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
 * ``failure_clusters_daily``: per day, the clusters of the day's failing requests (a score below its rule's
   threshold, or negative feedback) by input text, each with its share of the failures and of the traffic
   (online_evals/clusters.py). Grain: window_start, cluster.
-* ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version): counts, mean,
-  p10, share below the threshold, nulls, errors; user feedback from the ``feedback`` table as scorers named
-  ``feedback:<name>``. Grain key: window_start, scorer, dimension, dimension_value.
+* ``score_rollup_hourly``: per hour, scorer and dimension (overall, route, model, prompt_version, and the
+  route x model x prompt version combination, whose values are also in the route / model / prompt_version
+  columns for the alert rules to group by): counts, mean, p10, share below the threshold, nulls, errors; user
+  feedback from the ``feedback`` table as scorers named ``feedback:<name>``. Grain key: window_start, scorer,
+  dimension, dimension_value.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
-from obs_pipelines.store.tables import TableSpecs
+from obs_pipelines.store.tables import COLUMN_TYPES, TableSpecs
 
 online_evals_metadata = sa.MetaData()
 
@@ -53,8 +63,13 @@ _ROLLUP = [
     *_WINDOW,
     ("scorer", "text", "Scorer name, or feedback:<name> for user feedback from the feedback table."),
     ("scorer_version", "text", "Scorer version of the window's scores (null for feedback)."),
-    ("dimension", "text", "overall, route, model or prompt_version."),
-    ("dimension_value", "text", "Value of the dimension ('(none)' when missing); null on the overall row."),
+    ("dimension", "text", "overall, route, model, prompt_version, or route_model_prompt_version (the three at once)."),
+    ("dimension_value", "text", "Value of the dimension ('(none)' when missing; route | model | prompt_version for "
+     "the combination); null on the overall row."),
+    ("route", "text", "The route of the row's responses (route and combination rows; null on the others)."),
+    ("model", "text", "The model of the row's responses (model and combination rows; null on the others)."),
+    ("prompt_version", "text", "The prompt version of the row's responses (prompt_version and combination rows; "
+     "null on the others)."),
     ("response_count", "int", "Responses the scorer ran on (feedback: feedback records)."),
     ("scored_count", "int", "Responses with a score (not null)."),
     ("null_count", "int", "Responses the scorer did not apply to (null score, no error)."),
@@ -125,9 +140,63 @@ def _table(name: str, columns: list[tuple[str, str, str]], not_null: tuple[str, 
     return _SPECS.table(name, columns, description, *indexes, not_null=not_null)
 
 
-eval_scores = _table("eval_scores", _SCORES,
-                     ("window_start", "window_end", "trace_id", "span_id", "scorer", "scorer_version"), "Every production response scored by the selected scorers: one row "
-                     "per (response span, scorer, scorer version).", sa.Index("ix_eval_scores_trace_id", "trace_id"))
+# eval_scores is a view (migration 0015): described on a MetaData of its own, so that no create_all makes it a
+# table; its columns are those the readers and the UI have always seen
+_VIEWS = TableSpecs(sa.MetaData())
+eval_scores = _VIEWS.table("eval_scores", _SCORES, "Every production response scored by the selected scorers: one "
+                           "row per (response span, scorer, scorer version); a view over eval_responses, "
+                           "eval_results and eval_scorer_refs.", window_index=False,
+                           not_null=("window_start", "window_end", "trace_id", "span_id", "scorer", "scorer_version"))
+TABLE_COLUMNS[eval_scores.name] = _VIEWS.columns[eval_scores.name]
+
+_RESPONSES = [
+    *_WINDOW,
+    ("response", "int", "The response's number: the hour (epoch hours) times 2^24 plus its rank in the hour."),
+    *[c for c in _SCORES if c[0] in ("trace_id", "span_id", "span_kind", "route", "model", "prompt_version")],
+]
+eval_responses = _table("eval_responses", _RESPONSES, ("window_start", "window_end", "response", "trace_id", "span_id"),
+                        "The scored responses of each hour, once each (eval_scores' response columns).",
+                        sa.Index("ix_eval_responses_trace_id", "trace_id"))
+eval_responses.append_constraint(sa.PrimaryKeyConstraint("response", name="pk_eval_responses"))
+
+eval_scorer_refs = sa.Table(
+    "eval_scorer_refs", online_evals_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True, comment="Referenced by eval_results.scorer_ref."),
+    sa.Column("ref_key", sa.Text, nullable=False,
+              comment="JSON of [rule, scorer, scorer_version, threshold]: one row per set."),
+    *(sa.Column(n, COLUMN_TYPES[t], nullable=n not in ("scorer", "scorer_version"), comment=d)
+      for n, t, d in _SCORES if n in ("rule", "scorer", "scorer_version", "threshold")),
+    sa.UniqueConstraint("ref_key", name="uq_eval_scorer_refs_ref_key"),
+    comment="Each (rule, scorer, scorer version, threshold) eval_results refers to, stored once.",
+)
+
+EPOCH = datetime(1970, 1, 1)
+HOUR_BITS = 24  # up to 16.7M responses an hour
+
+
+def hour_base(start: datetime) -> int:
+    """The first response number of the hour ``start`` falls in: epoch hours << HOUR_BITS."""
+    return int((start - EPOCH).total_seconds() // 3600) << HOUR_BITS
+
+
+def response_range(start: datetime, end: datetime) -> tuple[int, int]:
+    """The response numbers of the hours in [start, end) (whole hours: eval_scores' windows)."""
+    return hour_base(start), hour_base(end)
+
+
+eval_results = sa.Table(
+    "eval_results", online_evals_metadata,
+    sa.Column("response", sa.BigInteger, nullable=False, comment="eval_responses.response of the scored response."),
+    sa.Column("scorer_ref", sa.Integer, nullable=False, comment="eval_scorer_refs.id: rule, scorer, version, threshold."),
+    sa.Column("score", sa.Float, comment="Score in [0, 1] (1 = best); null when the scorer does not apply or failed."),
+    sa.Column("scored_at", sa.BigInteger, comment="When the score was computed (UTC, epoch seconds)."),
+    *(sa.Column(n, sa.Text, comment=d) for n, _, d in _SCORES if n in ("reason", "details", "error")),
+    sa.PrimaryKeyConstraint("response", "scorer_ref", name="pk_eval_results"),
+    comment="One narrow row per (response, scorer ref): eval_scores' score columns.",
+    sqlite_with_rowid=False,
+    # db.replace_windows deletes a window of this table by its range of response numbers
+    info={"window_range": ("response", response_range)},
+)
 score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "window_end", "scorer", "dimension"),
                              "Scores per hour by scorer, overall and by route, model and prompt version; user "
                              "feedback alongside.")
@@ -152,4 +221,5 @@ HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
 __all__ = ["HOUR_COLUMNS", "JUDGE_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours",
-           "eval_scores", "failure_clusters_daily", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]
+           "EPOCH", "HOUR_BITS", "eval_responses", "eval_results", "eval_scorer_refs", "eval_scores", "hour_base",
+           "response_range", "failure_clusters_daily", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]

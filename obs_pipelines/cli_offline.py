@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from obs_pipelines.settings import Settings, SettingsError, load_settings
@@ -207,13 +207,19 @@ def eval_run(dataset_ref: str, task: str, scorers: tuple[str, ...], concurrency:
         loaded = experiments.load_scorers(_split_names(scorers), options)
     except (ImportError, AttributeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    with Progress(TextColumn(f"{dataset}@{found}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=_console(), disable=not progress) as bar:
-        tracker = bar.add_task("cases", total=len(cases))
-        exp = experiments.run_experiment(
-            dataset, found, cases, fn, task, loaded, concurrency=concurrency or cfg.concurrency,
-            timeout_s=timeout_s or cfg.timeout_s, error_score=cfg.error_score, name=name,
-            progress=lambda n: bar.advance(tracker, n))
+    judge = experiments.judge_client(settings)  # judge scorers use the online phase's judge (None: null scores)
+    experiments.bind_judge(loaded, judge)
+    try:
+        with Progress(TextColumn(f"{dataset}@{found}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=_console(), disable=not progress) as bar:
+            tracker = bar.add_task("cases", total=len(cases))
+            exp = experiments.run_experiment(
+                dataset, found, cases, fn, task, loaded, concurrency=concurrency or cfg.concurrency,
+                timeout_s=timeout_s or cfg.timeout_s, error_score=cfg.error_score, name=name,
+                progress=lambda n: bar.advance(tracker, n))
+    finally:
+        if judge is not None:
+            judge.close()
     experiments.save_experiment(engine, exp)
     report_experiment(local_instance(), exp)
     table = Table("scorer", "version", "mean")

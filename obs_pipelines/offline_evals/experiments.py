@@ -110,6 +110,25 @@ def load_scorers(names: Sequence[str], options: dict[str, dict[str, Any]] | None
     return found
 
 
+def judge_client(settings: Any):
+    """The judge client of ``settings`` (settings.online_evals.judge, priced like the online phase's), or None
+    when no judge endpoint is configured: offline and online judge scores then come from the same judge."""
+    online = getattr(settings, "online_evals", None)
+    if online is None:
+        return None
+    from obs_pipelines.pricing import load_prices
+
+    return online.judge.client(load_prices(getattr(settings, "price_overrides", None)))
+
+
+def bind_judge(scorers: Sequence[Scorer], client: Any) -> None:
+    """Bind ``client`` to every judge scorer that has no judge yet (as online_evals.scoring.scorers_for does);
+    without a client they keep giving null scores ("no judge endpoint configured")."""
+    for scorer in scorers:
+        if client is not None and hasattr(scorer, "bind") and getattr(scorer, "client", None) is None:
+            scorer.bind(client)
+
+
 # ---- running -------------------------------------------------------------------------------------------------
 def _takes_case(task: Callable) -> bool:
     try:
@@ -209,8 +228,16 @@ def run_experiment(dataset: str, version: str, cases: Sequence[dict], task: Call
 
     results = asyncio.run(_run_cases(cases, task, concurrency, timeout_s, on_done))
     by_id = {c["case_id"]: c for c in cases}
-    for result in results:
-        _score(by_id[result.case_id], result, scorers, error_score)
+    judges = [s for s in scorers if getattr(s, "concurrent", False) and getattr(s, "client", None) is not None]
+    if judges:  # network-bound: the cases are judged as many at a time as the judge client allows
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = max(getattr(s.client, "concurrency", 1) for s in judges)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="offline-judge") as pool:
+            list(pool.map(lambda r: _score(by_id[r.case_id], r, scorers, error_score), results))
+    else:
+        for result in results:
+            _score(by_id[result.case_id], result, scorers, error_score)
     return Experiment(
         experiment_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", dataset=dataset, dataset_version=version,
         task=task_name, scorers={s.name: _scorer_version(s) for s in scorers}, git=git_state(cwd),

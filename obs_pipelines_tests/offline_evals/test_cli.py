@@ -15,6 +15,7 @@ from obs_pipelines.cli_offline import dataset_group, eval_group
 from obs_pipelines.offline_evals import datasets, experiments
 from obs_pipelines.online_evals import registry
 from obs_pipelines_tests.offline_evals.conftest import git
+from obs_pipelines_tests.online_evals.fake_judge import FakeJudge
 
 CASES = [{"input": f"What is {i} + {i}?", "expected": str(2 * i), "tags": ["math"]} for i in range(40)]
 
@@ -168,3 +169,37 @@ def test_compare_shows_the_delta_against_main_and_the_cases_that_got_worse(repo,
     assert baseline in out.replace("\n", "")
     assert "-0.500" in out and "regressed" in out
     assert "worse on" in out
+
+
+def test_eval_run_judges_with_the_judge_of_the_settings(repo, store, monkeypatch):
+    # judge scorers offline use settings.online_evals.judge as the online phase does: every case is sent to
+    # the endpoint, the verdict's choice is the score, and the judge model is part of the scorer's version
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    module = _task_module(repo, GOOD)
+    with FakeJudge('{"reasoning": "It answers the question.", "choice": "B"}') as fake:
+        config = repo / "settings.yaml"
+        config.write_text(f"online_evals:\n  judge:\n    base_url: {fake.url}\n    model: offline-judge\n")
+        monkeypatch.setenv("OBS_PIPELINES_CONFIG", str(config))
+        out = invoke(eval_group, "run", "--dataset", "math", "--task", f"{module}:task", "--scorers",
+                     "exact_match,judge_answer_relevance", "--no-progress").output
+        prompts = fake.user_prompts()
+    assert "40 cases, 0 errors" in out
+    assert len(prompts) == 40
+    assert any("<input>\nWhat is 7 + 7?\n</input>" in p and "<output>\n14\n</output>" in p for p in prompts)
+    (exp,) = experiments.list_experiments(store.engine).to_dict("records")
+    assert "@offline-judge~" in json.loads(exp["scorers"])["judge_answer_relevance"]
+    scores = experiments.experiment_scores(store.engine, exp["experiment_id"])
+    assert len(scores) == 40 and set(scores["judge_answer_relevance"]) == {0.5}  # choice B of relevance: 0.5
+    assert set(scores["exact_match"]) == {1.0}
+
+
+def test_eval_run_without_a_judge_in_the_settings_gives_null_judge_scores(repo, store, monkeypatch):
+    # no endpoint configured: the judge scorer says so on every case instead of inventing a score
+    monkeypatch.delenv("OBS_PIPELINES_JUDGE_BASE_URL", raising=False)
+    invoke(dataset_group, "import", "math", "cases.jsonl")
+    module = _task_module(repo, GOOD)
+    invoke(eval_group, "run", "--dataset", "math", "--task", f"{module}:task", "--scorers",
+           "judge_answer_relevance", "--no-progress")
+    (exp,) = experiments.list_experiments(store.engine).to_dict("records")
+    scores = experiments.experiment_scores(store.engine, exp["experiment_id"])
+    assert len(scores) == 40 and scores["judge_answer_relevance"].isna().all()

@@ -19,6 +19,9 @@ CARD = "Your card is blocked after three wrong PIN entries. Call the bank to unb
 LEAVE = ("Employees accrue 2 days of paid leave per month. Parental leave is 16 weeks at full pay. "
          "Unused leave does not carry over into the next year.")
 TRANSFER = "International transfers arrive in 2 business days. The transfer limit is 10,000 EUR per day."
+# a checklist whose line ends in "not", and a tab-separated table: the negation sits next to a line break / a tab
+CHECKLIST = "Basic fares refundable: not\nFlexible fares refundable: until departure\n"
+TABLE = "Refunds for Basic fares\tnot available\nRefunds for Flexible fares\tavailable until departure"
 
 
 def score(name: str, **fields) -> float | None:
@@ -49,6 +52,10 @@ GROUNDEDNESS = [
     ("International transfers arrive in 2 days.", [TRANSFER], 0.0),  # business days are not days
     ("The transfer limit is €10,000 per day.", [TRANSFER], 1.0),  # €10,000 = 10,000 EUR
     ("The transfer limit is 100,000 EUR per day.", [TRANSFER], 0.0),  # ten times the document's limit
+    ("Basic fares are refundable.", [CHECKLIST], 0.0),  # the checklist's line says "not" (right before \n)
+    ("Basic fares are not refundable.", [CHECKLIST], 1.0),  # what the checklist says
+    ("Refunds for Basic fares are available.", [TABLE], 0.0),  # the table's cell says "not available"
+    ("Refunds for Basic fares are not available.", [TABLE], 1.0),  # what the table says
 ]
 
 

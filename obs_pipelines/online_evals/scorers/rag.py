@@ -49,7 +49,7 @@ def _claims(text: str, min_words: int) -> list[tuple[str, frozenset[str]]]:
 
 class Groundedness(Scorer):
     name = "groundedness"
-    version = "2"
+    version = "3"  # 3: a negation next to a line break or a tab counts (negated_sentences missed it)
     description = ("Share of the answer's claims (sentences with >= min_words content words or a specific) that the "
                    "evidence supports: >= `support` (0.5) of their content words occur in the retrieved documents "
                    "or tool results, every specific (number with its unit, money, percent, duration, date, time, "

@@ -408,6 +408,9 @@ class EvidenceSentence(tuple):
 
 
 _CUES = tuple(f" {w} " for w in sorted(NEGATIONS)) + (" non ",)
+# every whitespace character str.split() splits at, as a space, one for one: a cue is then found next to a line
+# break or a tab too ("... not\n", "fares\tnot available")
+_BLANKS = str.maketrans({c: " " for c in map(chr, range(0x3001)) if c.isspace()})
 
 
 def _evidence_sentence(sentence: str, words: list[str]) -> EvidenceSentence:
@@ -423,7 +426,7 @@ def negated_sentences(text: str) -> tuple[EvidenceSentence, ...]:
     from bisect import bisect_right
 
     text = normalize(text)
-    flat = " " + spaced(text) + " "
+    flat = " " + spaced(text).translate(_BLANKS) + " "
     hits = set()
     for cue in _CUES:
         pos = flat.find(cue)

@@ -7,7 +7,7 @@ windows, per value of the dimensions where that family's causes live, ranked by 
 | error | failed spans where the error originated, classified | error class, provider, model, failing step, route |
 | cost | llm / embedding calls, priced | prompt version, model, user, route, provider; volume vs unit cost |
 | quality | eval scores of the scorer | prompt version, model, route, the response's retrieval |
-| agent | agent_paths rows (the observability phase's) | the looping tool, the repeated path |
+| agent | agent_paths rows (the observability phase's; a tool group: the requests calling the tool, looping when their loop repeats it) | the looping tool (with its repeated path), the repeated path (with its tool) |
 | retrieval | retrieval spans and their documents | the retriever step, route; the top-score shift |
 
 Baseline: the rule's own (an anomaly rule's ``baseline``: the same window on the previous N days, the N windows
@@ -524,6 +524,15 @@ class Agents(Family):
             return None
         rows = rows.assign(loop_detected=rows["loop_detected"].astype(str).str.lower().isin(["true", "1", "1.0"]),
                            route=_label(rows["route"]))
+        if "tool" in ctx.group:
+            # a route x tool group: the requests that called the tool, looping when their loop repeats it
+            flags = [_tool_flag(t, str(ctx.group["tool"])) for t in rows.get("tool_loops", pd.Series(
+                [None] * len(rows), index=rows.index)).tolist()]
+            rows = rows.assign(tool_loops=flags)
+            rows = rows[rows["tool_loops"].notna()]
+            rows = rows.assign(loop_detected=rows["tool_loops"].astype(float) > 0)
+            if rows.empty:
+                return None
         named = [_loop_names(e) for e in rows["loop_evidence"].tolist()]
         rows = rows.assign(tool=[n[0] for n in named], loop=[n[1] for n in named])
         return Reading(rows.reset_index(drop=True), float(len(rows)))
@@ -539,12 +548,37 @@ class Agents(Family):
         per_value, totals = super().aggregates(ctx, reading)
         return per_value[per_value["value"] != ""], totals
 
+    def cause(self, ctx, now, baseline):
+        # each tool named with its most frequent repeated path, each path with its tool: the on-call reads both
+        found = super().cause(ctx, now, baseline)
+        looping = now.items[now.items["loop_detected"] & (now.items["loop"] != "")]
+        path_of = looping.groupby("tool")["loop"].agg(lambda v: v.value_counts().index[0]).to_dict() \
+            if len(looping) else {}
+        tool_of = looping.groupby("loop")["tool"].agg(lambda v: v.value_counts().index[0]).to_dict() \
+            if len(looping) else {}
+        for entry in found:
+            if entry["dimension"] == "tool" and entry["value"] in path_of:
+                entry["path"] = path_of[entry["value"]]
+            elif entry["dimension"] == "loop" and entry["value"] in tool_of:
+                entry["tool"] = tool_of[entry["value"]]
+        return found
+
     def exemplars(self, ctx, now, cause):
         # the looping traces, of the top tool / path first, the longest paths first
         rows = now.items[now.items["loop_detected"]]
         top = _on_top(rows, self.dimensions, cause)
         return _ids(top.assign(_n=pd.to_numeric(top["tool_calls"], errors="coerce"))
                     .sort_values(["_n", "trace_id"], ascending=[False, True]))
+
+
+def _tool_flag(tool_loops, tool: str) -> float | None:
+    """The tool's flag in an agent_paths row's tool_loops (1: the loop repeats it), None when not called."""
+    try:
+        found = orjson.loads(tool_loops) if isinstance(tool_loops, str | bytes) and tool_loops else {}
+    except orjson.JSONDecodeError:
+        return None
+    value = found.get(tool) if isinstance(found, dict) else None
+    return None if value is None else float(value)
 
 
 def _loop_names(evidence) -> tuple[str, str]:

@@ -78,7 +78,7 @@ def hour_starts(start: datetime, end: datetime) -> list[datetime]:
 def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
     """The rule's rows with a ``group_key`` column (and ``group`` dicts): rollup tables by their
     dimension / dimension_value pair, other tables by plain columns. ``where`` filters first."""
-    frame = frame.copy()
+    frame = exploded(rule, frame.copy())
     for column, value in getattr(rule, "where", {}).items():
         frame = frame[frame[column].astype(str) == str(value)]
     group_by = rule.group_by
@@ -105,6 +105,30 @@ def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
     frame["window_start"] = pd.to_datetime(frame["window_start"])
     if getattr(rule, "aggregate", None):
         frame = _aggregated(rule, frame)
+    return frame
+
+
+def _object(text) -> dict:
+    if isinstance(text, dict):
+        return text
+    try:
+        found = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def exploded(rule, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rule's ``explode``: each row once per key of its JSON-object column, the key in the named column and
+    its value in the object's column (rows without the object drop out)."""
+    for key, column in getattr(rule, "explode", {}).items():
+        if column not in frame.columns:
+            return frame.iloc[0:0].assign(**{key: pd.Series(dtype=object)})
+        pairs = frame[column].map(lambda v: list(_object(v).items()))
+        frame = frame.assign(_pairs=pairs).explode("_pairs")
+        frame = frame[frame["_pairs"].notna()]
+        frame = frame.assign(**{key: [p[0] for p in frame["_pairs"]], column: [p[1] for p in frame["_pairs"]]})
+        frame = frame.drop(columns="_pairs").reset_index(drop=True)
     return frame
 
 

@@ -54,6 +54,10 @@ def contributor_text(top: dict) -> str:
     driver = DRIVERS.get(top.get("driver"), "")
     if driver or figure:
         details.append(": ".join(x for x in (driver, figure) if x))
+    if top.get("path"):  # a looping tool's repeated path, a path's tool
+        details.append(f"repeated path: {top['path']}")
+    if top.get("tool"):
+        details.append(f"tool {top['tool']}")
     text = f"{top['dimension']}={top['value']}"
     return f"{text} ({', '.join(details)})" if details else text
 

@@ -83,6 +83,21 @@ class _TableRule(_Rule):
     # tables with one row per item (agent_paths, traces ...): aggregate the metric per window and group
     # (the sample size is then the number of rows)
     aggregate: Literal["mean", "sum", "max", "count"] | None = None
+    # a column holding a JSON object per item, exploded before grouping: {tool: tool_loops} makes each
+    # agent_paths row one row per key of its tool_loops, the key in a column ``tool`` (a group_by column) and its
+    # value in ``tool_loops`` (the metric): the loop share per route x tool, over the requests calling the tool
+    explode: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _explode_one_column(self):
+        if len(self.explode) > 1:
+            raise ValueError("explode takes one {group column: JSON object column}")
+        for key, column in self.explode.items():
+            if not (NAME.match(key) and NAME.match(column)):
+                raise ValueError("explode names plain columns")
+            if not self.aggregate:
+                raise ValueError("explode needs aggregate (its rows are items)")
+        return self
 
 
 class ThresholdRule(_TableRule):

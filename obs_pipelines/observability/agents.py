@@ -9,6 +9,8 @@ Rules (thresholds in settings.observability), each reported with its evidence:
   ``output_similarity`` similar to the one before (rapidfuzz ratio, 0-100).
 
 Steps are ordered and hashed with pandas; the rules then look at each tool-using request's short path.
+``tool_loops`` names, per tool the request called, whether its loop repeats that tool: the alert rule on loops
+judges each route x tool from it (a loop on one tool does not count against the others).
 """
 
 from __future__ import annotations
@@ -67,10 +69,23 @@ def repeated_output(outputs: list[str], min_similar: int, similarity: float) -> 
     return best
 
 
+def tool_loops(names: list[str], evidence: dict) -> dict[str, int]:
+    """Each tool called (first-call order) -> 1 when the loop repeats it: the repeated call's tool, the repeated
+    cycle's tools; similar model outputs repeated without either: every tool called (the whole turn repeats)."""
+    looped: set[str] = set()
+    if "repeated_call" in evidence:
+        looped.add(evidence["repeated_call"]["tool"])
+    if "repeated_cycle" in evidence:
+        looped.update(evidence["repeated_cycle"]["cycle"])
+    if not looped and "repeated_output" in evidence:
+        looped.update(names)
+    return {name: int(name in looped) for name in dict.fromkeys(names)}
+
+
 def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, settings) -> pd.DataFrame:
     """``agent_paths`` rows (without window columns). ``settings``: ObservabilitySettings."""
     columns = ["trace_id", "route", "tool_calls", "llm_calls", "total_steps", "distinct_tools", "path", "steps",
-               "tool_errors", "loop_detected", "loop_kind", "loop_evidence"]
+               "tool_errors", "loop_detected", "loop_kind", "loop_evidence", "tool_loops"]
     tools = spans[spans["kind"] == "tool"]
     if tools.empty:
         return pd.DataFrame(columns=columns)
@@ -123,5 +138,6 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
             "loop_detected": bool(evidence),
             "loop_kind": ",".join(evidence) or None,
             "loop_evidence": json.dumps(evidence) if evidence else None,
+            "tool_loops": json.dumps(tool_loops(names, evidence)),
         })
     return pd.DataFrame(rows, columns=columns)

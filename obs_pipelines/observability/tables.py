@@ -182,6 +182,9 @@ _AGENT_PATHS = [
                           "detected."),
     ("loop_evidence", "text", "JSON: what each fired rule saw (tool and args hash with the count, the cycle "
                               "and its repeats, the similar outputs and their ratio)."),
+    ("tool_loops", "text", "JSON object: each tool the request called -> 1 when its loop repeats that tool (the "
+                           "repeated call's tool, the repeated cycle's tools; a repeated model output: every tool "
+                           "called), else 0."),
     *_COMPUTED,
 ]
 

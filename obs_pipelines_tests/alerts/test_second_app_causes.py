@@ -5,6 +5,7 @@ shows traces of its group and window. Clean hours around every incident; no numb
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -75,3 +76,19 @@ def test_each_failure_mode_names_its_root_cause_first_with_exemplars_of_its_grou
     ids = source.exemplar_trace_ids(app.engine, breached_rule, result)
     assert ids and traces_in_group(app.engine, ids, group if "error_class" not in group else {},
                                    result.window_start, result.window_end) == set(ids)
+
+
+def test_the_tool_loop_alert_of_the_looping_tool_names_its_repeated_path_and_shows_its_looping_traces(app):
+    # the route x tool loop rule (explode tool_loops) for /triage x lookup_order in the tool-loop hour: the cause
+    # names the repeated path (the tool is the group), each exemplar is a request whose loop repeats lookup_order
+    tool_rule = rule(kind="anomaly", table="agent_paths", explode={"tool": "tool_loops"}, group_by=["route", "tool"],
+                     aggregate="mean", metric="tool_loops")
+    group = {"route": "/triage", "tool": "lookup_order"}
+    result = breach(group, START + 16 * HOUR)
+    found = source.attribution(app.engine, tool_rule, result)
+    assert (found[0]["dimension"], found[0]["value"], found[0]["tool"]) == (
+        "loop", "lookup_order (same arguments) repeated", "lookup_order"), found
+    ids = source.exemplar_trace_ids(app.engine, tool_rule, result)
+    paths = source.observability_rows(app.engine, "agent_paths", result.window_start, result.window_end)
+    loops = dict(zip(paths["trace_id"], paths["tool_loops"]))
+    assert ids and all(json.loads(loops[t])["lookup_order"] == 1 for t in ids)

@@ -131,12 +131,29 @@ DEFAULT_KINDS = ("email", "phone", "card", "iban", "ssn", "national_id")
 _NO_DIGITS = str.maketrans("", "", "0123456789")
 
 
+# the pre-check of the number-shaped kinds on ASCII text: digits -> "1", the separators their patterns allow
+# between digits (whitespace . ( ) + -) deleted, anything else -> "0"; a run of n "1"s is then the most digits
+# one match can hold. A kind is scanned only when its accepted matches can fit: card 13 digits, SSN 9, phone 8,
+# national insurance 6, IPv4 4; an IBAN needs two letters right before two digits ("aa11" in the letter map)
+_RUN_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_RUN_SEPARATORS = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f.()+-"
+_RUN_NEEDS = {"card": b"1" * 13, "ssn": b"1" * 9, "phone": b"1" * 8, "national_id": b"1" * 6, "ip": b"1" * 4}
+_LETTER_MAP = bytes(0x61 if chr(i).isascii() and chr(i).isalpha() else 0x31 if 0x30 <= i <= 0x39 else 0x30
+                    for i in range(256))
+
+
 def _candidates(text: str, kinds: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """The normalised text and the kinds worth a pattern scan (cheap C-level pre-checks: most answers have
-    a few digits and no '@')."""
+    a few digits, no '@', no run of digits long enough for a card or a phone number)."""
     text = normalize(text)
     digits = len(text) - len(text.translate(_NO_DIGITS))
-    return text, tuple(k for k in kinds if digits >= DETECTORS[k][2] and (k != "email" or "@" in text))
+    kinds = tuple(k for k in kinds if digits >= DETECTORS[k][2] and (k != "email" or "@" in text))
+    if kinds and text.isascii():  # (non-ASCII whitespace and case folding: every candidate kind is scanned)
+        raw = text.encode("ascii")
+        runs = raw.translate(_RUN_MAP, _RUN_SEPARATORS)
+        kinds = tuple(k for k in kinds if (k not in _RUN_NEEDS or _RUN_NEEDS[k] in runs)
+                      and (k != "iban" or b"aa11" in raw.translate(_LETTER_MAP)))
+    return text, kinds
 
 
 _DIGIT_MASK = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))  # digit -> "1", else "0"

@@ -13,21 +13,13 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
-from itertools import chain, count
+from itertools import chain
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.specifics import (
-    Claim,
-    claims_of,
-    evidence_sentences,
-    facts_of,
-    negated_sentences,
-    polarity,
-)
+from obs_pipelines.online_evals.scorers.specifics import NEGATED, Claim, claims_of, facts_of, polarity, prepare
 from obs_pipelines.online_evals.scorers.text import (
     as_text,
     content_set,
-    content_union,
     sentence_contents,
     stem,
     strip_citations,
@@ -98,10 +90,12 @@ class _Evidence:
 
     def __init__(self, texts: tuple[str, ...]) -> None:
         self.texts = texts
-        self.pool = content_union(texts)
-        self.facts = [facts_of(t) for t in texts]  # (checked one by one: merging costs more than a few lookups)
-        self.negated = [s.content for t in texts for s in negated_sentences(t)]
-        self.negated_words = frozenset().union(*self.negated) if self.negated else frozenset()
+        documents = [prepare(t) for t in texts]  # (each text prepared once, shared with every scorer)
+        self.documents = list({id(d): d for d in documents}.values())  # (a repeated text adds no sentence)
+        self.pool = frozenset().union(*(d.content for d in documents))
+        self.facts = [d.facts for d in documents]  # (checked one by one: merging costs more than a few lookups)
+        negated = [s.content for d in documents for s in d.negated]
+        self.negated_words = frozenset().union(*negated) if negated else frozenset()
         self._indices: dict[bool, dict[object, _Postings]] = {}
 
     def index(self, negated: bool) -> dict[object, _Postings]:
@@ -112,8 +106,8 @@ class _Evidence:
         merged = self._indices.get(negated)
         if merged is None:
             merged = self._indices[negated] = {}
-            for text in dict.fromkeys(self.texts):  # (a repeated document adds no sentence to compare with)
-                for key, postings in _document_index(text, negated).items():
+            for document in self.documents:
+                for key, postings in document.index(negated).items():
                     merged.setdefault(key, _Postings()).documents.append(postings)
         return merged
 
@@ -156,30 +150,13 @@ class _Postings(dict):
         return lists
 
 
-_SENTENCE_IDS = count()
-NEGATED = "negated"  # the index key of the negated sentences (negated_sentences: found without tokenising all)
-
-
-@lru_cache(maxsize=8192)
-def _document_index(text: str, negated: bool) -> dict[object, dict[str, list[int]]]:
-    """polarity (or NEGATED) -> content word -> the document's sentences holding it, as ids unique across
-    documents (cached per document: the same knowledge-base documents come back for many responses)."""
-    index: dict[object, dict[str, list[int]]] = {}
-    for s in negated_sentences(text) if negated else evidence_sentences(text):
-        i = next(_SENTENCE_IDS)
-        postings = index.setdefault(NEGATED if negated else s.polarity, {})
-        for word in s.content:
-            postings.setdefault(word, []).append(i)
-    return index
-
-
 @lru_cache(maxsize=256)
 def _evidence(texts: tuple[str, ...]) -> _Evidence:
     return _Evidence(texts)
 
 
 def _relevant(doc: str, reference: frozenset[str], threshold: float) -> bool:
-    return _coverage(reference, content_set(doc)) >= threshold
+    return _coverage(reference, prepare(doc).content) >= threshold
 
 
 class ContextRelevance(Scorer):
@@ -237,7 +214,7 @@ class ContextRecall(Scorer):
         claims = _claims(as_text(example.expected), self.config["min_words"])
         if not claims:
             return self.result(None, "no claim in the expected answer")
-        pool = content_union(docs)
+        pool = frozenset().union(*(prepare(d).content for d in docs))
         supported = sum(_coverage(words, pool) >= self.config["support"] for _, words in claims)
         return self.result(supported / len(claims), sentences=len(claims))
 

@@ -28,6 +28,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import count
 
 from obs_pipelines.online_evals.scorers.text import STOPWORDS, normalize, spaced, stem
 
@@ -270,14 +271,15 @@ def polarity(sentence: str, words: frozenset[str] | set[str]) -> tuple[bool, boo
     return negated, "non" in words
 
 
-@lru_cache(maxsize=4096)
 def facts_of(text: str) -> Facts:
-    """The specifics of an evidence text (cached: the same documents come back for many questions)."""
-    text = normalize(text)
-    low = text.lower()
-    found = Facts(words=frozenset(spaced(text).split()))
-    dated, timed = _date_matches(low, found.words), _time_matches(low, found.words)
-    for _s, _e, (value, unit) in quantities(text, low, found.words, dated, timed):
+    """The specifics of an evidence text (from its one cached preparation, ``prepare``)."""
+    return prepare(text).facts
+
+
+def _facts(text: str, low: str, words: frozenset) -> Facts:
+    found = Facts(words=words)
+    dated, timed = _date_matches(low, words), _time_matches(low, words)
+    for _s, _e, (value, unit) in quantities(text, low, words, dated, timed):
         found.quantities.setdefault(value, set()).add(unit)
     found.dates, found.times = {d for _a, _b, d in dated}, {t for _a, _b, t in timed}
     return found
@@ -345,11 +347,12 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)
 def claims_of(text: str) -> tuple[Claim, ...]:
     """The sentences of an answer (bracketed citations removed) with their content words and specifics; the
     answer is tokenised once and each pattern runs once over all of it (cached: several scorers read the
-    same answer)."""
+    same answer, one response after the other, so a few entries suffice; a large cache of answers would only
+    give the garbage collector millions of objects to walk)."""
     from bisect import bisect_right
 
     from obs_pipelines.online_evals.scorers.text import content_of
@@ -413,45 +416,104 @@ _CUES = tuple(f" {w} " for w in sorted(NEGATIONS)) + (" non ",)
 _BLANKS = str.maketrans({c: " " for c in map(chr, range(0x3001)) if c.isspace()})
 
 
-def _evidence_sentence(sentence: str, words: list[str]) -> EvidenceSentence:
-    from obs_pipelines.online_evals.scorers.text import content_of
-
-    return EvidenceSentence((content_of(words), polarity(sentence, frozenset(words))))
-
-
-@lru_cache(maxsize=4096)
 def negated_sentences(text: str) -> tuple[EvidenceSentence, ...]:
-    """The sentences of an evidence text with a negation mark (found with plain substring searches of the
-    marks, so that the other sentences are never tokenised), with content words and polarity (cached)."""
-    from bisect import bisect_right
-
-    text = normalize(text)
-    flat = " " + spaced(text).translate(_BLANKS) + " "
-    hits = set()
-    for cue in _CUES:
-        pos = flat.find(cue)
-        while pos != -1:
-            hits.add(pos)  # (flat has one leading space: pos is the cue's offset in the text minus 0)
-            pos = flat.find(cue, pos + 1)
-    if not hits:
-        return ()
-    if len(flat) != len(text) + 2:
-        return tuple(s for s in evidence_sentences(text) if s.polarity != (False, False))
-    spans = _sentence_spans(text)
-    starts = [a for a, _b in spans]
-    chosen = sorted({max(0, bisect_right(starts, p) - 1) for p in hits})
-    out = []
-    for i in chosen:
-        a, b = spans[i]
-        sentence = _evidence_sentence(text[a:b], flat[a + 1:b + 1].split())
-        if sentence.polarity != (False, False):
-            out.append(sentence)
-    return tuple(out)
+    """The sentences of an evidence text with a negation mark, with content words and polarity (from its one
+    cached preparation, ``prepare``)."""
+    return prepare(text).negated
 
 
-@lru_cache(maxsize=4096)
 def evidence_sentences(text: str) -> tuple[EvidenceSentence, ...]:
-    """Every sentence of an evidence text with content words and polarity (cached per document; built only
-    when an answer's claim needs the full polarity check)."""
-    text = normalize(text)
-    return tuple(_evidence_sentence(text[a:b], spaced(text[a:b]).split()) for a, b in _sentence_spans(text))
+    """Every sentence of an evidence text with content words and polarity (uncached: the scorers read the
+    prepared document's sentence index, ``Prepared.index``)."""
+    return tuple(EvidenceSentence(pair) for pair in prepare(text).sentences())
+
+
+_SENTENCE_IDS = count()
+NEGATED = "negated"  # the index key of the negated sentences (found without tokenising the others)
+
+
+class Prepared:
+    """One evidence text (a retrieved document, a tool result, the question) prepared once for every scorer
+    that reads it: the NFKC text, its tokens as one spaced string, its sentences, content words, specifics
+    (``Facts``) and negated sentences; the index of all its sentences by polarity is built on first use."""
+
+    __slots__ = ("text", "flat", "aligned", "spans", "content", "facts", "negated", "negated_ids", "_indexes")
+
+    def __init__(self, text: str) -> None:
+        from obs_pipelines.online_evals.scorers.text import content_of
+
+        text = normalize(text)
+        self.text = text
+        # tokens as a string whose split() is the word list; every whitespace a space (the cue search below)
+        self.flat = flat = spaced(text).translate(_BLANKS)
+        self.aligned = len(flat) == len(text)  # (ASCII: character for character, sentence slices line up)
+        words = frozenset(flat.split())
+        self.content = content_of(words)
+        self.facts = _facts(text, text.lower(), words)
+        self.spans = _sentence_spans(text)
+        self._indexes: dict[bool, dict] = {}
+        self.negated_ids: tuple[int, ...] = ()
+        self.negated: tuple[EvidenceSentence, ...] = ()
+        if NEGATIONS.isdisjoint(words) and "non" not in words:
+            return  # (most documents: no negation mark at all)
+        if not self.aligned:
+            chosen = range(len(self.spans))
+        else:
+            padded = " " + flat + " "
+            hits = set()
+            for cue in _CUES:
+                pos = padded.find(cue)
+                while pos != -1:
+                    hits.add(pos)  # (padded has one leading space: pos is the cue's offset in the text)
+                    pos = padded.find(cue, pos + 1)
+            starts = [a for a, _b in self.spans]
+            chosen = sorted({max(0, bisect_right(starts, p) - 1) for p in hits})
+        ids, negated = [], []
+        for i in chosen:
+            words_i = self._words(i)
+            sentence = EvidenceSentence((content_of(words_i), polarity(self._sentence(i), frozenset(words_i))))
+            if sentence.polarity != (False, False):
+                ids.append(i)
+                negated.append(sentence)
+        self.negated_ids, self.negated = tuple(ids), tuple(negated)
+
+    def _sentence(self, i: int) -> str:
+        a, b = self.spans[i]
+        return self.text[a:b]
+
+    def _words(self, i: int) -> list[str]:
+        a, b = self.spans[i]
+        return self.flat[a:b].split() if self.aligned else spaced(self.text[a:b]).split()
+
+    def sentences(self):
+        """(content words, polarity) of every sentence, in order (only the negated ones are tested for
+        polarity: a sentence without a negation word is (False, False))."""
+        from obs_pipelines.online_evals.scorers.text import content_of
+
+        negated = dict(zip(self.negated_ids, self.negated))
+        for i in range(len(self.spans)):
+            found = negated.get(i)
+            yield found if found is not None else (content_of(self._words(i)), (False, False))
+
+    def index(self, negated: bool) -> dict[object, dict[str, tuple[int, ...]]]:
+        """polarity (or NEGATED: the negated sentences only) -> content word -> the sentences holding it, as
+        ids unique across documents (built once per document; tuples, which the garbage collector stops
+        tracking, so a large cache of documents does not slow every collection)."""
+        found = self._indexes.get(negated)
+        if found is None:
+            building: dict[object, dict[str, list[int]]] = {}
+            for content, sign in (self.negated if negated else self.sentences()):
+                i = next(_SENTENCE_IDS)
+                postings = building.setdefault(NEGATED if negated else sign, {})
+                for word in content:
+                    postings.setdefault(word, []).append(i)
+            found = self._indexes[negated] = {key: {w: tuple(ids) for w, ids in postings.items()}
+                                              for key, postings in building.items()}
+        return found
+
+
+@lru_cache(maxsize=8192)
+def prepare(text: str) -> Prepared:
+    """The one preparation of an evidence text (cached: the same knowledge-base documents come back for many
+    responses)."""
+    return Prepared(text)

@@ -6,7 +6,7 @@ windows, per value of the dimensions where that family's causes live, ranked by 
 | latency | spans (steps) or requests | the step (leaf span name); for a step group: span name, route, provider, model |
 | error | failed spans where the error originated, classified | error class, provider, model, failing step, route |
 | cost | llm / embedding calls, priced | prompt version, model, user, route, provider; volume vs unit cost |
-| quality | eval scores of the scorer | prompt version, model, route, the response's retrieval |
+| quality | eval scores of the scorer | prompt version, model, route, the response's retrieval; then the day's failure cluster of inputs when it explains the drop |
 | agent | agent_paths rows (the observability phase's; a tool group: the requests calling the tool, looping when their loop repeats it) | the looping tool (with its repeated path), the repeated path (with its tool) |
 | retrieval | retrieval spans and their documents | the retriever step, route; the top-score shift |
 
@@ -500,10 +500,96 @@ class Quality(Family):
             return (items["score"] < float(rule.cut)).astype("float64")
         return items["score"]
 
+    def cause(self, ctx, now, baseline):
+        # the contributors, then the day's failure cluster of the group when it explains the drop
+        found = super().cause(ctx, now, baseline)
+        cluster = failure_cluster(ctx, ctx.breached_start)
+        return found + [cluster] if cluster else found
+
     def exemplars(self, ctx, now, cause):
         # the lowest-scoring responses, of the top contributor first
         top = _on_top(now.items, self.dimensions, cause)
         return _ids(top.sort_values(["score", "trace_id"]))
+
+
+# a failure cluster explains a quality drop when its inputs fail at least this many times as often as their
+# share of the traffic (lift = share of the day's failures / share of its traffic; 1 = the app's usual rate).
+# A ratio of shares: unit-free, the same for any app and volume
+CLUSTER_MIN_LIFT = 2.0
+CLUSTERS_TABLE = "failure_clusters_daily"
+
+
+def failure_cluster(ctx: Context, start: datetime | None) -> dict | None:
+    """The top cluster of failing inputs (online_evals' ``failure_clusters_daily``) of the breached window's day
+    that explains the group's drop: its failures come mostly from the group's route (when the group has one) and
+    include the alert's scorer, it fails at least ``CLUSTER_MIN_LIFT`` times its share of the traffic, and within
+    a route its requests fail at least ``CLUSTER_MIN_LIFT`` times as often as the route's requests of the day do
+    (else its lift is the route's: all the route's questions, or a topic failing at the route's rate); of those,
+    the largest share of the day's failures. None when the day has no cluster rows (the daily asset has
+    not run for it yet) or none explains the drop."""
+    from obs_pipelines.alerts.source import table_exists  # source imports this module
+
+    if start is None or not table_exists(ctx.engine, CLUSTERS_TABLE):
+        return None
+    day = pd.Timestamp(start).floor("D").to_pydatetime()
+    rows = fetch_frame(ctx.engine, f"SELECT label, failure_share, traffic_share, lift, top_route, top_route_share, "
+                                   f"top_scorers, failure_count, traffic_count, cluster FROM {CLUSTERS_TABLE} "
+                                   "WHERE window_start >= :start AND window_start < :end",
+                      window_params(day, day + timedelta(days=1)))
+    if rows.empty:
+        return None
+    rows = _numbers(rows, "failure_share", "traffic_share", "lift", "top_route_share", "failure_count", "cluster")
+    scorer = ctx.group.get("scorer") or getattr(ctx.rule, "scorer", None) or getattr(ctx.rule, "where", {}).get("scorer")
+    route = ctx.group.get("route")
+    keep = rows["lift"] >= CLUSTER_MIN_LIFT
+    if route is not None:
+        keep &= rows["top_route"].astype(str) == str(route)
+    if scorer is not None:
+        keep &= np.array([str(scorer) in _scorers(t) for t in rows["top_scorers"].tolist()], dtype=bool)
+    found = rows[keep.to_numpy()].sort_values(["failure_share", "cluster"], ascending=[False, True])
+    route_rate = None
+    if route is not None and len(found):
+        # within a route the cluster must fail more often than the route does: its lift against the whole app
+        # may be only the route's (a cluster of all the route's questions, or a topic failing at the route's rate)
+        requests, failing = _route_day(ctx, day, day + timedelta(days=1), str(route))
+        if not requests:
+            return None
+        route_rate = failing / requests
+        rate = pd.to_numeric(found["failure_count"], errors="coerce") / pd.to_numeric(found["traffic_count"],
+                                                                                       errors="coerce")
+        found = found.assign(_rate=rate)[(rate >= CLUSTER_MIN_LIFT * route_rate).to_numpy()]
+    if found.empty:
+        return None
+    top = found.iloc[0]
+    entry = {"dimension": "input_cluster", "value": str(top["label"]), "day": f"{day:%Y-%m-%d}",
+             "failure_share": contributors._round(float(top["failure_share"])),
+             "traffic_share": contributors._round(float(top["traffic_share"])),
+             "lift": contributors._round(float(top["lift"])), "top_route": top["top_route"],
+             "failure_count": int(top["failure_count"])}
+    if route_rate is not None:
+        entry.update(failure_rate=contributors._round(float(top["_rate"])),
+                     route_failure_rate=contributors._round(route_rate))
+    return entry
+
+
+def _route_day(ctx: Context, start: datetime, end: datetime, route: str) -> tuple[float, float]:
+    """The route's requests of the day and those failing (a root score under its rule's threshold), counted as
+    the clusters count them (online_evals/failing_inputs.py; negative feedback aside)."""
+    params = {**window_params(start, end), "route": route}
+    requests = fetch_frame(ctx.engine, "SELECT COUNT(*) AS n FROM spans WHERE start_time >= :start "
+                                       "AND start_time < :end AND parent_span_id IS NULL AND route = :route", params)
+    failing = fetch_frame(ctx.engine, "SELECT COUNT(DISTINCT trace_id) AS n FROM eval_scores WHERE window_start >= "
+                                      ":start AND window_start < :end AND route = :route AND span_kind = 'root' "
+                                      "AND passed IS NOT NULL AND NOT passed", params)
+    return float(requests["n"].iloc[0]), float(failing["n"].iloc[0])
+
+
+def _scorers(text) -> set[str]:
+    try:
+        found = orjson.loads(text) if isinstance(text, str | bytes) and text else {}
+    except orjson.JSONDecodeError:
+        return set()
+    return {str(k) for k in found} if isinstance(found, dict) else set()
 
 
 class Agents(Family):

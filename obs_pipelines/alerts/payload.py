@@ -34,7 +34,13 @@ def summary_line(rule: str, status: str, metric: str, value: Any, threshold: Any
             f"in {window_start:%Y-%m-%d %H:00} UTC")
     if attribution:
         line += f"; top contributor {contributor_text(attribution[0])}"
+    cluster = next((a for a in attribution[1:] if a.get("dimension") == CLUSTER), None)
+    if cluster:
+        line += f"; failing inputs: {contributor_text(cluster)}"
     return line
+
+
+CLUSTER = "input_cluster"  # a quality alert's cluster of failing inputs (causes.failure_cluster)
 
 
 DRIVERS = {"unit": "per item", "volume": "volume"}
@@ -54,6 +60,9 @@ def contributor_text(top: dict) -> str:
     driver = DRIVERS.get(top.get("driver"), "")
     if driver or figure:
         details.append(": ".join(x for x in (driver, figure) if x))
+    if top.get("failure_share") is not None:  # a cluster of failing inputs against its share of the traffic
+        details.append(f"{top['failure_share']:.0%} of the day's failures from {top['traffic_share']:.0%} of its "
+                       f"traffic")
     if top.get("path"):  # a looping tool's repeated path, a path's tool
         details.append(f"repeated path: {top['path']}")
     if top.get("tool"):

@@ -213,7 +213,8 @@ def select_traces(engine: Engine, start: datetime, end: datetime, rules: Dataset
     """trace_id -> {"tags": [...], "metadata": {...}} of the traces the rules select in [start, end)."""
     report = Curated(cases=[])
     selected: dict[str, dict] = {}
-    tables = set(sa.inspect(engine).get_table_names())
+    inspector = sa.inspect(engine)
+    tables = set(inspector.get_table_names()) | set(inspector.get_view_names())  # eval_scores is a view
     for source in rules.sources:
         reader, needs = SOURCES[source]
         if needs and needs not in tables:

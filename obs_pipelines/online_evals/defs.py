@@ -21,11 +21,12 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
-from obs_pipelines.online_evals import clusters, failing_inputs, rollups, scoring
+from obs_pipelines.online_evals import clusters, failing_inputs, rollups, score_store, scoring
 from obs_pipelines.online_evals.scorers.pii import scrub
 from obs_pipelines.online_evals.tables import (
     TABLE_COLUMNS,
     eval_hours,
+    eval_results,
     eval_scores,
     failure_clusters_daily,
     judge_calls,
@@ -167,7 +168,7 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
                 frames = {score_rollup_hourly: rollup,
                           eval_hours: scoring.hour_record(start, end, selection, inputs, hour)}
                 if not hour.unchanged:
-                    frames[eval_scores] = hour.frame
+                    frames.update(score_store.frames(engine, hour.frame))  # eval_scores: a view over these
                     calls = None if rescore else scoring.stored_judge_calls(engine, start, end)
                     frames[judge_calls] = scoring.judge_frame(hour, calls, start, end)
                 written = db.replace_windows(engine, start, end, frames)
@@ -176,7 +177,7 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
                 report.refuse(key, [f"{type(exc).__name__}: {exc}"[:500]])
                 progress.step(0)
                 continue
-            report.add(eval_scores.name, key, _score_figures(hour, written.get(eval_scores.name)))
+            report.add(eval_scores.name, key, _score_figures(hour, written.get(eval_results.name)))
             report.add(score_rollup_hourly.name, key, _rollup_figures(rollup, written[score_rollup_hourly.name]))
             progress.step(hour.responses)
         if judge_client is not None:

@@ -32,6 +32,7 @@ from obs_pipelines.online_evals import parallel, registry
 from obs_pipelines.online_evals.config import EvalRule, OnlineEvalsSettings, sampled
 from obs_pipelines.online_evals.judge import storable
 from obs_pipelines.online_evals.responses import TEXT_CUT, Response, read_responses
+from obs_pipelines.online_evals.score_store import informative_details
 from obs_pipelines.online_evals.scorers.base import Example, Scorer
 from obs_pipelines.online_evals.tables import (
     HOUR_COLUMNS,
@@ -160,6 +161,7 @@ DETAILS_CHARS = 4000  # of a score's details JSON
 def _details(details: Mapping) -> str | None:
     """The details as JSON (NUL and control characters escaped by JSON itself), at most DETAILS_CHARS: longer
     ones keep every key with long texts shortened, and say so (``details_cut``), so the JSON stays valid."""
+    details = informative_details(details) if details else details  # (issue 23: most say nothing)
     if not details:
         return None
     text = json.dumps(details, default=str, ensure_ascii=False)
@@ -312,6 +314,8 @@ def _frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFrame:
     frame["window_start"], frame["window_end"] = start, end
     frame["scored_at"] = pd.to_datetime(frame["scored_at"])
     frame["passed"] = frame["passed"].map(lambda v: None if v is None or v != v else bool(v)).astype(object)
+    for column in ("reason", "details", "error"):  # None, not NaN, where a text is missing (pandas mixes them)
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 
 

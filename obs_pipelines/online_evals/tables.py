@@ -8,7 +8,8 @@ phases (offline evals picks low-scoring traces from ``eval_scores``; alert rules
   keyed by ``response``, a number that orders the responses of an hour and encodes the hour (score_store.py).
 * ``eval_scorer_refs``: the (rule, scorer, scorer version, threshold) sets, each stored once and referenced by id.
 * ``eval_results``: one narrow row per (response, scorer ref): score, reason, details (only when they say
-  something), error, scored_at as epoch seconds. Primary key (response, scorer_ref): the grain.
+  something) as ids of ``eval_texts`` (each text once), error, scored_at as seconds after the window start.
+  Primary key (response, scorer_ref): the grain.
 * ``eval_hours``: per hour, what it was scored with (selection hash) and from (span count, newest ingest,
   feedback count): a backfill finding all of them unchanged skips the hour without reading it. Grain:
   window_start.
@@ -154,10 +155,12 @@ _RESPONSES = [
     ("response", "int", "The response's number: the hour (epoch hours) times 2^24 plus its rank in the hour."),
     *[c for c in _SCORES if c[0] in ("trace_id", "span_id", "span_kind", "route", "model", "prompt_version")],
 ]
+# (the grain key, migration 0015: unique trace_id, span_id, window_start, which also finds a trace's scores)
 eval_responses = _table("eval_responses", _RESPONSES, ("window_start", "window_end", "response", "trace_id", "span_id"),
-                        "The scored responses of each hour, once each (eval_scores' response columns).",
-                        sa.Index("ix_eval_responses_trace_id", "trace_id"))
+                        "The scored responses of each hour, once each (eval_scores' response columns).")
+eval_responses.c.response.autoincrement = False  # numbered by score_store, never by a sequence
 eval_responses.append_constraint(sa.PrimaryKeyConstraint("response", name="pk_eval_responses"))
+eval_responses.info["published_as"] = "eval_scores"  # its writes stamp eval_scores' windows (db.replace_windows)
 
 eval_scorer_refs = sa.Table(
     "eval_scorer_refs", online_evals_metadata,
@@ -168,6 +171,15 @@ eval_scorer_refs = sa.Table(
       for n, t, d in _SCORES if n in ("rule", "scorer", "scorer_version", "threshold")),
     sa.UniqueConstraint("ref_key", name="uq_eval_scorer_refs_ref_key"),
     comment="Each (rule, scorer, scorer version, threshold) eval_results refers to, stored once.",
+)
+
+eval_texts = sa.Table(
+    "eval_texts", online_evals_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True, comment="Referenced by eval_results."),
+    sa.Column("text_hash", sa.Text, nullable=False, comment="md5 of the text: one row per text."),
+    sa.Column("text", sa.Text, nullable=False, comment="A reason or a details JSON of eval_scores."),
+    sa.UniqueConstraint("text_hash", name="uq_eval_texts_text_hash"),
+    comment="The reasons and details texts of eval_results, each stored once (most repeat: 'no context').",
 )
 
 EPOCH = datetime(1970, 1, 1)
@@ -187,15 +199,17 @@ def response_range(start: datetime, end: datetime) -> tuple[int, int]:
 eval_results = sa.Table(
     "eval_results", online_evals_metadata,
     sa.Column("response", sa.BigInteger, nullable=False, comment="eval_responses.response of the scored response."),
-    sa.Column("scorer_ref", sa.Integer, nullable=False, comment="eval_scorer_refs.id: rule, scorer, version, threshold."),
     sa.Column("score", sa.Float, comment="Score in [0, 1] (1 = best); null when the scorer does not apply or failed."),
-    sa.Column("scored_at", sa.BigInteger, comment="When the score was computed (UTC, epoch seconds)."),
-    *(sa.Column(n, sa.Text, comment=d) for n, _, d in _SCORES if n in ("reason", "details", "error")),
+    sa.Column("scorer_ref", sa.Integer, nullable=False, comment="eval_scorer_refs.id: rule, scorer, version, threshold."),
+    sa.Column("scored_at", sa.Integer, comment="When the score was computed: seconds after the response's window_start."),
+    sa.Column("reason_ref", sa.Integer, comment="eval_texts.id of the reason (why the score is null)."),
+    sa.Column("details_ref", sa.Integer, comment="eval_texts.id of the details JSON (null when they say nothing)."),
+    sa.Column("error", sa.Text, comment="Exception of a scorer that failed on this response (the partition goes on)."),
     sa.PrimaryKeyConstraint("response", "scorer_ref", name="pk_eval_results"),
     comment="One narrow row per (response, scorer ref): eval_scores' score columns.",
     sqlite_with_rowid=False,
     # db.replace_windows deletes a window of this table by its range of response numbers
-    info={"window_range": ("response", response_range)},
+    info={"window_range": ("response", response_range), "published_as": "eval_scores"},
 )
 score_rollup_hourly = _table("score_rollup_hourly", _ROLLUP, ("window_start", "window_end", "scorer", "dimension"),
                              "Scores per hour by scorer, overall and by route, model and prompt version; user "
@@ -221,5 +235,5 @@ HOUR_COLUMNS = [c[0] for c in _HOURS]
 ROLLUP_COLUMNS = [c[0] for c in _ROLLUP]
 
 __all__ = ["HOUR_COLUMNS", "JUDGE_COLUMNS", "ROLLUP_COLUMNS", "SCORE_COLUMNS", "TABLE_COLUMNS", "eval_hours",
-           "EPOCH", "HOUR_BITS", "eval_responses", "eval_results", "eval_scorer_refs", "eval_scores", "hour_base",
+           "EPOCH", "HOUR_BITS", "eval_responses", "eval_results", "eval_scorer_refs", "eval_scores", "eval_texts", "hour_base",
            "response_range", "failure_clusters_daily", "judge_calls", "online_evals_metadata", "score_rollup_daily", "score_rollup_hourly"]

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.store import bulk, locks, migrate
-from obs_pipelines.store.schema import SPAN_COLUMNS, metadata, span_arrivals, spans  # noqa: F401
+from obs_pipelines.store.schema import SPAN_COLUMNS, metadata, span_arrivals, spans, window_writes  # noqa: F401
 
 DEFAULT_DB_PATH = Path(".obs_pipelines") / "traces.db"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -149,10 +149,35 @@ def replace_windows(
         for write in writes:
             locks.lock_window(conn, write.table.fullname, start, end)
         for write in writes:
-            tcol = write.table.c[time_column]
-            conn.execute(sa.delete(write.table).where(tcol >= start, tcol < end))
+            conn.execute(sa.delete(write.table).where(*_window_clause(write.table, start, end, time_column)))
             write.write(conn)
+        _stamp(conn, start, end, writes)
     return {w.table.name: w.count for w in writes}
+
+
+def _stamp(conn: sa.Connection, start: datetime, end: datetime, writes: Sequence[bulk.PreparedRows]) -> None:
+    """When each table's window was written (``window_writes``, in the write's transaction and under its locks):
+    steps that read the table fingerprint their inputs by it (store/fingerprints.py). A table published under
+    another name (``info["published_as"]``: eval_scores, a view over two tables) is stamped under that name."""
+    rows: dict[str, int] = {}
+    for write in writes:
+        name = write.table.info.get("published_as", write.table.name)
+        rows[name] = rows.get(name, 0) + write.count
+    conn.execute(sa.delete(window_writes).where(window_writes.c.table_name.in_(sorted(rows)),
+                                                window_writes.c.window_start >= start, window_writes.c.window_start < end))
+    now = utcnow()
+    conn.execute(sa.insert(window_writes), [{"table_name": name, "window_start": start, "window_end": end,
+                                             "row_count": count, "written_at": now} for name, count in rows.items()])
+
+
+def _window_clause(table: sa.Table, start: datetime, end: datetime, time_column: str) -> list:
+    """Which rows of `table` are the window's: time_column in [start, end), or for a table without a time column
+    (``info["window_range"] = (column, to_range)``) its column in the range `to_range(start, end)` gives."""
+    if "window_range" in table.info:
+        column, to_range = table.info["window_range"]
+        low, high = to_range(start, end)
+        return [table.c[column] >= low, table.c[column] < high]
+    return [table.c[time_column] >= start, table.c[time_column] < end]
 
 
 # ---- span writes -------------------------------------------------------------------------------

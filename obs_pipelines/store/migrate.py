@@ -133,8 +133,9 @@ def _bring_to_head(engine: Engine) -> set[str]:
                 at_head = current_revision(conn) == head_revision()
             if not at_head:
                 upgrade(engine)
-            with engine.connect() as conn:
-                return set(sa.inspect(conn).get_table_names())
+            with engine.connect() as conn:  # views too (eval_scores): a view is not created as a table
+                inspector = sa.inspect(conn)
+                return set(inspector.get_table_names()) | set(inspector.get_view_names())
         except sa.exc.DBAPIError as exc:
             if attempt == SCHEMA_RETRY_ATTEMPTS or not _connection_lost(exc):
                 raise

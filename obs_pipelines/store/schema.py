@@ -110,3 +110,28 @@ span_arrivals = Table(
     Column("span_count", Integer, nullable=False),
     Column("arrived_at", DateTime, nullable=False),
 )
+
+# When each derived table's window was last written (db.replace_windows, in the same transaction): what a step
+# that reads the table compares to skip a window whose inputs did not change (store/fingerprints.py).
+window_writes = Table(
+    "window_writes",
+    metadata,
+    Column("table_name", Text, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("window_end", DateTime, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("written_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("table_name", "window_start", name="pk_window_writes"),
+)
+
+# Per step (a daily asset, an alert rule) and window: the fingerprint of the inputs its stored output was
+# computed from; a re-run finding the same fingerprint leaves the window as it is.
+step_inputs = Table(
+    "step_inputs",
+    metadata,
+    Column("step", Text, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("computed_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("step", "window_start", name="pk_step_inputs"),
+)

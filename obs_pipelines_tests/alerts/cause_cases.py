@@ -97,14 +97,13 @@ def cost_case(store) -> None:
 
 def write_scores(store, rows: list[tuple]) -> None:
     """eval_scores rows: (hour, trace_id, route, model, prompt_version, score)."""
-    from obs_pipelines.online_evals.tables import eval_scores
+    from obs_pipelines.online_evals.score_store import insert_scores
 
     frame = pd.DataFrame([{"window_start": h, "window_end": h + pd.Timedelta(hours=1), "trace_id": tr,
                            "span_id": f"{i:016x}", "span_kind": "root", "route": route, "model": model,
                            "prompt_version": pv, "scorer": "groundedness", "scorer_version": "1", "score": s}
                           for i, (h, tr, route, model, pv, s) in enumerate(rows)])
-    with store.engine.begin() as conn:
-        conn.execute(eval_scores.insert(), frame.to_dict("records"))
+    insert_scores(store.engine, frame)  # eval_scores is a view over the compact tables
 
 
 def write_paths(store, rows: list[tuple]) -> None:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.online_evals.clusters import CLUSTER_COLUMNS, ClusterOptions, cluster_failures
 from obs_pipelines.online_evals.defs import DAILY_JOB
-from obs_pipelines.online_evals.tables import eval_scores, failure_clusters_daily, online_evals_metadata
+from obs_pipelines.online_evals import score_store
+from obs_pipelines.online_evals.tables import failure_clusters_daily, online_evals_metadata
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
 
@@ -156,8 +157,7 @@ def load_day(store, day: pd.DataFrame) -> None:
                        "scorer": "groundedness", "scorer_version": "1", "score": 0.2 if row.failing else 0.9,
                        "passed": not row.failing, "threshold": 0.5})
     db.insert_spans(store.engine, spans)
-    with store.engine.begin() as conn:
-        conn.execute(sa.insert(eval_scores), scores)
+    score_store.insert_scores(store.engine, scores)
 
 
 def test_the_daily_asset_writes_the_days_clusters_and_reports_the_top_one(store):

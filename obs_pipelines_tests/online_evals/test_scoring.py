@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from obs_pipelines.online_evals import registry, rollups, scoring
+from obs_pipelines.online_evals import registry, rollups, score_store, scoring
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
 from obs_pipelines.online_evals.scorers.base import Example, Scorer
 from obs_pipelines.store import db
@@ -44,7 +44,7 @@ def test_stored_rows_of_the_current_versions_are_kept_and_a_changed_option_resco
     load_traffic(store.engine, H, 1)
     settings = OnlineEvalsSettings()
     first = _score(store, settings)
-    db.replace_window(store.engine, scoring.eval_scores, H, H_END, first.frame)
+    db.replace_windows(store.engine, H, H_END, score_store.frames(store.engine, first.frame))
     again = _score(store, settings, scoring.stored_scores(store.engine, H, H_END))
     assert again.scored == 0 and again.kept == len(first.frame) and again.unchanged
     changed = OnlineEvalsSettings(scorer_options={"word_count_bounds": {"max_words": 10}})

@@ -1,4 +1,4 @@
-"""Migration 0005 makes exactly the online evals tables the code defines, with unique keys on their grains."""
+"""The migrations make exactly the online evals tables the code defines, with unique keys on their grains."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from obs_pipelines.cli_db import all_metadata
 from obs_pipelines.online_evals.tables import (
     eval_hours,
-    eval_scores,
+    eval_responses,
+    eval_results,
     judge_calls,
     online_evals_metadata,
     score_rollup_daily,
@@ -36,7 +37,9 @@ def test_migrations_at_head_produce_exactly_the_online_evals_tables(store):
 
 
 @pytest.mark.parametrize(("table", "row"), [
-    (eval_scores, {"trace_id": "t", "span_id": "s", "scorer": "refusal", "scorer_version": "1"}),
+    # eval_scores is a view: its grain is eval_responses' (one row per hour, trace and span) and eval_results'
+    (eval_responses, {"response": 1, "trace_id": "t", "span_id": "s"}),
+    (eval_results, {"response": 1, "scorer_ref": 1}),
     (score_rollup_hourly, {"scorer": "refusal", "dimension": "overall", "dimension_value": None}),
     (eval_hours, {"selection": "x"}),
     (score_rollup_daily, {"scorer": "refusal", "dimension": "route", "dimension_value": "rag_qa"}),
@@ -44,9 +47,10 @@ def test_migrations_at_head_produce_exactly_the_online_evals_tables(store):
 ])
 def test_every_online_evals_table_refuses_a_second_row_on_its_grain(store, table, row):
     db.create_tables(store.engine)
-    row = {"window_start": T0, "window_end": T1, **row}
+    row = {"window_start": T0, "window_end": T1, **row} if "window_start" in table.c else row
     with store.engine.begin() as conn:
         conn.execute(sa.insert(table), [row])
+    again = {**row, "response": 2} if table is eval_responses else row  # the same response under another number
     with pytest.raises(sa.exc.IntegrityError):
         with store.engine.begin() as conn:
-            conn.execute(sa.insert(table), [row])
+            conn.execute(sa.insert(table), [again])

@@ -11,9 +11,7 @@ brings back off-topic documents.
 
 from __future__ import annotations
 
-from collections import Counter
 from functools import lru_cache
-from itertools import chain
 
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
 from obs_pipelines.online_evals.scorers.specifics import NEGATED, Claim, claims_of, facts_of, polarity, prepare
@@ -96,31 +94,53 @@ class _Evidence:
         self.facts = [d.facts for d in documents]  # (checked one by one: merging costs more than a few lookups)
         negated = [s.content for d in documents for s in d.negated]
         self.negated_words = frozenset().union(*negated) if negated else frozenset()
-        self._indices: dict[bool, dict[object, _Postings]] = {}
+        self._offsets, offset = [], 0
+        for document in self.documents:
+            self._offsets.append((document, offset))
+            offset += len(document.spans)
+        self._merged: dict[bool, _Masks] = {}
+        self._signs: dict[tuple[bool, bool], int] | None = None
+        self._contents: dict[tuple[bool, bool], frozenset] = {}
 
-    def index(self, negated: bool) -> dict[object, _Postings]:
-        """polarity -> word -> the documents' lists of sentences of that polarity holding it (``negated``: of
-        the negated sentences only, under ``NEGATED``), over the cached per-document indexes; a word's lists
-        are gathered on its first lookup (merging every word of every document costs more than the claims'
-        lookups)."""
-        merged = self._indices.get(negated)
-        if merged is None:
-            merged = self._indices[negated] = {}
-            for document in self.documents:
-                for key, postings in document.index(negated).items():
-                    merged.setdefault(key, _Postings()).documents.append(postings)
-        return merged
+    def merged(self, negated: bool) -> _Masks:
+        """word -> the evidence's sentences holding it as one bit mask (each document's masks shifted past the
+        documents before it; ``negated``: the negated sentences only), a word merged on its first lookup
+        (merging every word of every document costs more than the claims' lookups)."""
+        found = self._merged.get(negated)
+        if found is None:
+            found = self._merged[negated] = _Masks([(d.masks(negated), offset) for d, offset in self._offsets])
+        return found
+
+    def signs(self) -> dict[tuple[bool, bool], int]:
+        """polarity -> the evidence's sentences of that polarity as a bit mask."""
+        if self._signs is None:
+            self._signs = {}
+            for document, offset in self._offsets:
+                for sign, mask in document.signs().items():
+                    self._signs[sign] = self._signs.get(sign, 0) | mask << offset
+        return self._signs
 
     def most_shared(self, content: frozenset[str], key: object, negated: bool = False) -> int:
-        """The most content words one evidence sentence under ``key`` shares with ``content``: the postings of
-        the claim's words counted per sentence (in C), so the cost follows the sentences that share a word."""
-        index = self.index(negated).get(key)
-        if index is None:
-            return 0
-        postings = [lists for lists in map(index.__getitem__, content) if lists]
-        if len(postings) < 2:
-            return len(postings)
-        return max(Counter(chain.from_iterable(chain.from_iterable(postings))).values())
+        """The most content words one evidence sentence under ``key`` (a polarity, or NEGATED: any negated
+        sentence) shares with ``content``: the claim words' sentence masks added up bit-sliced, so the cost
+        follows the claim's words, not the sentences that hold them."""
+        if negated:
+            masks = [m for m in map(self.merged(True).__getitem__, content) if m]
+        else:
+            keep = self.signs().get(key, 0)
+            if not keep:
+                return 0
+            masks = [m & keep for m in map(self.merged(False).__getitem__, content) if m & keep]
+        return len(masks) if len(masks) < 2 else _max_count(masks)
+
+    def restated(self, content: frozenset[str], sign: tuple[bool, bool]) -> bool:
+        """Whether an evidence sentence of polarity ``sign`` has exactly these content words (a claim copied from
+        the documents: its own polarity shares all its words, so nothing can contradict it; a set lookup
+        instead of counting postings)."""
+        found = self._contents.get(sign)
+        if found is None:
+            found = self._contents[sign] = frozenset().union(*(d.contents(sign) for d in self.documents))
+        return content in found
 
     def contradicts(self, claim: Claim, support: float) -> bool:
         """The evidence sentence sharing most of the claim's content words (>= ``support`` of them) has the
@@ -132,22 +152,54 @@ class _Evidence:
             if len(content & self.negated_words) < need:
                 return False
             best_other = self.most_shared(content, NEGATED, negated=True)
-            return best_other >= need and best_other > self.most_shared(content, own)
+            return best_other >= need and not self.restated(content, own) \
+                and best_other > self.most_shared(content, own)
+        if self.restated(content, own):
+            return False
         best_same = self.most_shared(content, own)
-        best_other = max((self.most_shared(content, p) for p in self.index(False) if p != own), default=0)
+        best_other = max((self.most_shared(content, p) for p in self.signs() if p != own), default=0)
         return best_other >= need and best_other > best_same
 
 
-class _Postings(dict):
-    """word -> the lists of sentence ids the documents hold for it, gathered from ``documents`` on first use."""
+class _Masks(dict):
+    """word -> the evidence's sentences holding it as a bit mask, merged from ``documents`` ((word -> mask,
+    offset) pairs) on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, documents: list[tuple[dict[str, int], int]]) -> None:
         super().__init__()
-        self.documents: list[dict[str, list[int]]] = []
+        self.documents = documents
 
-    def __missing__(self, word: str) -> list[list[int]]:
-        lists = self[word] = [d[word] for d in self.documents if word in d]
-        return lists
+    def __missing__(self, word: str) -> int:
+        mask = 0
+        for masks, offset in self.documents:
+            found = masks.get(word)
+            if found:
+                mask |= found << offset
+        self[word] = mask
+        return mask
+
+
+def _max_count(masks: list[int]) -> int:
+    """The largest number of ``masks`` that share one bit: the masks added up per bit position in binary
+    (plane i holds bit i of every position's count), then the highest count read from the top plane down."""
+    planes: list[int] = []
+    for carry in masks:
+        i = 0
+        while carry:
+            if i == len(planes):
+                planes.append(carry)
+                break
+            plane = planes[i]
+            planes[i] = plane ^ carry
+            carry &= plane
+            i += 1
+    best, alive = 0, -1
+    for i in range(len(planes) - 1, -1, -1):
+        hit = alive & planes[i]
+        if hit:
+            alive = hit
+            best |= 1 << i
+    return best
 
 
 @lru_cache(maxsize=256)

@@ -28,7 +28,6 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import count
 
 from obs_pipelines.online_evals.scorers.text import STOPWORDS, normalize, spaced, stem
 
@@ -428,8 +427,7 @@ def evidence_sentences(text: str) -> tuple[EvidenceSentence, ...]:
     return tuple(EvidenceSentence(pair) for pair in prepare(text).sentences())
 
 
-_SENTENCE_IDS = count()
-NEGATED = "negated"  # the index key of the negated sentences (found without tokenising the others)
+NEGATED = "negated"  # the key of the negated sentences (found without tokenising the others)
 
 
 class Prepared:
@@ -437,7 +435,8 @@ class Prepared:
     that reads it: the NFKC text, its tokens as one spaced string, its sentences, content words, specifics
     (``Facts``) and negated sentences; the index of all its sentences by polarity is built on first use."""
 
-    __slots__ = ("text", "flat", "aligned", "spans", "content", "facts", "negated", "negated_ids", "_indexes")
+    __slots__ = ("text", "flat", "aligned", "spans", "content", "facts", "negated", "negated_ids", "_indexes",
+                 "_plain")
 
     def __init__(self, text: str) -> None:
         from obs_pipelines.online_evals.scorers.text import content_of
@@ -452,6 +451,7 @@ class Prepared:
         self.facts = _facts(text, text.lower(), words)
         self.spans = _sentence_spans(text)
         self._indexes: dict[bool, dict] = {}
+        self._plain: frozenset | None = None
         self.negated_ids: tuple[int, ...] = ()
         self.negated: tuple[EvidenceSentence, ...] = ()
         if NEGATIONS.isdisjoint(words) and "non" not in words:
@@ -495,21 +495,40 @@ class Prepared:
             found = negated.get(i)
             yield found if found is not None else (content_of(self._words(i)), (False, False))
 
-    def index(self, negated: bool) -> dict[object, dict[str, tuple[int, ...]]]:
-        """polarity (or NEGATED: the negated sentences only) -> content word -> the sentences holding it, as
-        ids unique across documents (built once per document; tuples, which the garbage collector stops
-        tracking, so a large cache of documents does not slow every collection)."""
+    def contents(self, sign: tuple[bool, bool]) -> frozenset[frozenset[str]]:
+        """The content-word sets of the sentences of polarity ``sign`` (a claim that equals one of them has its
+        best match in its own polarity: no sentence can contradict it)."""
+        if sign != (False, False):
+            return frozenset(content for content, own in self.negated if own == sign)
+        if self._plain is None:
+            self._plain = frozenset(content for content, own in self.sentences() if own == sign)
+        return self._plain
+
+    def masks(self, negated: bool) -> dict[str, int]:
+        """content word -> the sentences holding it as a bit mask (bit i: the text's sentence i); ``negated``: of
+        the negated sentences only, without tokenising the others (built once per document; ints, which the
+        garbage collector does not track, so a large cache of documents does not slow every collection)."""
         found = self._indexes.get(negated)
         if found is None:
-            building: dict[object, dict[str, list[int]]] = {}
-            for content, sign in (self.negated if negated else self.sentences()):
-                i = next(_SENTENCE_IDS)
-                postings = building.setdefault(NEGATED if negated else sign, {})
+            found = self._indexes[negated] = {}
+            pairs = zip(self.negated_ids, self.negated) if negated else enumerate(self.sentences())
+            for i, (content, _sign) in pairs:
+                bit = 1 << i
                 for word in content:
-                    postings.setdefault(word, []).append(i)
-            found = self._indexes[negated] = {key: {w: tuple(ids) for w, ids in postings.items()}
-                                              for key, postings in building.items()}
+                    found[word] = found.get(word, 0) | bit
         return found
+
+    def signs(self) -> dict[tuple[bool, bool], int]:
+        """polarity -> its sentences as a bit mask (a sentence without a negation word is (False, False))."""
+        out: dict[tuple[bool, bool], int] = {}
+        negated = 0
+        for i, (_content, sign) in zip(self.negated_ids, self.negated):
+            out[sign] = out.get(sign, 0) | 1 << i
+            negated |= 1 << i
+        plain = ((1 << len(self.spans)) - 1) & ~negated
+        if plain:
+            out[(False, False)] = plain
+        return out
 
 
 @lru_cache(maxsize=8192)

@@ -8,7 +8,8 @@ in ONE run, so compare the ratios, not the seconds (the machine is shared and it
   responses of real lengths (issue 23: outputs median ~430 / p90 ~14k characters, cut at 20,000 as
   responses.py cuts them; contexts median ~1.9k / p90 ~19k; log-normal through those points; travel, banking
   and HR sentences with numbers, money, dates and names; tool calls on a third), on one core, per CPU
-  second: "warm" retrieves documents from a 5,000-document pool with Zipf popularity (a knowledge base),
+  second, with the garbage-collector setting scoring uses (parallel.batch_gc): "warm" retrieves documents
+  from a 5,000-document pool with Zipf popularity (a knowledge base),
   "cold" makes every document new. Target >= 2,000 responses per CPU second. Also the cost of each scorer
   alone on new warm responses, slowest first (``--profile``: cProfile of the warm run).
 * ``parity``: every scorer autoevals also has (ExactMatch, Levenshtein, NumericDiff, JSONDiff, ValidJSON,
@@ -35,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.online_evals import registry  # noqa: E402
+from obs_pipelines.online_evals import parallel, registry  # noqa: E402
 from obs_pipelines.online_evals.scorers.base import Example  # noqa: E402
 
 # A vocabulary of other domains than the generator's (travel, banking, HR), so that the texts carry numbers
@@ -145,9 +146,10 @@ def bench_scorers(n: int, profile: bool = False) -> None:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        for example in examples:
-            for scorer in scorers:
-                scorer(example)
+        with parallel.batch_gc():  # (score_pairs scores every batch so: fewer garbage collections)
+            for example in examples:
+                for scorer in scorers:
+                    scorer(example)
         total = time.process_time() - began
         if profile and not cold:
             profiler.disable()
@@ -165,8 +167,9 @@ def bench_scorers(n: int, profile: bool = False) -> None:
         for i, scorer in enumerate(scorers):
             fresh = make_examples(n // 4, seed=1000 + i)
             t = time.process_time()
-            for example in fresh:
-                scorer(example)
+            with parallel.batch_gc():
+                for example in fresh:
+                    scorer(example)
             per_scorer[scorer.name] = (time.process_time() - t) / len(fresh)
         breakdown = sum(per_scorer.values())
         for name, seconds in sorted(per_scorer.items(), key=lambda kv: -kv[1])[:10]:

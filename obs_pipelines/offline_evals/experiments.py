@@ -236,8 +236,11 @@ def run_experiment(dataset: str, version: str, cases: Sequence[dict], task: Call
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="offline-judge") as pool:
             list(pool.map(lambda r: _score(by_id[r.case_id], r, scorers, error_score), results))
     else:
-        for result in results:
-            _score(by_id[result.case_id], result, scorers, error_score)
+        from obs_pipelines.online_evals.parallel import batch_gc
+
+        with batch_gc():
+            for result in results:
+                _score(by_id[result.case_id], result, scorers, error_score)
     return Experiment(
         experiment_id=f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", dataset=dataset, dataset_version=version,
         task=task_name, scorers={s.name: _scorer_version(s) for s in scorers}, git=git_state(cwd),

@@ -10,8 +10,10 @@ memory they start with, so no input text is pickled; only the scores travel back
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
@@ -29,6 +31,24 @@ _SCORERS: Mapping[str, Scorer] = {}
 # (value, reason, details) of the score, or (None, None, None, "<Type>: <message>") when the scorer raised: plain
 # tuples, because unpickling a frozen dataclass per pair costs half as much as scoring it
 Outcome = tuple[float | None, str | None, Mapping | None, str | None]
+
+
+# the garbage collector's first threshold while a batch is scored (CPython's default: 700 allocations)
+BATCH_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """Fewer garbage collections while scorers run: they allocate millions of short-lived sets and tuples that
+    reference counting frees (no cycles), and every collection also walks the long-lived caches of prepared
+    documents; at the default threshold collections took ~20-30% of the scoring time. Cycles are still
+    collected, every BATCH_GC_THRESHOLD allocations instead of every 700."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], BATCH_GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def scoring_workers() -> int:
@@ -55,8 +75,9 @@ class _score_chunk_skipping:  # noqa: N801 - a picklable function of the chunk b
 
     def __call__(self, bounds: tuple[int, int]) -> list[Outcome | None]:
         first, last = bounds
-        return [None if first + i in self.done else _score(name, example, _SCORERS)
-                for i, (name, example) in enumerate(_PAIRS[first:last])]
+        with batch_gc():
+            return [None if first + i in self.done else _score(name, example, _SCORERS)
+                    for i, (name, example) in enumerate(_PAIRS[first:last])]
 
 
 def _text_size(pairs: Sequence[tuple[str, Example]], enough: int) -> int:
@@ -77,7 +98,8 @@ def score_pairs(pairs: Sequence[tuple[str, Example]], scorers: Mapping[str, Scor
     min_chars = MIN_CHARS if min_chars is None else min_chars
     context = fork_context() if workers > 1 and _text_size(pairs, min_chars) >= min_chars else None
     if context is None:
-        return [_score(name, example, scorers) for name, example in pairs]
+        with batch_gc():
+            return [_score(name, example, scorers) for name, example in pairs]
     # the first pair of each scorer is scored here, before the fork: what a scorer loads on first use (a
     # language model, compiled patterns, caches) is then in the memory every worker starts from, instead of
     # being loaded again by each worker of each hour

@@ -60,3 +60,28 @@ def test_scoring_pairs_keeps_their_order():
     examples = [("fails_on_odd", Example(input="q", output="x" * n)) for n in range(1200)]
     outcomes = parallel.score_pairs(examples, {"fails_on_odd": _FailsOnOddLengths()}, workers=2, min_chars=0)
     assert [error is not None for _value, _reason, _details, error in outcomes] == [n % 2 == 1 for n in range(1200)]
+
+
+class _SeesTheThreshold(Scorer):
+    """Scores 1.0 and remembers the garbage collector's first threshold it ran under."""
+
+    name = "sees_gc"
+    seen: list[int] = []
+
+    def score(self, example: Example) -> Score:
+        import gc
+
+        self.seen.append(gc.get_threshold()[0])
+        return Score(self.name, 1.0)
+
+
+def test_a_batch_is_scored_with_fewer_collections_and_the_threshold_is_restored_even_after_errors():
+    import gc
+
+    before = gc.get_threshold()
+    pairs = [("sees_gc", Example(output="ok")), ("fails_on_odd", Example(output="odd"))]
+    outcomes = parallel.score_pairs(pairs, {"sees_gc": _SeesTheThreshold(), "fails_on_odd": _FailsOnOddLengths()},
+                                    workers=1)
+    assert _SeesTheThreshold.seen == [max(before[0], parallel.BATCH_GC_THRESHOLD)]
+    assert outcomes[1][3] == "ValueError: odd length"  # the failing scorer is recorded, not raised
+    assert gc.get_threshold() == before

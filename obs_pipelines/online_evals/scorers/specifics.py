@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -435,7 +436,7 @@ class Prepared:
     that reads it: the NFKC text, its tokens as one spaced string, its sentences, content words, specifics
     (``Facts``) and negated sentences; the index of all its sentences by polarity is built on first use."""
 
-    __slots__ = ("text", "flat", "aligned", "spans", "content", "facts", "negated", "negated_ids", "_indexes",
+    __slots__ = ("text", "flat", "aligned", "words", "content", "_facts", "_spans", "_negated", "_indexes",
                  "_plain")
 
     def __init__(self, text: str) -> None:
@@ -446,20 +447,47 @@ class Prepared:
         # tokens as a string whose split() is the word list; every whitespace a space (the cue search below)
         self.flat = flat = spaced(text).translate(_BLANKS)
         self.aligned = len(flat) == len(text)  # (ASCII: character for character, sentence slices line up)
-        words = frozenset(flat.split())
-        self.content = content_of(words)
-        self.facts = _facts(text, text.lower(), words)
-        self.spans = _sentence_spans(text)
+        self.words = frozenset(flat.split())
+        self.content = content_of(self.words)
+        # the rest on first use: context relevance reads only the content words, groundedness everything
+        self._facts: Facts | None = None
+        self._spans: list[tuple[int, int]] | None = None
+        self._negated: tuple[tuple[int, ...], tuple[EvidenceSentence, ...]] | None = None
         self._indexes: dict[bool, dict] = {}
         self._plain: frozenset | None = None
-        self.negated_ids: tuple[int, ...] = ()
-        self.negated: tuple[EvidenceSentence, ...] = ()
-        if NEGATIONS.isdisjoint(words) and "non" not in words:
-            return  # (most documents: no negation mark at all)
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            self._facts = _facts(self.text, self.text.lower(), self.words)
+        return self._facts
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            self._spans = _sentence_spans(self.text)
+        return self._spans
+
+    @property
+    def negated_ids(self) -> tuple[int, ...]:
+        return (self._negated or self._find_negated())[0]
+
+    @property
+    def negated(self) -> tuple[EvidenceSentence, ...]:
+        """The sentences with a negation mark (content words, polarity), found with substring searches of the
+        marks, so that the other sentences are never tokenised."""
+        return (self._negated or self._find_negated())[1]
+
+    def _find_negated(self) -> tuple[tuple[int, ...], tuple[EvidenceSentence, ...]]:
+        from obs_pipelines.online_evals.scorers.text import content_of
+
+        self._negated = ((), ())
+        if NEGATIONS.isdisjoint(self.words) and "non" not in self.words:
+            return self._negated  # (most documents: no negation mark at all)
         if not self.aligned:
-            chosen = range(len(self.spans))
+            chosen: Iterable[int] = range(len(self.spans))
         else:
-            padded = " " + flat + " "
+            padded = " " + self.flat + " "
             hits = set()
             for cue in _CUES:
                 pos = padded.find(cue)
@@ -470,12 +498,13 @@ class Prepared:
             chosen = sorted({max(0, bisect_right(starts, p) - 1) for p in hits})
         ids, negated = [], []
         for i in chosen:
-            words_i = self._words(i)
-            sentence = EvidenceSentence((content_of(words_i), polarity(self._sentence(i), frozenset(words_i))))
+            words = self._words(i)
+            sentence = EvidenceSentence((content_of(words), polarity(self._sentence(i), frozenset(words))))
             if sentence.polarity != (False, False):
                 ids.append(i)
                 negated.append(sentence)
-        self.negated_ids, self.negated = tuple(ids), tuple(negated)
+        self._negated = (tuple(ids), tuple(negated))
+        return self._negated
 
     def _sentence(self, i: int) -> str:
         a, b = self.spans[i]

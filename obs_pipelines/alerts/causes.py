@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.alerts import contributors
 from obs_pipelines.alerts.scope import keep_group, span_filter
 from obs_pipelines.pricing.models import model_keys
 from obs_pipelines.store.errors import classify_errors
-from obs_pipelines.store.query import fetch_frame, fetch_text_frame, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 
 DEFAULT_BASELINE_WINDOWS = 7
@@ -503,7 +504,7 @@ class Quality(Family):
     def cause(self, ctx, now, baseline):
         # the contributors, then the day's failure cluster of the group when it explains the drop
         found = super().cause(ctx, now, baseline)
-        cluster = failure_cluster(ctx, ctx.breached_start)
+        cluster = failure_cluster(ctx, ctx.breached_start, now)
         return found + [cluster] if cluster else found
 
     def exemplars(self, ctx, now, cause):
@@ -519,21 +520,23 @@ CLUSTER_MIN_LIFT = 2.0
 CLUSTERS_TABLE = "failure_clusters_daily"
 
 
-def failure_cluster(ctx: Context, start: datetime | None) -> dict | None:
+def failure_cluster(ctx: Context, start: datetime | None, now: Reading | None = None) -> dict | None:
     """The top cluster of failing inputs (online_evals' ``failure_clusters_daily``) of the breached window's day
     that explains the group's drop: its failures come mostly from the group's route (when the group has one) and
     include the alert's scorer, it fails at least ``CLUSTER_MIN_LIFT`` times its share of the traffic, and within
     a route its requests fail at least ``CLUSTER_MIN_LIFT`` times as often as the route's requests of the day do
     (else its lift is the route's: all the route's questions, or a topic failing at the route's rate); of those,
-    the largest share of the day's failures. None when the day has no cluster rows (the daily asset has
-    not run for it yet) or none explains the drop."""
+    the largest share of the day's failures. The clusters are the day's: the cluster must also explain the
+    breached hour (``_hour_lift``): in the group's responses of the hour, those whose input carries the cluster's
+    terms fail at least ``CLUSTER_MIN_LIFT`` times as often as the others. None when the day has no cluster rows
+    (the daily asset has not run for it yet) or none explains the drop."""
     from obs_pipelines.alerts.source import table_exists  # source imports this module
 
     if start is None or not table_exists(ctx.engine, CLUSTERS_TABLE):
         return None
     day = pd.Timestamp(start).floor("D").to_pydatetime()
     rows = fetch_frame(ctx.engine, f"SELECT label, failure_share, traffic_share, lift, top_route, top_route_share, "
-                                   f"top_scorers, failure_count, traffic_count, cluster FROM {CLUSTERS_TABLE} "
+                                   f"top_scorers, top_terms, failure_count, traffic_count, cluster FROM {CLUSTERS_TABLE} "
                                    "WHERE window_start >= :start AND window_start < :end",
                       window_params(day, day + timedelta(days=1)))
     if rows.empty:
@@ -558,9 +561,16 @@ def failure_cluster(ctx: Context, start: datetime | None) -> dict | None:
         rate = pd.to_numeric(found["failure_count"], errors="coerce") / pd.to_numeric(found["traffic_count"],
                                                                                        errors="coerce")
         found = found.assign(_rate=rate)[(rate >= CLUSTER_MIN_LIFT * route_rate).to_numpy()]
-    if found.empty:
+    if found.empty or now is None or scorer is None:
         return None
-    top = found.iloc[0]
+    hour = None
+    for _, candidate in found.iterrows():  # the largest share of the day's failures that explains the hour
+        hour = _hour_lift(ctx, now, str(scorer), _terms(candidate["top_terms"]), start)
+        if hour is not None:
+            top = candidate
+            break
+    if hour is None:
+        return None
     entry = {"dimension": "input_cluster", "value": str(top["label"]), "day": f"{day:%Y-%m-%d}",
              "failure_share": contributors._round(float(top["failure_share"])),
              "traffic_share": contributors._round(float(top["traffic_share"])),
@@ -569,7 +579,46 @@ def failure_cluster(ctx: Context, start: datetime | None) -> dict | None:
     if route_rate is not None:
         entry.update(failure_rate=contributors._round(float(top["_rate"])),
                      route_failure_rate=contributors._round(route_rate))
+    entry.update(hour)
     return entry
+
+
+def _terms(text) -> list[str]:
+    try:
+        found = orjson.loads(text) if isinstance(text, str | bytes) and text else []
+    except orjson.JSONDecodeError:
+        return []
+    return [str(t).lower() for t in found if str(t).strip()] if isinstance(found, list) else []
+
+
+def _hour_lift(ctx: Context, now: Reading, scorer: str, terms: list[str], start: datetime) -> dict | None:
+    """Whether the cluster explains the breached hour: of the group's responses of the hour, those whose request
+    input carries one of the cluster's terms fail (a root score under its rule's threshold) at least
+    ``CLUSTER_MIN_LIFT`` times as often as the others, one failing at least. Their failure rates, or None."""
+    ids = sorted(set(now.items["trace_id"].astype(str)))
+    if not terms or not ids:
+        return None
+    params = {**window_params(start, start + timedelta(hours=1)), "scorer": scorer, "ids": ids}
+    scores = fetch_frame(ctx.engine, bind_window(
+        "SELECT trace_id, passed FROM eval_scores WHERE window_start >= :start AND window_start < :end "
+        "AND scorer = :scorer AND span_kind = 'root' AND passed IS NOT NULL AND trace_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True)), params)
+    inputs = fetch_frame(ctx.engine, bind_window(
+        "SELECT trace_id, input FROM spans WHERE parent_span_id IS NULL AND trace_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True)), {"ids": ids})
+    if scores.empty or inputs.empty:
+        return None
+    pattern = re.compile("|".join(rf"\b{re.escape(t)}\b" for t in terms))
+    text_of = dict(zip(inputs["trace_id"].astype(str), inputs["input"].fillna("").astype(str).str.lower()))
+    inside = np.array([bool(pattern.search(text_of.get(t, ""))) for t in scores["trace_id"].astype(str)])
+    failing = ~scores["passed"].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+    if not inside.any() or not failing[inside].any():
+        return None
+    rate_in = float(failing[inside].mean())
+    rate_out = float(failing[~inside].mean()) if (~inside).any() else 0.0
+    if rate_in < CLUSTER_MIN_LIFT * rate_out:
+        return None
+    return {"hour_failure_rate": contributors._round(rate_in), "hour_others_failure_rate": contributors._round(rate_out)}
 
 
 def _route_day(ctx: Context, start: datetime, end: datetime, route: str) -> tuple[float, float]:

@@ -22,6 +22,7 @@ import yaml
 
 from obs_pipelines.alerts.defs import RULES_JOB, process_rule_results
 from obs_pipelines.definitions import build_definitions
+from obs_pipelines.online_evals.defs import DAILY_JOB
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
@@ -91,8 +92,12 @@ def _run(url: str, directory: Path, profile: Profile) -> dict:
     tags = {"dagster/asset_partition_range_start": key(START),
             "dagster/asset_partition_range_end": key(START + timedelta(hours=HOURS - 1))}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    for job in (*PHASE_JOBS, RULES_JOB):
-        result = defs.resolve_job_def(job).execute_in_process(tags=tags, instance=instance, raise_on_error=False,
+    # `run` of each phase: the hourly jobs, then online_evals' daily one (score rollups, clusters of failing inputs)
+    days = {"dagster/asset_partition_range_start": f"{START:%Y-%m-%d}",
+            "dagster/asset_partition_range_end": f"{START + timedelta(hours=HOURS - 1):%Y-%m-%d}"}
+    for job, job_tags in ((PHASE_JOBS[0], tags), (PHASE_JOBS[1], tags), (PHASE_JOBS[2], tags), (DAILY_JOB, days),
+                          (RULES_JOB, tags)):
+        result = defs.resolve_job_def(job).execute_in_process(tags=job_tags, instance=instance, raise_on_error=False,
                                                               run_config=quiet)
         assert result.success, job
     evaluations = [e for e in result.get_asset_check_evaluations() if e.partition]
@@ -162,6 +167,15 @@ def test_each_failure_mode_names_its_root_cause_first(app_run, mode):
     # a prompt version is labelled prompt_name@version, and kb_answer's instrumentation names no template
     assert (top.get("dimension"), str(top.get("value")).split("@")[-1]) == (dimension, value.split("@")[-1]), \
         result["attribution"]
+
+
+@pytest.mark.parametrize("mode", ["prompt_regression", "hallucination"])
+def test_a_quality_drop_of_every_kind_of_question_names_no_cluster_of_failing_inputs(app_run, mode):
+    # every kb_answer question failed alike in the hour: no cluster of inputs explains it (the day's clusters
+    # exist: online_evals' daily job ran)
+    rule, group = EXPECTED[mode]
+    found = [r for r in breached(app_run["evaluations"], rule, INCIDENT_AT[mode]) if group.items() <= r["group"].items()]
+    assert found and all(a["dimension"] != "input_cluster" for r in found for a in r["attribution"])
 
 
 def test_the_clean_hours_fire_nothing(app_run):

@@ -37,18 +37,24 @@ def write_passed_scores(store, rows: list[tuple]) -> None:
         insert_scores(store.engine, frame)
 
 
+REFUND = "Can I get a refund for my weekend order?"
+PASSWORD = "How do I reset my password?"
+
+
 def quality_drop(store) -> None:
-    # route kb: 10 answers an hour at 0.9 on the three previous days; in the breached hour 5 of 10 fall to 0.2
-    # (same prompt version and model: no dimension explains it): 5 failing of kb's 40 requests of the day
+    # route kb: 10 answers an hour at 0.9 on the three previous days. The breached day: 10 requests an hour over
+    # three hours, all passing; in the breached hour 4 refund questions fail (0.2) and so does 1 of the 6 password
+    # questions: 5 failing of kb's 40 requests of the day. Same prompt version and model: no dimension explains it
     rows = [(h, f"{h:%d%H}{i:04d}", 0.9) for h in days_before(BREACH, 3) for i in range(10)]
-    rows += [(BREACH, f"now{i:04d}", 0.2 if i < 5 else 0.9) for i in range(10)]
-    write_passed_scores(store, rows)
-    # kb's requests of the breached day: 10 an hour over four hours (the clusters' traffic is counted against them)
     t = Traffic()
     for hour in (BREACH - timedelta(hours=3), BREACH - timedelta(hours=2), BREACH - timedelta(hours=1), BREACH):
-        for at in spread(hour, 10):
-            t.request("kb", at, [])
+        for i, at in enumerate(spread(hour, 10)):
+            refund = hour == BREACH and i < 4
+            trace = t.request("kb", at, [])
+            t.rows[-1]["input"] = REFUND if refund else PASSWORD
+            rows.append((hour, trace, 0.2 if refund or (hour == BREACH and i == 4) else 0.9))
     db.insert_spans(store.engine, t.rows)
+    write_passed_scores(store, rows)
 
 
 def clusters(store, *rows: dict, day=DAY) -> None:
@@ -60,7 +66,8 @@ def clusters(store, *rows: dict, day=DAY) -> None:
              "failure_count": r.get("failures", 4), "traffic_count": r.get("traffic", 4),
              "failure_share": r["failure_share"], "traffic_share": r["traffic_share"],
              "lift": r["failure_share"] / r["traffic_share"], "top_route": r.get("route", "kb"),
-             "top_route_share": 0.9, "top_scorers": json.dumps(r.get("scorers", {"groundedness": 20}))}
+             "top_route_share": 0.9, "top_scorers": json.dumps(r.get("scorers", {"groundedness": 20})),
+             "top_terms": json.dumps(r.get("terms", ["refund", "weekend order"]))}
             for i, r in enumerate(rows)])
 
 
@@ -78,6 +85,8 @@ def test_a_cluster_holding_most_failures_from_a_small_share_of_traffic_is_named_
     named = cluster_of(found)
     assert (named["value"], named["failure_share"], named["traffic_share"], named["lift"], named["failure_rate"],
             named["route_failure_rate"]) == ("refund / weekend / order", 0.7, 0.1, 7.0, 1.0, 0.125)
+    # in the hour: the 4 refund questions all failed, 1 of the 6 others
+    assert (named["hour_failure_rate"], named["hour_others_failure_rate"]) == (1.0, 0.1667)
     line = summary_line("q", "firing", "mean", 0.55, 0.6, {"route": "kb"}, BREACH, found)
     assert "input_cluster=refund / weekend / order (70% of the day's failures from 10% of its traffic)" in line
 
@@ -93,11 +102,22 @@ def test_a_cluster_holding_most_failures_from_a_small_share_of_traffic_is_named_
     {"label": "kb / article / question", "failure_share": 0.9, "traffic_share": 0.3, "failures": 5, "traffic": 40},
     # a topic of kb failing at kb's rate (2 of 16): over-represented against the app (lift 8), not within kb
     {"label": "delivery / address", "failure_share": 0.4, "traffic_share": 0.05, "failures": 2, "traffic": 16},
-], ids=["usual_rate", "other_route", "other_scorer", "the_whole_route", "the_routes_rate"])
+    # the day's cluster of invoice questions: none of the breached hour's inputs is about invoices
+    {"label": "invoice / pdf", "failure_share": 0.7, "traffic_share": 0.1, "terms": ["invoice", "pdf"]},
+], ids=["usual_rate", "other_route", "other_scorer", "the_whole_route", "the_routes_rate", "not_in_the_hour"])
 def test_a_cluster_that_does_not_explain_the_groups_drop_is_not_named(store, case):
     quality_drop(store)
     clusters(store, case)
     assert cluster_of(source.attribution(store.engine, GROUNDEDNESS, breach({"route": "kb"}))) is None
+
+
+def test_an_hour_whose_failures_are_not_the_clusters_does_not_name_it(store):
+    # the day's refund cluster, asked about the hour before the refund failures: that hour's questions are all
+    # about passwords, none carries the cluster's terms, so the day's cluster says nothing about it
+    quality_drop(store)
+    clusters(store, {"label": "refund / weekend / order", "failure_share": 0.7, "traffic_share": 0.1})
+    found = source.attribution(store.engine, GROUNDEDNESS, breach({"route": "kb"}, BREACH - timedelta(hours=1)))
+    assert cluster_of(found) is None
 
 
 def test_a_day_without_cluster_rows_names_no_cluster(store):

@@ -22,6 +22,8 @@ API (all you need)::
 - ``FAILURE_MODES``: mode -> (what breaks, the group where its cause lives, e.g. ``{"provider": "cohere"}``):
   latency_spike, provider_outage, rate_limits, cost_overrun, tool_loop, wrong_retrieval, prompt_regression,
   hallucination (the rollout guide's failure modes). Each lasts the hour it is given for.
+- ``INPUT_MODES``: failure modes of one kind of input (``refund_gap``: kb_answer invents the refund and return
+  policies, its other questions are answered well), for the clusters of failing inputs.
 - ``write_otlp(path, requests)`` / ``ingest_hours(engine, directory, bot, start, count, incidents)``.
 
 Clean traffic has its own background noise (a few timeouts and 5xx, ~2 % empty retrievals, ~1 % stuck agents),
@@ -36,9 +38,9 @@ from pathlib import Path
 import orjson
 from sqlalchemy.engine import Engine
 
-from obs_pipelines_tests.second_app.generator import FAILURE_MODES, HOUR, Profile, SupportBot
+from obs_pipelines_tests.second_app.generator import FAILURE_MODES, HOUR, INPUT_MODES, Profile, SupportBot
 
-__all__ = ["FAILURE_MODES", "HOUR", "Profile", "SupportBot", "ingest_hours", "write_otlp"]
+__all__ = ["FAILURE_MODES", "HOUR", "INPUT_MODES", "Profile", "SupportBot", "ingest_hours", "write_otlp"]
 
 
 def write_otlp(path: str | Path, requests: list[dict]) -> Path:

@@ -47,6 +47,12 @@ FAILURE_MODES: dict[str, tuple[str, dict]] = {
                           {"route": "kb_answer"}),
     "hallucination": ("kb_answer states policies the retrieved articles do not contain", {"route": "kb_answer"}),
 }
+# failure modes of one kind of input (not the rollout guide's eight): mode -> (what breaks, the group, the articles
+# whose questions it breaks). A help-center change leaves kb_answer inventing the refund and return policies
+INPUT_MODES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
+    "refund_gap": ("kb_answer invents policies on refund and return questions only", {"route": "kb_answer"},
+                   ("hc-203", "hc-204")),
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,8 @@ class SupportBot:
     def hour(self, start: datetime, mode: str | None = None) -> list[dict]:
         """The OTLP requests (one per trace) of the hour starting at ``start``; ``mode``: a failure mode of
         FAILURE_MODES active for the whole hour."""
-        if mode is not None and mode not in FAILURE_MODES:
-            raise ValueError(f"unknown failure mode {mode!r}; known: {sorted(FAILURE_MODES)}")
+        if mode is not None and mode not in FAILURE_MODES and mode not in INPUT_MODES:
+            raise ValueError(f"unknown failure mode {mode!r}; known: {sorted([*FAILURE_MODES, *INPUT_MODES])}")
         hour_index = int(start.timestamp() // 3600)
         rng = random.Random(f"{self.p.seed}:{hour_index}")  # an hour's traffic does not depend on other hours
         out = []
@@ -172,7 +178,7 @@ class SupportBot:
         prompt = f"{v.SYSTEM_PROMPTS[version]}\n\nArticles:\n{context}\n\nQuestion: {question}"
         if mode == "prompt_regression":
             answer = rng.choice(v.REGRESSED_ANSWERS)
-        elif mode == "hallucination":
+        elif mode == "hallucination" or (mode in INPUT_MODES and article in INPUT_MODES[mode][2]):
             answer = rng.choice(v.HALLUCINATED_ANSWERS)
         elif not docs:
             answer = "I could not find a help-center article about this; I have passed your question to an agent."

@@ -90,26 +90,51 @@ def _unit(text: str, end: int) -> tuple[str | None, int]:
     m = _UNIT.match(text, end)
     if not m:
         return None, end
-    first, second = m.group(1), m.group(2)
+    found = _UNITS_SEEN.get(m.group())
+    if found is None:
+        found = _read_unit(m.group(1), m.group(2), m.end(1) - end, m.end() - end)
+        if len(_UNITS_SEEN) < 100_000:  # (bounded: the same few hundred units come back in every text)
+            _UNITS_SEEN[m.group()] = found
+    return found[0], end + found[1]
+
+
+_UNITS_SEEN: dict[str, tuple[str | None, int]] = {}
+
+
+def _read_unit(first: str, second: str | None, first_end: int, both_end: int) -> tuple[str | None, int]:
+    """(unit, where it ends relative to the number's end) of the unit words after a number."""
     if first == "%":
-        return "%", m.end(1)
+        return "%", first_end
     if first == "per" and second == "cent" or first == "percent":
-        return "%", m.end()
+        return "%", both_end
     if first in _QUALIFIED and second in _MINUTES and _MINUTES[second] == 1440:
-        return f"{first} day", m.end()
+        return f"{first} day", both_end
     if first in _MINUTES:
-        return "minutes", m.end(1)
+        return "minutes", first_end
     if first in _OWN_UNITS:
-        return _OWN_UNITS[first], m.end(1)
+        return _OWN_UNITS[first], first_end
     if first in _CURRENCY_WORDS:
-        return _CURRENCY_WORDS[first], m.end(1)
+        return _CURRENCY_WORDS[first], first_end
     if first in STOPWORDS or len(first) < 2:
-        return None, end
-    return stem(first), m.end(1)
+        return None, 0
+    return stem(first), first_end
 
 
 def _currency_before(text: str, start: int) -> str | None:
-    before = text[max(0, start - 4):start].rstrip()
+    before = text[max(0, start - 4):start]
+    found = _CURRENCIES_SEEN.get(before, False)
+    if found is False:
+        found = _read_currency(before)
+        if len(_CURRENCIES_SEEN) < 100_000:
+            _CURRENCIES_SEEN[before] = found
+    return found
+
+
+_CURRENCIES_SEEN: dict[str, str | None] = {}
+
+
+def _read_currency(before: str) -> str | None:
+    before = before.rstrip()
     if before[-1:] in _CURRENCY_SIGNS:
         return _CURRENCY_SIGNS[before[-1]]
     return _CURRENCY_WORDS.get(before[-3:].lower()) if before[-3:].isalpha() else None
@@ -193,7 +218,7 @@ def quantities(text: str, low: str, words: frozenset | set | None = None,
         number = m.group().rstrip(",")
         if low[m.end():m.end() + 1] == "." and low[m.end() + 1:m.end() + 2].isdigit():
             continue  # a version number 1.2.3
-        if not _THOUSANDS.match(number) or (taken and inside(start)):
+        if ("," in number and not _THOUSANDS.match(number)) or (taken and inside(start)):
             continue
         value = float(number.replace(",", ""))
         unit, end = _unit(low, start + len(number))
@@ -366,8 +391,8 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     same_length = len(flat) == len(text)  # (ASCII: punctuation became spaces one for one)
     claims = []
     for a, b in spans:
-        words = (flat[a:b] if same_length else spaced(text[a:b])).split()
-        claims.append(Claim(text[a:b].strip(), content_of(words), frozenset(words)))
+        words = frozenset((flat[a:b] if same_length else spaced(text[a:b])).split())
+        claims.append(Claim(text[a:b].strip(), content_of(words), words))
     if not claims:
         return ()
     starts = [a for a, _b in spans]
@@ -378,8 +403,11 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     every_word = frozenset(flat.split())
     dated, timed = _date_matches(low, every_word), _time_matches(low, every_word)
     for start, end, quantity in quantities(text, low, every_word, dated, timed):
-        claim = owner(start)
-        claim.quantities = [*claim.quantities, (text[start:end].strip(), quantity)]
+        claim = claims[max(0, bisect_right(starts, start) - 1)]
+        if claim.quantities:
+            claim.quantities.append((text[start:end].strip(), quantity))
+        else:
+            claim.quantities = [(text[start:end].strip(), quantity)]
     for start, _end, day in dated:
         claim = owner(start)
         claim.dates = {*claim.dates, day}
@@ -395,8 +423,11 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     for m in _ENTITY.finditer(text):
         word = m.group().lower()
         if len(word) > 2 and word not in STOPWORDS:
-            claim = owner(m.start())
-            claim.entities = [*claim.entities, word]
+            claim = claims[max(0, bisect_right(starts, m.start()) - 1)]
+            if claim.entities:
+                claim.entities.append(word)
+            else:
+                claim.entities = [word]
     return tuple(claims)
 
 

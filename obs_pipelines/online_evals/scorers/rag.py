@@ -149,11 +149,10 @@ class _Evidence:
         need = max(1.0, support * len(content))
         own = polarity(claim.text, claim.words)
         if own == (False, False):  # only a negated sentence can contradict: most claims stop at the first test
-            if len(content & self.negated_words) < need:
+            if len(content & self.negated_words) < need or self.restated(content, own):
                 return False
             best_other = self.most_shared(content, NEGATED, negated=True)
-            return best_other >= need and not self.restated(content, own) \
-                and best_other > self.most_shared(content, own)
+            return best_other >= need and best_other > self.most_shared(content, own)
         if self.restated(content, own):
             return False
         best_same = self.most_shared(content, own)

@@ -400,7 +400,7 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     def owner(position: int) -> Claim:
         return claims[max(0, bisect_right(starts, position) - 1)]
 
-    every_word = frozenset(flat.split())
+    every_word = frozenset().union(*(c.words for c in claims))  # (the sentences hold every token)
     dated, timed = _date_matches(low, every_word), _time_matches(low, every_word)
     for start, end, quantity in quantities(text, low, every_word, dated, timed):
         claim = claims[max(0, bisect_right(starts, start) - 1)]

@@ -117,12 +117,13 @@ class _ContentForm(dict):
 
 
 _FORM = _ContentForm()
-_NOTHING = frozenset({""})
 
 
 def content_of(token_list) -> frozenset[str]:
-    """The stemmed content words among tokens (set operations and map run in C)."""
-    return frozenset(map(_FORM.__getitem__, set(token_list))) - _NOTHING
+    """The stemmed content words among tokens (map and filter run in C; a set of tokens is read as it is)."""
+    if not isinstance(token_list, (set, frozenset)):
+        token_list = set(token_list)
+    return frozenset(filter(None, map(_FORM.__getitem__, token_list)))
 
 
 @lru_cache(maxsize=4096)

@@ -521,6 +521,8 @@ class Prepared:
             padded = " " + self.flat + " "
             hits = set()
             for cue in _CUES:
+                if cue[1:-1] not in self.words:
+                    continue  # (the text's words say which marks are there: only those are searched)
                 pos = padded.find(cue)
                 while pos != -1:
                     hits.add(pos)  # (padded has one leading space: pos is the cue's offset in the text)
@@ -561,7 +563,7 @@ class Prepared:
         if sign != (False, False):
             return frozenset(content for content, own in self.negated if own == sign)
         if self._plain is None:
-            self._plain = frozenset(content for content, own in self.sentences() if own == sign)
+            self.masks(False)  # (one pass over the sentences builds both)
         return self._plain
 
     def masks(self, negated: bool) -> dict[str, int]:
@@ -572,10 +574,15 @@ class Prepared:
         if found is None:
             found = self._indexes[negated] = {}
             pairs = zip(self.negated_ids, self.negated) if negated else enumerate(self.sentences())
-            for i, (content, _sign) in pairs:
+            plain = []
+            for i, (content, sign) in pairs:
                 bit = 1 << i
                 for word in content:
                     found[word] = found.get(word, 0) | bit
+                if sign == (False, False):
+                    plain.append(content)
+            if not negated:
+                self._plain = frozenset(plain)
         return found
 
     def signs(self) -> dict[tuple[bool, bool], int]:

@@ -149,13 +149,19 @@ def _in_daemon_thread(fn: Callable[[], Any]) -> asyncio.Future:
         if not future.done():
             setter(value)
 
+    def report(setter, value) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, setter, value)
+        except RuntimeError:  # the loop is closed: the experiment timed this call out and finished without it
+            pass
+
     def run() -> None:
         try:
             value = fn()
         except BaseException as exc:  # noqa: BLE001 - the case records whatever the task raised
-            loop.call_soon_threadsafe(settle, future.set_exception, exc)
+            report(future.set_exception, exc)
         else:
-            loop.call_soon_threadsafe(settle, future.set_result, value)
+            report(future.set_result, value)
 
     threading.Thread(target=run, daemon=True, name="obs-eval-task").start()
     return future

@@ -19,7 +19,7 @@ def answer(text: str) -> str:
 
 
 def test_a_task_that_raises_or_hangs_on_some_cases_is_recorded_and_the_experiment_completes():
-    never = threading.Event()  # never set: the q2 call hangs (its daemon thread is left behind)
+    never = threading.Event()  # set only after the experiment: the q2 call hangs until then
     hung_call_returned = threading.Event()
 
     def flaky(text: str) -> str:
@@ -30,8 +30,15 @@ def test_a_task_that_raises_or_hangs_on_some_cases_is_recorded_and_the_experimen
             hung_call_returned.set()
         return answer(text)
 
-    exp = experiments.run_experiment("d", "v", _cases(6), flaky, "t:flaky", [Exact()], timeout_s=0.5)
-    assert not hung_call_returned.is_set()  # the experiment finished without waiting for the hung call
+    try:
+        exp = experiments.run_experiment("d", "v", _cases(6), flaky, "t:flaky", [Exact()], timeout_s=0.5)
+        assert not hung_call_returned.is_set()  # the experiment finished without waiting for the hung call
+    finally:
+        # release the hung call and wait for its thread: a thread left running makes later tests' forked
+        # pools refuse to fork (obs_pipelines.forking.fork_context)
+        never.set()
+        for thread in [t for t in threading.enumerate() if t.name == "obs-eval-task"]:
+            thread.join(timeout=10)
     by_case = {r.case_id: r for r in exp.results}
     assert by_case[datasets.case_id("q1")].error == "RuntimeError: upstream said no"
     assert by_case[datasets.case_id("q2")].error == "timeout after 0.5 s"

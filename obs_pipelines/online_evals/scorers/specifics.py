@@ -140,14 +140,6 @@ def _read_currency(before: str) -> str | None:
     return _CURRENCY_WORDS.get(before[-3:].lower()) if before[-3:].isalpha() else None
 
 
-def _quantity(value: float, unit: str | None, currency: str | None) -> Quantity:
-    if currency:
-        return value, currency
-    if unit == "minutes":
-        return value, "minutes"
-    return value, unit
-
-
 _AFTER_MONTH = re.compile(r"\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?\b")
 _BEFORE_MONTH = re.compile(r"(?<![0-9])([0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?$")
 _ISO_DATE = re.compile(r"[0-9]{4}-([0-9]{2})-([0-9]{2})\b")
@@ -212,20 +204,28 @@ def quantities(text: str, low: str, words: frozenset | set | None = None,
         taken += [m.span() for m in _URL.finditer(low)]
     inside = _inside(taken)
     for m in _NUMBER.finditer(low):
-        start = m.start()
-        if start and (low[start - 1].isalnum() or low[start - 1] in "_.,/-"):
-            continue  # part of a code (LX318), a version, a path
-        number = m.group().rstrip(",")
-        if low[m.end():m.end() + 1] == "." and low[m.end() + 1:m.end() + 2].isdigit():
+        start, stop = m.span()
+        if start:
+            before = low[start - 1]
+            if before.isalnum() or before in "_.,/-":
+                continue  # part of a code (LX318), a version, a path
+        if low[stop:stop + 1] == "." and low[stop + 1:stop + 2].isdigit():
             continue  # a version number 1.2.3
-        if ("," in number and not _THOUSANDS.match(number)) or (taken and inside(start)):
+        number = m.group()
+        if "," in number:
+            number = number.rstrip(",")
+            if not _THOUSANDS.match(number):
+                continue
+            value = float(number.replace(",", ""))
+        else:
+            value = float(number)
+        if taken and inside(start):
             continue
-        value = float(number.replace(",", ""))
         unit, end = _unit(low, start + len(number))
         if unit == "minutes":
-            word = low[m.end():end].strip()
-            value *= _MINUTES[word]
-        out.append((start, end, _quantity(value, unit, _currency_before(text, start))))
+            value *= _MINUTES[low[stop:end].strip()]
+        currency = _currency_before(text, start)
+        out.append((start, end, (value, currency) if currency else (value, unit)))
     present = _WORD_NUMBERS.keys() & words
     if ("a" in words or "an" in words) and not _DURATION_WORDS.isdisjoint(words):
         present.update(("a", "an"))

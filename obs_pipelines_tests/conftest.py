@@ -88,3 +88,40 @@ def isolated_dagster_home_and_cwd(tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for name in ("OBS_PIPELINES_DB_URL", "OBS_PIPELINES_CONFIG"):
         monkeypatch.delenv(name, raising=False)
+
+
+# ---- no test module leaves a thread running ------------------------------------------------------------
+# A thread left alive makes obs_pipelines.forking.fork_context() refuse to fork, so a later test's forked pool
+# silently runs on one worker (the synth parallel-writer tests failed in the full run that way, far from the
+# test that leaked). Checked when a module's fixtures are torn down, so the leak is reported where it happens.
+_threads_at_module_start: dict[str, set[int]] = {}
+
+
+def _module_of(item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _other_threads() -> dict[int, str]:
+    import threading
+
+    return {t.ident: t.name for t in threading.enumerate() if t is not threading.main_thread() and t.ident}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    _threads_at_module_start.setdefault(_module_of(item), set(_other_threads()))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    if nextitem is not None and _module_of(nextitem) == _module_of(item):
+        return result
+    import time
+
+    before = _threads_at_module_start.get(_module_of(item), set())
+    deadline = time.monotonic() + 10  # a server's handler threads may take a moment to see their socket close
+    while (left := {i: n for i, n in _other_threads().items() if i not in before}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"{_module_of(item)} left threads running after its tests: {sorted(left.values())}"
+    return result

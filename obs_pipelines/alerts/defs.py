@@ -33,7 +33,7 @@ from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
 from obs_pipelines.orchestration.reporting import check_evaluation
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
-from obs_pipelines.store import db
+from obs_pipelines.store import db, fingerprints
 from obs_pipelines.store.resource import TraceStore
 
 RULES_JOB = "alerts_rules_job"
@@ -184,10 +184,17 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
                 yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=True,
                                           metadata={"skipped": f"table {table} does not exist yet"})
                 continue
-            results = _judged_by_window(engine, rule, start, end)
+            skips = _unchanged_hours(context, engine, rule, table, start, end)  # (issue 23, store/fingerprints.py)
+            results = {}
+            for first, last in skips.changed_runs(HOUR):
+                results.update(_judged_by_window(engine, rule, first, last))
             failing: list[str] = []
-            evaluations, queued, now = [], [], db.utcnow()
+            evaluations, queued, now, outcomes = [], [], db.utcnow(), {}
             for hour in hour_starts(start, end):
+                if skips.unchanged(hour):  # judged before from the same rows: that evaluation stands
+                    if skips.outcome(hour) == "failed":
+                        failing.append(hour_key(hour))
+                    continue
                 link = partition_link(settings.alerts.ui_base_url, table, hour)
                 passed, metadata, found = hour_metadata(engine, rule, results.get(hour, []), link, diagnosis)
                 evaluations.append(check_evaluation(dg.AssetKey(table), rule.name, hour_key(hour), passed,
@@ -196,15 +203,31 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
                                                 link, found, context.run.run_id, now))
                 if not passed:
                     failing.append(hour_key(hour))
+                outcomes[hour] = "passed" if passed else "failed"
             # the alert sensor's input: queued before the evaluations are reported (one insert per rule)
             results_queue.queue(engine, queued)
+            skips.record(outcomes)
             yield from evaluations
             yield dg.AssetCheckResult(asset_key=table, check_name=rule.name, passed=not failing,
                                       severity=SEVERITY[rule.severity],
                                       metadata={"partitions_checked": len(hour_starts(start, end)),
+                                                "partitions_unchanged": len(skips.kept),
                                                 "failing_partitions": failing[:50]})
 
     return rule_checks
+
+
+# ---- issue 23 (online evals helper): hours whose inputs did not change are not judged again -----------------
+def _unchanged_hours(context, engine, rule, table: str, start: datetime, end: datetime) -> fingerprints.WindowSkips:
+    """An hour is judged from the rule and the table's windows it reads (the hour and the rule's history): when
+    their write stamps (db.replace_windows) are those of the hour's last judgment, it stands (its outcome kept
+    for the summary). A run of the rules job (an explicit request to judge) or tagged obs_pipelines/rescore=true
+    judges every hour again."""
+    hours = hour_starts(start, end)
+    prints = fingerprints.window_fingerprints(engine, [table], hours, HOUR, history_needed(rule),
+                                              salt=rule.model_dump(mode="json"))
+    force = context.run.job_name == RULES_JOB or context.run.tags.get("obs_pipelines/rescore", "").lower() == "true"
+    return fingerprints.WindowSkips(engine, f"alerts:{rule.name}", prints, force=force)
 
 
 def _judged_by_window(engine, rule, start: datetime, end: datetime) -> dict:

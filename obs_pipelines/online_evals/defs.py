@@ -21,7 +21,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
-from obs_pipelines.online_evals import clusters, failing_inputs, rollups, score_store, scoring
+from obs_pipelines.online_evals import clusters, failing_inputs, rollups, score_store, scoring, unchanged
 from obs_pipelines.online_evals.scorers.pii import scrub
 from obs_pipelines.online_evals.tables import (
     TABLE_COLUMNS,
@@ -42,7 +42,7 @@ from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
-from obs_pipelines.store import db
+from obs_pipelines.store import db, fingerprints
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "online_evals"
@@ -201,13 +201,49 @@ def build_daily_rollup(settings: Settings, daily: dg.DailyPartitionsDefinition) 
     def online_evals_daily(context: dg.AssetExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
         report = PartitionReport()
-        for start, end in windows(*run_window(context), DAY):
+        days = list(windows(*run_window(context), DAY))
+        skips = _day_skips(context, engine, score_rollup_daily.name, [s for s, _ in days], salt=None)
+        for start, end in days:
+            if skips.unchanged(start):  # its hours' scores and its feedback are those it was computed from
+                report.add(score_rollup_daily.name, start.strftime(DAY_KEY_FORMAT), _stored_figures(skips, start))
+                continue
             rollup = rollups.daily_rollup(engine, start, end)
             rows = db.replace_window(engine, score_rollup_daily, start, end, rollup)
-            report.add(score_rollup_daily.name, start.strftime(DAY_KEY_FORMAT), _rollup_figures(rollup, rows))
+            figures = _rollup_figures(rollup, rows)
+            skips.record({start: _plain(figures)})
+            report.add(score_rollup_daily.name, start.strftime(DAY_KEY_FORMAT), figures)
         yield from emit(context, report, [score_rollup_daily.name])
 
     return online_evals_daily
+
+
+def _day_skips(context: dg.AssetExecutionContext, engine, step: str, starts: list, salt) -> fingerprints.WindowSkips:
+    """The days of the run whose inputs are those their stored output was computed from (issue 23); none with
+    the rescore tag."""
+    force = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
+    return fingerprints.WindowSkips(engine, step, unchanged.day_fingerprints(engine, starts, salt), force=force)
+
+
+_KEPT_METADATA = {dg.MarkdownMetadataValue: dg.MetadataValue.md, dg.TextMetadataValue: dg.MetadataValue.text,
+                  dg.JsonMetadataValue: dg.MetadataValue.json}
+
+
+def _plain(figures: dict) -> str:
+    """A day's figures as JSON, kept with its fingerprint: an unchanged day's materialization repeats them."""
+    kept: dict = {}
+    for key, value in figures.items():
+        if isinstance(value, int | float | str | bool) or value is None:
+            kept[key] = value
+        elif type(value) in _KEPT_METADATA:
+            kept[key] = {"metadata": type(value).__name__, "value": value.value}
+    return json.dumps(kept, default=str)
+
+
+def _stored_figures(skips: fingerprints.WindowSkips, start) -> dict:
+    by_name = {kind.__name__: make for kind, make in _KEPT_METADATA.items()}
+    figures = {key: by_name[value["metadata"]](value["value"]) if isinstance(value, dict) else value
+               for key, value in json.loads(skips.outcome(start) or "{}").items()}
+    return {**figures, "unchanged": True}
 
 
 def _cluster_figures(frame: pd.DataFrame, requests: pd.DataFrame) -> dict:
@@ -243,13 +279,20 @@ def build_failure_clusters(settings: Settings, daily: dg.DailyPartitionsDefiniti
         engine = trace_store.engine
         report = PartitionReport()
         db.create_tables(engine, online_evals_metadata)  # (a store migrated before this table existed)
-        for start, end in windows(*run_window(context), DAY):
+        days = list(windows(*run_window(context), DAY))
+        skips = _day_skips(context, engine, failure_clusters_daily.name, [s for s, _ in days],
+                           salt=[repr(config.options()), config.negative_feedback_max])
+        for start, end in days:
+            if skips.unchanged(start):  # the day's scores, spans and feedback are those it was clustered from
+                report.add(failure_clusters_daily.name, start.strftime(DAY_KEY_FORMAT), _stored_figures(skips, start))
+                continue
             requests = failing_inputs.read_day_requests(engine, start, end, config.negative_feedback_max)
             frame = clusters.cluster_failures(requests, config.options(), scrub=scrub)
             frame = frame.assign(window_start=start, window_end=end, computed_at=db.utcnow())
             rows = db.replace_window(engine, failure_clusters_daily, start, end, frame)
-            report.add(failure_clusters_daily.name, start.strftime(DAY_KEY_FORMAT),
-                       {"rows": rows, **_cluster_figures(frame, requests)})
+            figures = {"rows": rows, **_cluster_figures(frame, requests)}
+            skips.record({start: _plain(figures)})
+            report.add(failure_clusters_daily.name, start.strftime(DAY_KEY_FORMAT), figures)
         yield from emit(context, report, [failure_clusters_daily.name])
 
     return online_evals_failure_clusters

@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy
 import pandas as pd
@@ -192,7 +192,11 @@ def insert_scores(engine: Engine, records: Iterable[Mapping] | pd.DataFrame) -> 
     responses, results = split(frame, ids, text_ids(engine, _texts(frame)), first)
     with locks.begin(engine) as conn:
         bulk.write_frame(conn, eval_responses, responses)
-        return bulk.write_frame(conn, eval_results, results)
+        written = bulk.write_frame(conn, eval_results, results)
+        for base in sorted(bases):  # the hours changed: steps reading them compute them again
+            hour = EPOCH + timedelta(hours=base >> HOUR_BITS)
+            db.stamp_windows(conn, hour, hour + timedelta(hours=1), {"eval_scores": written})
+    return written
 
 
 __all__ = ["HOUR_BITS", "frames", "hour_base", "informative_details", "insert_scores", "ref_key", "response_range",

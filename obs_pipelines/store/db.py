@@ -163,6 +163,12 @@ def _stamp(conn: sa.Connection, start: datetime, end: datetime, writes: Sequence
     for write in writes:
         name = write.table.info.get("published_as", write.table.name)
         rows[name] = rows.get(name, 0) + write.count
+    stamp_windows(conn, start, end, rows)
+
+
+def stamp_windows(conn: sa.Connection, start: datetime, end: datetime, rows: Mapping[str, int]) -> None:
+    """Stamp the window [start, end) of each table in ``rows`` (name -> rows now held) as written now; a
+    writer other than replace_windows calls it in its own transaction."""
     conn.execute(sa.delete(window_writes).where(window_writes.c.table_name.in_(sorted(rows)),
                                                 window_writes.c.window_start >= start, window_writes.c.window_start < end))
     now = utcnow()

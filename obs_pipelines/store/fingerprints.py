@@ -49,13 +49,52 @@ def window_fingerprints(engine: Engine, tables: Sequence[str], starts: Sequence[
     if not starts:
         return {}
     found = stamps(engine, tables, min(starts) - lookback, max(starts) + length)
-    keys = [row[0] for row in found]
+    keys = [_naive(row[0]) for row in found]
     out = {}
     for start in starts:
         low = bisect.bisect_left(keys, start - lookback)
+        own = bisect.bisect_left(keys, start)
         high = bisect.bisect_left(keys, start + length)
-        out[start] = digest(salt, [list(row) for row in found[low:high]])
+        # a window none of whose own tables was ever stamped (written some other way) is never taken as unchanged
+        out[start] = digest(salt, [list(row) for row in found[low:high]]) if high > own else None
     return out
+
+
+def _naive(value) -> datetime:
+    return db.to_naive_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
+class WindowSkips:
+    """The windows of one step whose fingerprint is the one stored with their output (left as they are), the
+    others to compute; each stored fingerprint may carry a short outcome after '|' (an alert rule: passed /
+    failed), so a skipped window still counts in the step's summary."""
+
+    def __init__(self, engine: Engine, step: str, prints: Mapping[datetime, str | None], force: bool = False):
+        self.engine, self.step, self.prints = engine, step, dict(prints)
+        before = {} if force else stored(engine, step, [s for s, p in prints.items() if p is not None])
+        self.kept = {s: v.partition("|")[2] for s, v in before.items()
+                     if self.prints.get(s) is not None and v.partition("|")[0] == self.prints[s]}
+
+    def unchanged(self, start: datetime) -> bool:
+        return start in self.kept
+
+    def outcome(self, start: datetime) -> str:
+        return self.kept.get(start, "")
+
+    def changed_runs(self, length: timedelta) -> list[tuple[datetime, datetime]]:
+        """The changed windows as runs of consecutive windows [first, last + length)."""
+        runs: list[list[datetime]] = []
+        for start in sorted(s for s in self.prints if s not in self.kept):
+            if runs and runs[-1][1] == start:
+                runs[-1][1] = start + length
+            else:
+                runs.append([start, start + length])
+        return [(a, b) for a, b in runs]
+
+    def record(self, outcomes: Mapping[datetime, str]) -> None:
+        """Store the fingerprints of the windows just computed (with their outcomes)."""
+        record(self.engine, self.step, {s: f"{self.prints[s]}|{o}" for s, o in outcomes.items()
+                                        if self.prints.get(s) is not None})
 
 
 def stored(engine: Engine, step: str, starts: Iterable[datetime]) -> dict[datetime, str]:
@@ -69,12 +108,7 @@ def stored(engine: Engine, step: str, starts: Iterable[datetime]) -> dict[dateti
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     wanted = set(starts)
-    return {db.to_naive_utc(_as_datetime(start)): print_ for start, print_ in rows
-            if db.to_naive_utc(_as_datetime(start)) in wanted}
-
-
-def _as_datetime(value) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return {_naive(start): print_ for start, print_ in rows if _naive(start) in wanted}
 
 
 def record(engine: Engine, step: str, prints: Mapping[datetime, str]) -> None:
@@ -95,4 +129,4 @@ def _chunks(items: list, size: int):
         yield items[i:i + size]
 
 
-__all__ = ["digest", "record", "stamps", "stored", "window_fingerprints"]
+__all__ = ["WindowSkips", "digest", "record", "stamps", "stored", "window_fingerprints"]

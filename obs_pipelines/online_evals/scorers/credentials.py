@@ -77,23 +77,36 @@ def _high_entropy(token: str) -> bool:
             and shannon_entropy(token) >= 4.5)
 
 
+# ASCII: the characters of a long token -> "a", anything else -> " " (one bytes.translate instead of a regex
+# tried at every position)
+_TOKEN_MAP = bytes(0x61 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/=_-") else 0x20
+                   for i in range(256))
+
+
+def _may_hold_long_token(text: str) -> bool:
+    """Whether ``_LONG_TOKEN`` can match: 32 token characters in a row (ASCII), or a 32-character word."""
+    if text.isascii():
+        return b"a" * 32 in text.encode("ascii").translate(_TOKEN_MAP)
+    return max(map(len, text.split()), default=0) >= 32
+
+
 def iter_credentials(text: str) -> Iterator[tuple[str, re.Match]]:
     """(kind, match) of every credential in the NFKC-normalised ``text``."""
     text = normalize(text)
     low = text.lower()
     for kind, pattern in PATTERNS.items():
-        if any(h in low for h in _HINTS[kind]):
+        if any(map(low.__contains__, _HINTS[kind])):
             for m in pattern.finditer(text):
                 if m.groups() and is_masked(m.group(1)):
                     continue
                 yield kind, m
-    if any(h in low for h in _KEYWORD_HINTS):
+    if any(map(low.__contains__, _KEYWORD_HINTS)):
         for k in _KEYWORD.finditer(text):
             t = _TOKEN.search(text, k.end(), k.end() + 40)
             t = t and _TOKEN.match(text, t.start())  # the whole token, past the 40-character window
             if t and "\n" not in text[k.end():t.start()] and _random_looking(t.group().strip(".-")):
                 yield "high_entropy_string", t
-    if len(text) >= 32 and max(map(len, text.split()), default=0) >= 32:
+    if len(text) >= 32 and _may_hold_long_token(text):
         for t in _LONG_TOKEN.finditer(text):
             if _high_entropy(t.group()):
                 yield "high_entropy_string", t

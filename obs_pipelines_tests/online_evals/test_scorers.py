@@ -164,3 +164,18 @@ def test_luhn_and_iban_checksums():
 def test_pii_findings_are_masked_in_the_details():
     score = registry.get("pii_leak")(Example(output="mail jane.doe@example.com"))
     assert "jane.doe@example.com" not in str(score.details)
+
+
+def test_the_bit_sliced_overlap_count_equals_counting_sentence_by_sentence():
+    # groundedness' polarity check counts, for a claim's words, the most of them one evidence sentence holds
+    # (each word a bit mask of the sentences holding it); checked against a plain count on random masks
+    import random
+
+    from obs_pipelines.online_evals.scorers.rag import _max_count
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        sentences = rng.randint(1, 200)
+        masks = [rng.getrandbits(sentences) | 1 << rng.randrange(sentences) for _ in range(rng.randint(2, 40))]
+        plain = max(sum(m >> i & 1 for m in masks) for i in range(sentences))
+        assert _max_count(masks) == plain

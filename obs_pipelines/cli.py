@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 import click
 import sqlalchemy as sa
@@ -21,7 +20,6 @@ from obs_pipelines.store import db
 from obs_pipelines.synth.incidents import INCIDENT_DESCRIPTIONS
 
 console = Console()
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
 def _parse_time(value: str) -> datetime:

@@ -71,8 +71,8 @@ def all_metadata() -> list:
     """Every phase's published tables (the lineage covers them all)."""
     from obs_pipelines.alerts.tables import alerts_metadata
     from obs_pipelines.monitoring.tables import monitoring_metadata
-    from obs_pipelines.offline_evals.tables import offline_evals_metadata
     from obs_pipelines.observability.tables import observability_metadata
+    from obs_pipelines.offline_evals.tables import offline_evals_metadata
     from obs_pipelines.online_evals.tables import online_evals_metadata
     from obs_pipelines.store.schema import metadata
 

@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from obs_pipelines.demo_story import HourlyRollups, alert_lines, slo_summary, story
+from obs_pipelines.hours import hour_key
 from obs_pipelines.settings import CONFIG_ENV, DB_URL_ENV, load_settings
 from obs_pipelines.store import db
 
 DEMO_DIR = Path(".obs_pipelines") / "demo"
 SETTINGS_FILE = DEMO_DIR / "settings.yaml"
-PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 EXAMPLE_SETTINGS = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
 
 
@@ -159,7 +159,7 @@ def demo_alerts(engine: sa.Engine, settings) -> list[str]:
 def write_demo_settings(path: Path, user_config: dict[str, Any], first_hour: datetime) -> Path:
     """The demo's settings file: the user's settings with the partitions starting at the demo's first hour,
     and the example alert rules (to the log) when the user's settings have none."""
-    data = {**user_config, "partitions_start": first_hour.strftime(PARTITION_KEY_FORMAT)}
+    data = {**user_config, "partitions_start": hour_key(first_hour)}
     if not (user_config.get("alerts") or {}).get("rules"):
         example = example_alerts()
         if example:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 
@@ -116,7 +116,7 @@ def _cost_overrun(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
             for hours in (h.during, h.baseline)]
     requests = [_per_hour(r.request, hours, "request_count", dimension="route", dimension_value=route)
                 for hours in (h.during, h.baseline)]
-    per_request = [_ratio(c, n) for c, n in zip(cost, requests)]
+    per_request = [_ratio(c, n) for c, n in zip(cost, requests, strict=True)]
     # per request too: the hourly cost also follows the day's traffic curve
     return (f"cost ${cost[0]:,.2f}/h vs ${cost[1]:,.2f}/h, "
             f"${per_request[0]:.4f} vs ${per_request[1]:.4f} per request")

@@ -8,12 +8,13 @@ materialization of its partition (with the hour's span count), so the UI shows t
 """
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 import sqlalchemy as sa
 
 from obs_pipelines import formatting
+from obs_pipelines.hours import HOUR, hour_key, parse_hour_key
 from obs_pipelines.orchestration.partitions import hourly_partitions
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
@@ -21,8 +22,6 @@ from obs_pipelines.store.resource import TraceStore
 from obs_pipelines.store.schema import span_arrivals, spans
 
 SPANS = dg.AssetKey("spans")
-HOUR = timedelta(hours=1)
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # HourlyPartitionsDefinition's key format
 
 
 def spans_spec(settings: Settings) -> dg.AssetSpec:
@@ -63,16 +62,16 @@ def arrival_events(engine: sa.Engine, cursor: dict, now: datetime, first_hour: d
                             .limit(MAX_ARRIVALS_PER_TICK)).all()
     for arrival_id, hour, count in rows:
         hour = db.to_naive_utc(hour if isinstance(hour, datetime) else datetime.fromisoformat(str(hour)))
-        key = hour.strftime(HOUR_KEY_FORMAT)
+        key = hour_key(hour)
         waiting[key] = waiting.get(key, 0) + int(count or 0)
         after = max(after, arrival_id)
-    closed = sorted(k for k in waiting if datetime.strptime(k, HOUR_KEY_FORMAT) + HOUR <= now)
-    reported = [k for k in closed if datetime.strptime(k, HOUR_KEY_FORMAT) >= first_hour]
-    totals = _hour_counts(engine, [datetime.strptime(k, HOUR_KEY_FORMAT) for k in reported])
+    closed = sorted(k for k in waiting if parse_hour_key(k) + HOUR <= now)
+    reported = [k for k in closed if parse_hour_key(k) >= first_hour]
+    totals = _hour_counts(engine, [parse_hour_key(k) for k in reported])
     events = [dg.AssetMaterialization(
         asset_key=SPANS, partition=k,
-        description=f"{formatting.number(totals[datetime.strptime(k, HOUR_KEY_FORMAT)])} spans in this hour",
-        metadata={"spans": totals[datetime.strptime(k, HOUR_KEY_FORMAT)], "spans_arrived": waiting[k]})
+        description=f"{formatting.number(totals[parse_hour_key(k)])} spans in this hour",
+        metadata={"spans": totals[parse_hour_key(k)], "spans_arrived": waiting[k]})
         for k in reported]
     for k in closed:
         del waiting[k]
@@ -80,7 +79,7 @@ def arrival_events(engine: sa.Engine, cursor: dict, now: datetime, first_hour: d
 
 
 def build_spans_arrival_sensor(settings: Settings) -> dg.SensorDefinition:
-    first_hour = datetime.strptime(settings.partitions_start, HOUR_KEY_FORMAT)
+    first_hour = parse_hour_key(settings.partitions_start)
 
     @dg.sensor(
         name="spans_arrival_sensor",

@@ -70,7 +70,8 @@ def _value(raw: Any) -> float | None:
         try:
             value = float(word)
         except ValueError:
-            raise ValueError(f"value {raw!r} is neither a number nor a thumbs word ({', '.join(sorted(_WORDS))})")
+            raise ValueError(f"value {raw!r} is neither a number nor a thumbs word ({', '.join(sorted(_WORDS))})") \
+                from None
     if not math.isfinite(value):
         raise ValueError(f"value {raw!r} is not a finite number")
     return value
@@ -95,7 +96,7 @@ def parse_row(row: dict, default_source: str, now: datetime) -> dict:
     try:
         created_at = db.to_naive_utc(datetime.fromisoformat(created.replace("Z", "+00:00"))) if created else now
     except ValueError:
-        raise ValueError(f"created_at {created!r} is not an ISO 8601 time")
+        raise ValueError(f"created_at {created!r} is not an ISO 8601 time") from None
     return {"trace_id": trace_id, "span_id": span_id, "name": name, "value": _value(row.get("value")),
             "comment": _text(row, "comment"), "source": _text(row, "source") or default_source,
             "created_at": created_at}

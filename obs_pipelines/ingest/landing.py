@@ -165,7 +165,7 @@ def plan_requests(
     seq = state["seq"]
     notes: list[str] = []
 
-    for sha, job in jobs.items():
+    for job in jobs.values():
         if job.get("state") != "running":
             continue
         outcome = outcomes.get(job["key"])

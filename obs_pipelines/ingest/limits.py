@@ -7,6 +7,7 @@ No imports from the rest of the package: settings.py imports this module.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +59,7 @@ def json_recursion_room(levels: int = ORJSON_MAX_DEPTH) -> Iterator[None]:
     `levels` deep from here: the depth limit is then max_json_depth (up to orjson's 1024), not Python's,
     and a reject names that limit. Restored on exit."""
     old = sys.getrecursionlimit()
-    frame, here = sys._getframe(), 0
+    frame, here = inspect.currentframe(), 0
     while frame is not None:
         frame, here = frame.f_back, here + 1
     # two interpreter calls per JSON level (value -> container) and some room for the caller's frames

@@ -1555,7 +1555,7 @@ def map_resource_spans(resource_spans: list) -> tuple[list[dict], list[Reject]]:
                     t[6] = is_root
                 if is_root and t[7] is None:
                     t[7] = row["name"]
-    for row, rc in zip(rows, route_cands):
+    for row, rc in zip(rows, route_cands, strict=True):
         t = traces[row["trace_id"]]
         route = t[2] if t[2] is not None else t[7]
         row["route"] = route

@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
-from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
 from obs_pipelines.ingest.landing import path_text
 from obs_pipelines.ingest.limits import DEFAULT_LIMITS, IngestLimits
+from obs_pipelines.ingest.mapping import Reject, dumps_text, escape_payload, map_request
 from obs_pipelines.ingest.readers import (
     Record,
     cap_payload,
@@ -246,14 +246,14 @@ class _Writer:
 
     def _write(self, rows: list[dict], origins: list[tuple[str, str]], rejects: list[dict]) -> None:
         if rows:
-            self.summary.stored += self._insert(rows, origins)
+            self.summary.stored += self.insert(rows, origins)
         if rejects:
             self.summary.rejected += self._insert_rejects(rejects)
 
     def _insert_rejects(self, rejects: list[dict]) -> int:
         return with_db_retry(self.engine, self.limits, insert_rows, self.engine, ingest_rejects, rejects)
 
-    def _insert(self, rows: list[dict], origins: list[tuple[str, str]]) -> int:
+    def insert(self, rows: list[dict], origins: list[tuple[str, str]]) -> int:
         """insert_spans; when the database refuses the batch, bisect to reject only the bad rows."""
         try:
             return with_db_retry(self.engine, self.limits, insert_spans, self.engine, rows)
@@ -272,7 +272,7 @@ class _Writer:
                 self.summary.rejected += self._insert_rejects([reject])
                 return 0
             mid = len(rows) // 2
-            return self._insert(rows[:mid], origins[:mid]) + self._insert(rows[mid:], origins[mid:])
+            return self.insert(rows[:mid], origins[:mid]) + self.insert(rows[mid:], origins[mid:])
 
 
 def _reject_row(source: str, location: str, reason: str, payload: str, limits: IngestLimits = DEFAULT_LIMITS) -> dict:
@@ -506,7 +506,7 @@ def _ingest_jsonl_parallel_gc_off(engine: Engine, path, writer: _Writer, workers
                     except Exception:  # noqa: BLE001 - find the refused rows in-process
                         rows, origins, _, _ = _map_lines(source, first, lines, limits)
                         rows, _ = quarantine(rows)  # the same rows the worker prepared
-                        summary.stored += writer._insert(rows[k * bs : (k + 1) * bs], origins[k * bs : (k + 1) * bs])
+                        summary.stored += writer.insert(rows[k * bs : (k + 1) * bs], origins[k * bs : (k + 1) * bs])
                 if rejects:
                     summary.rejected += write(insert_rows, ingest_rejects, rejects)
                 chunks_written += 1

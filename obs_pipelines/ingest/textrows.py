@@ -196,7 +196,9 @@ def csv_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
         except (csv.Error, StopIteration) as exc:
             yield Row(start, error=f"not a CSV row: {exc}", raw=_shown(text, record, max_raw_chars))
             continue
-        yield Row(start, value={h: v for h, v in zip(header, fields) if h}, raw=_shown(text, record, max_raw_chars))
+        # a row shorter or longer than the header: the fields that have a column name
+        yield Row(start, value={h: v for h, v in zip(header, fields, strict=False) if h},
+                  raw=_shown(text, record, max_raw_chars))
     if open_:
         yield Row(start, error="a quoted field is never closed (the file ends inside it)",
                   raw=_shown(None, b"".join(parts or []), max_raw_chars))

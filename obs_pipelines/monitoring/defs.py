@@ -19,8 +19,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from obs_pipelines import formatting
+from obs_pipelines.hours import contiguous_ranges, day_key, hour_key
 from obs_pipelines.monitoring import gate, late_data, quality, rollups, summary
-from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.monitoring.slo import slo_status
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
@@ -33,7 +33,6 @@ from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.hours import hour_failure
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import (
-    DAY_KEY_FORMAT,
     daily_partitions,
     hourly_partitions,
     range_tags,
@@ -43,7 +42,7 @@ from obs_pipelines.orchestration.reporting import (
     check_evaluation,
     emit,
 )
-from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
+from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, tagged_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
@@ -144,7 +143,8 @@ def build_quality_checks(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
         engine = trace_store.engine
         by_check: dict[str, list[quality.QualityCheckResult]] = {}
         failing_hours: dict[str, list[str]] = {}
-        for start, end in windows(*_check_run_window(context, hourly), HOUR):
+        # an unpartitioned check op: its window is the run's partition (or range) as Dagster tags the run
+        for start, end in windows(*tagged_window(context.run.tags, hourly), HOUR):
             results = gate.check_hour(engine, start, end, settings.null_model_share_max)
             yield from _hour_check_evaluations(hour_key(start), results)
             for result in results:
@@ -159,17 +159,6 @@ def build_quality_checks(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
                                       passed=name not in failing_hours, metadata=metadata)
 
     return spans_quality_checks
-
-
-def _check_run_window(context: dg.AssetCheckExecutionContext,
-                      hourly: dg.HourlyPartitionsDefinition) -> tuple[datetime, datetime]:
-    """An unpartitioned check op has no partition context of its own: its window is the run's partition
-    (or range) as Dagster tags the run."""
-    tags = context.run.tags
-    first = tags.get("dagster/partition") or tags["dagster/asset_partition_range_start"]
-    last = tags.get("dagster/partition") or tags["dagster/asset_partition_range_end"]
-    return (db.to_naive_utc(hourly.time_window_for_partition_key(first).start),
-            db.to_naive_utc(hourly.time_window_for_partition_key(last).end))
 
 
 # ---- hourly rollups, their gate and SLO status --------------------------------------------------------------
@@ -313,7 +302,7 @@ def build_daily_rollups(settings: Settings, daily: dg.DailyPartitionsDefinition)
             frames = rollups.daily_rollups(engine, day_start)
             written = db.replace_windows(engine, day_start, day_end, {DAILY_TABLES[k]: f for k, f in frames.items()})
             for kind, frame in frames.items():
-                report.add(DAILY_TABLES[kind].name, day_start.strftime(DAY_KEY_FORMAT),
+                report.add(DAILY_TABLES[kind].name, day_key(day_start),
                            _figures(kind, frame, written[DAILY_TABLES[kind].name]))
         yield from emit(context, report, assets)
 
@@ -368,7 +357,7 @@ def build_late_data_sensor(settings: Settings, hourly_job) -> dg.SensorDefinitio
             run_requests=[
                 dg.RunRequest(run_key=f"late:{first}:{last}:{run_id_of_arrivals}",
                               tags={**range_tags(first, last), "obs_pipelines/reason": "late_data"})
-                for first, last in late_data.contiguous_ranges(plan.due)
+                for first, last in contiguous_ranges(plan.due)
             ],
             cursor=next_cursor,
         )

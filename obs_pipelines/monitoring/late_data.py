@@ -12,12 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's HourlyPartitionsDefinition key format
-HOUR = timedelta(hours=1)
-
-
-def hour_key(hour: datetime) -> str:
-    return hour.strftime(HOUR_KEY_FORMAT)
+from obs_pipelines.hours import HOUR, hour_key, parse_hour_key
 
 
 @dataclass
@@ -54,7 +49,7 @@ def plan_rollups(newest: Mapping[str, int], seen_by_rollup: Mapping[str, int], n
     """
     plan = RollupPlan()
     for key, arrival_id in sorted(newest.items()):
-        hour = datetime.strptime(key, HOUR_KEY_FORMAT)
+        hour = parse_hour_key(key)
         if hour + HOUR + scheduled_after > now:
             plan.waiting[key] = arrival_id
         elif arrival_id <= seen_by_rollup.get(key, -1):
@@ -66,30 +61,10 @@ def plan_rollups(newest: Mapping[str, int], seen_by_rollup: Mapping[str, int], n
     return plan
 
 
-def contiguous_ranges(keys: Iterable[str], max_hours: int = 24) -> list[tuple[str, str]]:
-    """Sorted hour keys grouped into runs of consecutive hours (at most ``max_hours`` each): one rollup run
-    per range instead of one per hour."""
-    ranges: list[tuple[str, str]] = []
-    first = prev = None
-    length = 0
-    for key in sorted(keys):
-        hour = datetime.strptime(key, HOUR_KEY_FORMAT)
-        if prev is not None and hour - prev == HOUR and length < max_hours:
-            length += 1
-        else:
-            if first is not None:
-                ranges.append((hour_key(first), hour_key(prev)))
-            first, length = hour, 1
-        prev = hour
-    if first is not None:
-        ranges.append((hour_key(first), hour_key(prev)))
-    return ranges
-
-
 def backfill_hint(too_old: list[str]) -> str:
     """The skip message for hours the sensor leaves alone, with the command that rolls them up."""
-    first = datetime.strptime(min(too_old), HOUR_KEY_FORMAT)
-    last = datetime.strptime(max(too_old), HOUR_KEY_FORMAT)
+    first = parse_hour_key(min(too_old))
+    last = parse_hour_key(max(too_old))
     shown = ", ".join(too_old[:20]) + (f" and {len(too_old) - 20} more" if len(too_old) > 20 else "")
     return (f"{len(too_old)} hour(s) older than the look-back received spans and are not rolled up by this "
             f"sensor: {shown}. Roll them up with: obs-pipelines run monitoring --start {first:%Y-%m-%dT%H:%M} "

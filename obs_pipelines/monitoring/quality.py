@@ -198,13 +198,12 @@ def _skip_batch_fingerprint() -> None:
 
 
 def _gx_context(gx: Any) -> Any:
+    import tqdm
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
     )
-
-    import tqdm
 
     # GE creates tqdm bars even when they are disabled, and tqdm starts a monitor thread for them: a
     # stray thread makes this process unsafe to fork (parallel ingest in the same process falls back)
@@ -370,7 +369,7 @@ def find_external_parents(engine: Engine, frame: pd.DataFrame, chunk: int = 500,
     missing = frame[~own_parent_exists.to_numpy(dtype=bool)]
     if missing.empty:
         return set()
-    wanted = set(zip(missing["trace_id"], missing["parent_span_id"]))
+    wanted = set(zip(missing["trace_id"], missing["parent_span_id"], strict=True))
     traces = sorted({t for t, _ in wanted})
     found: set[tuple[str, str]] = set()
     with engine.connect() as conn:
@@ -483,7 +482,7 @@ def check_partition(
     if external:  # the spans whose parent is outside the window: is it stored elsewhere?
         missing = np.flatnonzero(~flag)
         sub = frame.iloc[missing]
-        flag[missing] = [key in external for key in zip(sub["trace_id"], sub["parent_span_id"])]
+        flag[missing] = [key in external for key in zip(sub["trace_id"], sub["parent_span_id"], strict=True)]
     return _validate(frame, null_model_share_max, pd.Series(flag, index=frame.index))
 
 

@@ -57,7 +57,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
     HOURLY_TABLES,
@@ -76,6 +75,7 @@ from obs_pipelines.monitoring.tables import (
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db, pricing_sql, traces
+from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
 from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -178,7 +178,7 @@ def latency_stats(frame: pd.DataFrame, by: list[str] | None, value: str = "laten
             "n": len(frame),
             "error_count": int(frame[error].sum()) if len(frame) else 0,
             "latency_count": int(values.notna().sum()),
-            **{c: float(v) for c, v in zip(PCT_COLUMNS, q.to_numpy())},
+            **{c: float(v) for c, v in zip(PCT_COLUMNS, q.to_numpy(), strict=True)},
             "latency_max_ms": values.max(),
             "latency_mean_ms": values.mean(),
         }

@@ -72,7 +72,7 @@ def latency_attribution(steps_now: pd.DataFrame, steps_base: pd.DataFrame, route
     out["route_delta_p95_ms"] = out["route_p95_ms"] - out["route_baseline_p95_ms"]
     out["share_of_route_change"] = _ratio(out["delta_p95_ms"], out["route_delta_p95_ms"])
     # steps that have children in the window (their time repeats their children's)
-    out["wraps_steps"] = [(n, k) in wrapping for n, k in zip(out["span_name"], out["span_kind"])]
+    out["wraps_steps"] = [(n, k) in wrapping for n, k in zip(out["span_name"], out["span_kind"], strict=True)]
     order = out.assign(_d=out["delta_p95_ms"].fillna(-np.inf)).sort_values(
         ["wraps_steps", "_d", *keys], ascending=[True, False, True, True, True], kind="stable")
     out.loc[order.index, "rank"] = np.arange(1, len(order) + 1)

@@ -12,6 +12,9 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from obs_pipelines import formatting
+from obs_pipelines.hours import day_key, hour_key
+from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.observability import hourly as logic
 from obs_pipelines.observability.tables import (
     DAILY_TABLES,
@@ -27,13 +30,11 @@ from obs_pipelines.observability.tables import (
     session_rollup_daily,
     traces,
 )
-from obs_pipelines import formatting
-from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.observability.tree import markdown
 from obs_pipelines.orchestration.automation import daily_automation_condition
-from obs_pipelines.orchestration.metadata import table_spec
-from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.hours import hour_failure
+from obs_pipelines.orchestration.metadata import table_spec
+from obs_pipelines.orchestration.partitions import daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
@@ -48,7 +49,6 @@ DAILY_JOB = "observability_daily_job"
 # runs of one asset family queue on one pool slot: a schedule tick and a backfill never rewrite an hour together
 HOURLY_POOL = "observability_hourly"
 DAILY_POOL = "observability_daily"
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 PREVIEW_ROWS = 10
 
 DESCRIPTIONS = {
@@ -188,11 +188,11 @@ def build_hourly_tables(settings: Settings, hourly: dg.HourlyPartitionsDefinitio
                 # the hour's tables in one transaction: a kill in between leaves all of them or none
                 written = db.replace_windows(engine, start, end, {HOURLY_TABLES[n]: f for n, f in frames.items()})
             except Exception as exc:  # noqa: BLE001 - one bad hour never stops the others of a range run
-                report.refuse(start.strftime(HOUR_KEY_FORMAT),
-                              [hour_failure(context, start.strftime(HOUR_KEY_FORMAT), exc)])
+                report.refuse(hour_key(start),
+                              [hour_failure(context, hour_key(start), exc)])
                 continue
             for name, metadata in hourly_figures(frames, written, hour).items():
-                report.add(name, start.strftime(HOUR_KEY_FORMAT), metadata)
+                report.add(name, hour_key(start), metadata)
         yield from emit(context, report, assets)
 
     return observability_hourly_tables
@@ -218,7 +218,7 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
             frames = logic.daily_tables(engine, day_start, day_end, settings.observability, prices)
             written = db.replace_windows(engine, day_start, day_end, {DAILY_TABLES[n]: f for n, f in frames.items()})
             rows = frames[session_rollup_daily.name]
-            report.add(session_rollup_daily.name, day_start.strftime(DAY_KEY_FORMAT), {
+            report.add(session_rollup_daily.name, day_key(day_start), {
                 "rows": written[session_rollup_daily.name],
                 "sessions": len(rows),
                 "mean_turns": float(rows["turns"].mean()) if len(rows) else 0.0,
@@ -227,7 +227,7 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
                                                          ["session_id", "user_id", "turns", "errors", "routes",
                                                           "ended_on_error"]))})
             comparison = frames[prompt_version_comparison_daily.name]
-            report.add(prompt_version_comparison_daily.name, day_start.strftime(DAY_KEY_FORMAT), {
+            report.add(prompt_version_comparison_daily.name, day_key(day_start), {
                 "rows": written[prompt_version_comparison_daily.name],
                 "regressions": int((comparison["verdict"] == "regression").sum()),
                 "changed": int((comparison["verdict"] == "changed").sum()),

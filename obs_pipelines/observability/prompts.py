@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,7 @@ def prompt_comparison(engine: Engine, day_start: datetime, day_end: datetime, pr
     calls = fetch_frame(engine, _SQL, window_params(day_start, day_end))
     if calls.empty:
         return pd.DataFrame(columns=COLUMNS)
-    calls = reading._times(calls, "start_time", "end_time")
+    calls = reading.parse_times(calls, "start_time", "end_time")
     calls["latency_ms"] = reading.duration_ms(calls["start_time"], calls["end_time"])
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         calls[col] = pd.to_numeric(calls[col], errors="coerce").astype("float64")
@@ -106,7 +107,7 @@ def prompt_comparison(engine: Engine, day_start: datetime, day_end: datetime, pr
     for (route, name), group in calls.groupby(KEYS, sort=True):
         versions = sorted(group["prompt_version"].unique(), key=version_order)
         by_version = dict(tuple(group.groupby("prompt_version")))
-        for previous, version in zip(versions, versions[1:]):
+        for previous, version in pairwise(versions):
             rows.append({"route": route, "prompt_name": name, "prompt_version": version,
                          "previous_version": previous,
                          **_compare(by_version[version], by_version[previous], min_samples, alpha)})

@@ -63,7 +63,7 @@ WHERE {WINDOW} AND (kind = 'tool'
 """
 
 
-def _times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+def parse_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """SQLite returns times as ISO strings: parse them (PostgreSQL's datetimes pass through)."""
     for col in columns:
         frame[col] = pd.to_datetime(frame[col], format="ISO8601") if len(frame) else pd.to_datetime(frame[col])
@@ -84,7 +84,7 @@ def requests(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """The window's requests: trace_id, route, req_start, req_end, is_error, user_id, session_id, service_name."""
     frame = fetch_text_frame(engine, traces.requests_sql(db.is_postgres(engine), extra=REQUEST_COLUMNS),
                              window_params(start, end))
-    frame = _times(frame, "req_start", "req_end")
+    frame = parse_times(frame, "req_start", "req_end")
     frame["is_error"] = pd.to_numeric(frame["is_error"]).fillna(0).astype("int64")
     return frame
 
@@ -114,7 +114,7 @@ def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...]
         params["trace_ids"] = [str(t) for t in trace_ids]
         binds.append(sa.bindparam("trace_ids", expanding=True))
     stmt = bind_window(sql).bindparams(*binds) if binds else bind_window(sql)
-    frame = _times(fetch_text_frame(engine, stmt, params), "start_time", "end_time")
+    frame = parse_times(fetch_text_frame(engine, stmt, params), "start_time", "end_time")
     frame["duration_ms"] = duration_ms(frame["start_time"], frame["end_time"])
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
@@ -159,7 +159,7 @@ FROM spans WHERE {WINDOW}
 
 def light_spans(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
     """The window's spans, only what the per-trace and per-step statistics need (SQLite's path to them)."""
-    light = _times(fetch_frame(engine, _LIGHT_SQL, window_params(start, end)), "start_time", "end_time")
+    light = parse_times(fetch_frame(engine, _LIGHT_SQL, window_params(start, end)), "start_time", "end_time")
     for col in span_stats.TOKEN_COLUMNS:
         light[col] = pd.to_numeric(light[col], errors="coerce").astype("float64")
     light["duration_ms"] = duration_ms(light["start_time"], light["end_time"])
@@ -198,7 +198,8 @@ def window_statistics(light: pd.DataFrame, window_requests: pd.DataFrame) -> dic
         "steps_now": _frame_percentiles(keyed, steps["duration_ms"], keys),
         "routes_now": _frame_percentiles(window_requests[["route"]], duration_ms(
             window_requests["req_start"], window_requests["req_end"]), ["route"]),
-        "wrapping": set(zip(parents["name"].fillna(traces.NULL_LABEL), parents["kind"].fillna(traces.NULL_LABEL))),
+        "wrapping": set(zip(parents["name"].fillna(traces.NULL_LABEL), parents["kind"].fillna(traces.NULL_LABEL),
+                             strict=True)),
     }
 
 
@@ -215,7 +216,7 @@ def wrapping_steps(engine: Engine, start: datetime, end: datetime) -> set[tuple[
     """(name, kind) of the window's spans that have child spans in the window: steps whose time repeats
     their children's (an agent or chain span)."""
     frame = fetch_frame(engine, _WRAPPING_SQL, window_params(start, end))
-    return set(zip(frame["span_name"], frame["span_kind"])) if len(frame) else set()
+    return set(zip(frame["span_name"], frame["span_kind"], strict=True)) if len(frame) else set()
 
 
 def agent_texts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
@@ -272,7 +273,7 @@ def window_calls(engine: Engine, windows: Sequence[tuple[datetime, datetime]]) -
     frame = fetch_text_frame(engine, stmt, params)
     if frame.empty:
         return []
-    frame = _times(frame, "start_time")
+    frame = parse_times(frame, "start_time")
     for col in ("input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     out = []
@@ -345,13 +346,17 @@ GROUP BY r.route, r.user_id, c.model, c.user_id, c.prompt"""
 
 def _pooled(sql_of_window: str, windows: Sequence[tuple[datetime, datetime]]) -> tuple[sa.TextClause, dict]:
     """``sql_of_window`` (binds :start / :end) once per window, UNION ALL, each with its own binds."""
-    parts, params, binds = [], {}, []
+    parts, params = [], {}
     for i, (start, end) in enumerate(windows):
         parts.append(sql_of_window.replace(":start", f":start_{i}").replace(":end", f":end_{i}"))
         params.update({f"start_{i}": db.to_naive_utc(start), f"end_{i}": db.to_naive_utc(end)})
-        binds += [sa.bindparam(f"start_{i}", type_=sa.DateTime), sa.bindparam(f"end_{i}", type_=sa.DateTime)]
     return sa.text("\nUNION ALL\n".join(f"SELECT * FROM ({p}) w{i}" for i, p in enumerate(parts))).bindparams(
-        *binds), params
+        *_window_binds(params)), params
+
+
+def _window_binds(params: dict) -> list[sa.BindParameter]:
+    """The window bounds of ``_pooled``'s params as typed binds (a statement that wraps its SQL needs them too)."""
+    return [sa.bindparam(name, type_=sa.DateTime) for name in params]
 
 
 def _step_rows_sql(postgres: bool) -> str:
@@ -384,11 +389,11 @@ def _percentiles(engine: Engine, rows_sql: str, keys: list[str],
 SELECT {group}, COUNT(*) AS calls,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY {_PG_MS}) AS p50_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY {_PG_MS}) AS p95_ms
-FROM ({rows.text}) x GROUP BY {group}""").bindparams(*rows._bindparams.values())
+FROM ({rows.text}) x GROUP BY {group}""").bindparams(*_window_binds(params))
         frame = fetch_frame(engine, sql, params)
     else:
         rows, params = _pooled(rows_sql, windows)
-        raw = _times(fetch_frame(engine, rows, params), "t0", "t1")
+        raw = parse_times(fetch_frame(engine, rows, params), "t0", "t1")
         return _frame_percentiles(raw[keys], duration_ms(raw["t0"], raw["t1"]), keys)
     return _typed(frame, columns)
 

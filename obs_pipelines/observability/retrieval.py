@@ -7,7 +7,6 @@ what ingest makes of OpenInference's ``retrieval.documents.N.document.*``)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import orjson
 import pandas as pd
@@ -84,7 +83,8 @@ def retrieval_log(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, l
     out["no_documents"] = out["document_count"] == 0
     out["all_below_threshold"] = (out["document_count"] > 0) & out["all_below_threshold"].astype(bool)
     out["duplicate_documents"] = out["duplicate_documents"].astype(bool)
-    out["route"] = out["trace_id"].map(routes).fillna(out["route"]).fillna(NULL_LABEL)
+    # (object first: a window whose traces have no request route maps to all-NaN floats, which strings may not fill)
+    out["route"] = out["trace_id"].map(routes).astype("object").fillna(out["route"]).fillna(NULL_LABEL)
     out["query"] = out["input"].astype("object").where(out["input"].notna(), None).str.slice(0, QUERY_CHARS)
     out = out.rename(columns={"name": "span_name", "duration_ms": "latency_ms"})
     return out.sort_values(["start_time", "trace_id", "span_id"])[columns].reset_index(drop=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
 import dagster as dg
 
+from obs_pipelines.orchestration.partitions import RANGE_START_TAG, run_partition_keys
 from obs_pipelines.store.db import to_naive_utc
 
 HOUR = timedelta(hours=1)
@@ -18,6 +19,17 @@ def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
     single-run backfill of a range, and a check evaluated in either."""
     window = context.partition_time_window  # aware; the store keeps naive UTC
     return to_naive_utc(window.start), to_naive_utc(window.end)
+
+
+def tagged_window(tags: Mapping[str, str],
+                  partitions: dg.TimeWindowPartitionsDefinition) -> tuple[datetime, datetime]:
+    """[start, end) naive UTC of the partition (or range) a run is tagged with: the window of a step that has no
+    partition context of its own (an unpartitioned check op). KeyError when the run carries no partition tag."""
+    first, last = run_partition_keys(tags)
+    if first is None or last is None:
+        raise KeyError(RANGE_START_TAG)
+    return (to_naive_utc(partitions.time_window_for_partition_key(first).start),
+            to_naive_utc(partitions.time_window_for_partition_key(last).end))
 
 
 def windows(start: datetime, end: datetime, step: timedelta) -> Iterator[tuple[datetime, datetime]]:

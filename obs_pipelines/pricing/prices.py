@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -326,7 +327,7 @@ def _time_segments(info: Any, start: datetime, end: datetime) -> list[tuple[date
                     cuts.add(datetime.combine(day, tt.replace(tzinfo=None)))
         day += timedelta(days=1)
     points = sorted({start, end} | {c for c in cuts if start < c < end})
-    return list(zip(points[:-1], points[1:]))
+    return list(pairwise(points))
 
 
 def _price_at(value: Any, tier_floor: int | None) -> Decimal | None:
@@ -359,7 +360,7 @@ def _tier_segments(model_price: Any) -> list[tuple[int, int, dict[str, float]]]:
     })
     bounds = [-1, *starts, INPUT_MAX]
     segments = []
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (lo, hi) in enumerate(pairwise(bounds)):
         floor = None if i == 0 else lo  # segment (lo, hi]: every tier with start <= lo applies
         p_in = _price_at(values["input_mtok"], floor)
         p_cached = _price_at(values["cache_read_mtok"], floor)

@@ -86,7 +86,7 @@ def dashboard_charts(rollups: Rollups, end: datetime) -> tuple[list[charts.Rende
                                           title="Slowest steps, last 24 h"),
     }
     rendered = [charts.render(name, chart) for name, chart in specs.items()]
-    missing = [name for name, r in zip(specs, rendered) if r is None]
+    missing = [name for name, r in zip(specs, rendered, strict=True) if r is None]
     return [r for r in rendered if r is not None], missing
 
 
@@ -202,7 +202,7 @@ def sla_charts(figs: dict[str, Any], period: sla.Period) -> tuple[list[charts.Re
         if not routes.empty else None,
     }
     rendered = [charts.render(name, chart) for name, chart in specs.items()]
-    missing = [name for name, r in zip(specs, rendered) if r is None]
+    missing = [name for name, r in zip(specs, rendered, strict=True) if r is None]
     return [r for r in rendered if r is not None], missing
 
 

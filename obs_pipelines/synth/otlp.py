@@ -197,11 +197,11 @@ def _add_docs(list_key: str, docs: list, add) -> None:
             ck = (i, doc_id, content)
             b = _DOC_CACHES.get(list_key, {}).get(ck)
             if b is None:
-                b = _bounded_cache(_DOC_CACHES, list_key)[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content)) if x is not None)
+                b = _bounded_cache(_DOC_CACHES, list_key)[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content), strict=False) if x is not None)
             if b:
                 add(b)
         else:
-            for (_, k), x in zip(keys, (doc_id, content)):
+            for (_, k), x in zip(keys, (doc_id, content), strict=False):  # id and content; the score follows
                 if x is not None:
                     add(_kv(k, x))
         if type(score) is float:  # never cached

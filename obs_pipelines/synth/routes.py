@@ -69,7 +69,7 @@ def _retrieve(tb: TraceBuilder, root: dict, t: int, q: C.Question) -> tuple[int,
         if rng.random() >= 0.4:  # else: nothing above the similarity cut-off
             picks = _distractors(rng, q.topic, k)
             scores = sorted((rng.uniform(0.05, 0.32) for _ in picks), reverse=True)
-            docs = [{"id": d.id, "content": d.content, "score": round(s, 4)} for d, s in zip(picks, scores)]
+            docs = [{"id": d.id, "content": d.content, "score": round(s, 4)} for d, s in zip(picks, scores, strict=True)]
     else:
         same = _SAME_TOPIC[q.doc.id]
         n_same = rng.randint(0, 2)
@@ -82,7 +82,7 @@ def _retrieve(tb: TraceBuilder, root: dict, t: int, q: C.Question) -> tuple[int,
         scores = [top] + sorted((rng.uniform(0.66, top - 0.02) for _ in relevant[1:]), reverse=True)
         floor = scores[-1] - 0.05
         scores += sorted((rng.uniform(0.3, floor) for _ in others), reverse=True)
-        docs = [{"id": d.id, "content": d.content, "score": round(s, 4)} for d, s in zip(relevant + others, scores)]
+        docs = [{"id": d.id, "content": d.content, "score": round(s, 4)} for d, s in zip(relevant + others, scores, strict=True)]
     if docs:  # (an empty result leaves no documents attributes behind)
         row["attributes"]["retrieval.documents"] = docs
     row["end_time"] = t + int(tb.lognormal_us(0.14, 0.45) * tb.slow_factor(row, "retrieval"))

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from obs_pipelines.definitions import build_definitions
+from obs_pipelines.hours import hour_key
 from obs_pipelines.ingest.runner import ingest_paths
 from obs_pipelines.monitoring.defs import DAILY_JOB, HOURLY_JOB
-from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.monitoring.quality import CHECK_CATALOG
 from obs_pipelines.monitoring.tables import (
     DAILY_TABLES,
@@ -265,8 +265,8 @@ def test_on_demand_spans_checks_report_each_hour(loaded):
     defs, instance = definitions(loaded), dg.DagsterInstance.ephemeral()
     bad_hour = START + timedelta(hours=14)
     db.insert_spans(loaded.engine, [bad_row(bad_hour)])
-    job = dg.define_asset_job("checks_only", selection=dg.AssetSelection.checks_for_assets("spans"),
-                              partitions_def=defs.resolve_job_def(HOURLY_JOB).partitions_def)
+    # partitioned like the checks' asset (Dagster infers it from the selection)
+    job = dg.define_asset_job("checks_only", selection=dg.AssetSelection.checks_for_assets("spans"))
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     tags = dict(zip(RANGE_TAGS, (hour_key(bad_hour - timedelta(hours=1)), hour_key(bad_hour))))
     result = defs.resolve_job_def("checks_only").execute_in_process(tags=tags, instance=instance,

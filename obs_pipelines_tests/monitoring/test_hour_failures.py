@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from obs_pipelines.hours import hour_key
 from obs_pipelines.monitoring import rollups
-from obs_pipelines.monitoring.late_data import hour_key
 from obs_pipelines.orchestration.hours import connection_lost
 from obs_pipelines_tests.monitoring.test_defs import (  # noqa: F401
     START,

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from obs_pipelines.monitoring.late_data import (
-    backfill_hint,
-    contiguous_ranges,
-    hour_key,
-    newest_arrival_by_hour,
-    plan_rollups,
-)
+from obs_pipelines.hours import contiguous_ranges, hour_key
+from obs_pipelines.monitoring.late_data import backfill_hint, newest_arrival_by_hour, plan_rollups
 
 H9 = datetime(2026, 5, 1, 9)
 AT = datetime(2026, 5, 3, 12)

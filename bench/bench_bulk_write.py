@@ -21,11 +21,15 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.online_evals.tables import eval_scores, online_evals_metadata  # noqa: E402
+from obs_pipelines.online_evals.tables import eval_scores as _view  # noqa: E402
 from obs_pipelines.store import db, locks  # noqa: E402
 from obs_pipelines_tests.pg_schemas import private_schema  # noqa: E402
 
 HOUR = datetime(2026, 3, 2, 8)
+# eval_scores is a view over compact tables since migration 0015: the write path is measured on a table of its
+# wide columns (what the issue measured), made by this bench
+_META = sa.MetaData()
+eval_scores = sa.Table("bench_eval_scores_wide", _META, *(sa.Column(c.name, c.type) for c in _view.columns))
 
 
 def hour_of_scores(rows: int) -> pd.DataFrame:
@@ -75,7 +79,7 @@ def best_of(fn, repeats: int = 3) -> float:
 def measure(name: str, url: str, frame: pd.DataFrame) -> None:
     engine = db.make_engine(url)
     db.create_tables(engine)
-    db.create_tables(engine, online_evals_metadata)
+    db.create_tables(engine, _META)
     before = best_of(lambda: previous_path(engine, frame))
     now = best_of(lambda: db.replace_window(engine, eval_scores, HOUR, HOUR + timedelta(hours=1), frame))
     print(f"{name:10s} previous (dicts + executemany) {before:6.2f} s   bulk {now:6.2f} s   ratio {now / before:.2f}")

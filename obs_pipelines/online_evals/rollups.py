@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 
 DIMENSIONS = ("route", "model", "prompt_version")
+_HOUR = timedelta(hours=1)
 # the three at once: an eval-score rule per scorer x route x prompt version x model (alerts) groups these rows
 COMBINATION = "route_model_prompt_version"
 FEEDBACK_PREFIX = "feedback:"
@@ -97,6 +98,11 @@ def _label(value) -> str:
 def _rows(records: Iterable[tuple]) -> list[dict]:
     """records: (scorer, scorer_version, score, threshold, error, route, model, prompt_version)."""
     groups: dict[tuple, _Group] = {}
+    _accumulate(groups, records)
+    return _finish(groups)
+
+
+def _accumulate(groups: dict[tuple, _Group], records: Iterable[tuple]) -> None:
     for scorer, version, score, threshold, error, route, model, prompt_version in records:
         version = None if _missing(version) else version
         score = None if _missing(score) else float(score)
@@ -113,25 +119,39 @@ def _rows(records: Iterable[tuple]) -> list[dict]:
             if group is None:
                 group = groups[key] = _Group()
             group.add(score, threshold, error)
+
+
+def _finish(groups: dict[tuple, _Group]) -> list[dict]:
     return [{"scorer": k[0], "scorer_version": k[1], "dimension": k[2], "dimension_value": k[3], "route": k[4],
              "model": k[5], "prompt_version": k[6], **g.row()}
             for k, g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or ""))]
 
 
+_SCORE_COLUMNS = ["scorer", "scorer_version", "score", "threshold", "error", *DIMENSIONS]
+
+
+def _request_dims(scores: pd.DataFrame) -> dict[str, tuple]:
+    """Dimensions of a request: those of its root-span scores (the same for every scorer of a span)."""
+    roots = scores[scores["span_kind"] == "root"]
+    return {t: tuple(d) for t, *d in roots[["trace_id", *DIMENSIONS]].itertuples(index=False, name=None)}
+
+
+def _feedback_rows(feedback: pd.DataFrame, dims: dict[str, tuple]) -> list[dict]:
+    if feedback.empty:
+        return []
+    none = (None,) * len(DIMENSIONS)
+    return _rows((FEEDBACK_PREFIX + str(name), None, value, None, None, *dims.get(trace, none))
+                 for trace, name, value in feedback[["trace_id", "name", "value"]].itertuples(index=False, name=None))
+
+
 def score_rollup(scores: pd.DataFrame, feedback: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """The hour's ``score_rollup_hourly`` rows from its ``eval_scores`` rows and its feedback."""
-    columns = ["scorer", "scorer_version", "score", "threshold", "error", *DIMENSIONS]
-    rows = _rows(scores[columns].itertuples(index=False, name=None)) if not scores.empty else []
-    if not feedback.empty:
-        # dimensions of a request: those of its root-span scores (the same for every scorer of a span)
-        dims: dict[str, tuple] = {}
-        if not scores.empty:
-            roots = scores[scores["span_kind"] == "root"]
-            dims = {t: tuple(d) for t, *d in roots[["trace_id", *DIMENSIONS]].itertuples(index=False, name=None)}
-        none = (None,) * len(DIMENSIONS)
-        rows += _rows((FEEDBACK_PREFIX + str(name), None, value, None, None, *dims.get(trace, none))
-                      for trace, name, value in feedback[["trace_id", "name", "value"]].itertuples(index=False,
-                                                                                                    name=None))
+    rows = _rows(scores[_SCORE_COLUMNS].itertuples(index=False, name=None)) if not scores.empty else []
+    rows += _feedback_rows(feedback, _request_dims(scores) if not scores.empty and not feedback.empty else {})
+    return _rollup_frame(rows, start, end)
+
+
+def _rollup_frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=ROLLUP_COLUMNS)
     if not frame.empty:
         frame["window_start"], frame["window_end"], frame["computed_at"] = start, end, db.utcnow()
@@ -145,9 +165,20 @@ FROM eval_scores WHERE window_start >= :start AND window_start < :end
 
 
 def daily_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """The day's ``score_rollup_daily`` rows, recomputed from its scores (percentiles cannot be merged)."""
-    scores = fetch_frame(engine, _DAY_SCORES_SQL, window_params(start, end))
-    return score_rollup(scores, read_feedback(engine, start, end), start, end)
+    """The day's ``score_rollup_daily`` rows, recomputed from its scores (percentiles cannot be merged), read an
+    hour at a time: the day's scores are held as one float per group they count in, never as the day's rows
+    (issue 23: a day of a busy app is a million rows)."""
+    groups: dict[tuple, _Group] = {}
+    dims: dict[str, tuple] = {}
+    hour = start
+    while hour < end:
+        scores = fetch_frame(engine, _DAY_SCORES_SQL, window_params(hour, min(hour + _HOUR, end)))
+        if not scores.empty:
+            _accumulate(groups, scores[_SCORE_COLUMNS].itertuples(index=False, name=None))
+            dims.update(_request_dims(scores))
+        hour += _HOUR
+    rows = _finish(groups) + _feedback_rows(read_feedback(engine, start, end), dims)
+    return _rollup_frame(rows, start, end)
 
 
 def stored_means(engine: Engine, start: datetime, end: datetime) -> dict[str, float]:

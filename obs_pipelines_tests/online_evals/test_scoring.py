@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from obs_pipelines.online_evals import registry, rollups, score_store, scoring
+from obs_pipelines.online_evals import rollups, score_store, scoring
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
-from obs_pipelines.online_evals.scorers.base import Example, Scorer
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example, Scorer
 from obs_pipelines.store import db
 from obs_pipelines_tests.online_evals.conftest import load_traffic
 
@@ -109,3 +110,30 @@ def test_the_rollup_counts_means_thresholds_and_feedback(store):
     routes = rollup[(rollup["scorer"] == "groundedness") & (rollup["dimension"] == "route")]
     assert routes["response_count"].sum() == len(g)
     assert isinstance(rollup, pd.DataFrame) and not rollup.duplicated(["scorer", "dimension", "dimension_value"]).any()
+
+
+def test_the_daily_rollup_read_an_hour_at_a_time_equals_the_rollup_of_the_whole_days_rows(store):
+    # three scored hours and feedback on some requests: reading the day hour by hour (issue 23) must give the
+    # rows one pass over all the day's rows gives (exact percentiles, feedback by its request's dimensions)
+    from obs_pipelines.store.query import fetch_frame, window_params
+
+    day = H.replace(hour=0)
+    load_traffic(store.engine, H, 3)
+    settings = OnlineEvalsSettings()
+    scorers = scoring.scorers_for(settings)
+    for hour in range(3):
+        start = H + timedelta(hours=hour)
+        frame = scoring.score_hour(store.engine, start, start + timedelta(hours=1), settings, scorers).frame
+        db.replace_windows(store.engine, start, start + timedelta(hours=1), score_store.frames(store.engine, frame))
+    traces = fetch_frame(store.engine, "SELECT trace_id FROM eval_scores WHERE window_start >= :start AND "
+                                       "window_start < :end", window_params(day, day + timedelta(days=1)))
+    with store.engine.begin() as conn:
+        conn.execute(db.metadata.tables["feedback"].insert(), [
+            {"trace_id": t, "name": "thumbs", "value": float(i % 2), "created_at": H}
+            for i, t in enumerate(sorted(set(traces["trace_id"]))[::7])])
+    end = day + timedelta(days=1)
+    whole = rollups.score_rollup(fetch_frame(store.engine, rollups._DAY_SCORES_SQL, window_params(day, end)),
+                                 rollups.read_feedback(store.engine, day, end), day, end)
+    streamed = rollups.daily_rollup(store.engine, day, end)
+    assert len(streamed) > 0 and (streamed["scorer"] == "feedback:thumbs").any()
+    pd.testing.assert_frame_equal(streamed.drop(columns=["computed_at"]), whole.drop(columns=["computed_at"]))

@@ -1,4 +1,4 @@
-"""Benchmark of reading a judge's verdict (online_evals/verdict.py; issue 20.4; run by hand, not by pytest).
+"""Benchmark of reading a judge's verdict (scorers/verdict.py; issue 20.4; run by hand, not by pytest).
 
     .venv/bin/python bench/bench_judge_parse.py [--sizes 200000,400000,800000,1600000]
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.online_evals.verdict import parse_verdict
+from obs_pipelines.scorers.verdict import parse_verdict
 
 LABELS = ("A", "B", "C", "D", "E")
 SHAPES = {

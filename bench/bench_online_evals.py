@@ -8,7 +8,7 @@ in ONE run, so compare the ratios, not the seconds (the machine is shared and it
   responses of real lengths (issue 23: outputs median ~430 / p90 ~14k characters, cut at 20,000 as
   responses.py cuts them; contexts median ~1.9k / p90 ~19k; log-normal through those points; travel, banking
   and HR sentences with numbers, money, dates and names; tool calls on a third), on one core, per CPU
-  second, with the garbage-collector setting scoring uses (parallel.batch_gc): "warm" retrieves documents
+  second, with the garbage-collector setting scoring uses (scorers/batching.py: batch_gc): "warm" retrieves documents
   from a 5,000-document pool with Zipf popularity (a knowledge base),
   "cold" makes every document new. Target >= 2,000 responses per CPU second. Also the cost of each scorer
   alone on new warm responses, slowest first (``--profile``: cProfile of the warm run).
@@ -36,8 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obs_pipelines.online_evals import parallel, registry  # noqa: E402
-from obs_pipelines.online_evals.scorers.base import Example  # noqa: E402
+from obs_pipelines.scorers import registry  # noqa: E402
+from obs_pipelines.scorers.base import Example  # noqa: E402
+from obs_pipelines.scorers.batching import batch_gc  # noqa: E402
 
 # A vocabulary of other domains than the generator's (travel, banking, HR), so that the texts carry numbers
 # with units, money, dates, names and negations the way help-center answers do.
@@ -146,7 +147,7 @@ def bench_scorers(n: int, profile: bool = False) -> None:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        with parallel.batch_gc():  # (score_pairs scores every batch so: fewer garbage collections)
+        with batch_gc():  # (score_pairs scores every batch so: fewer garbage collections)
             for example in examples:
                 for scorer in scorers:
                     scorer(example)
@@ -167,7 +168,7 @@ def bench_scorers(n: int, profile: bool = False) -> None:
         for i, scorer in enumerate(scorers):
             fresh = make_examples(n // 4, seed=1000 + i)
             t = time.process_time()
-            with parallel.batch_gc():
+            with batch_gc():
                 for example in fresh:
                     scorer(example)
             per_scorer[scorer.name] = (time.process_time() - t) / len(fresh)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from obs_pipelines.online_evals import parallel, scoring  # noqa: E402
 from obs_pipelines.online_evals.config import OnlineEvalsSettings  # noqa: E402
-from obs_pipelines.online_evals.scorers.base import Example  # noqa: E402
+from obs_pipelines.scorers.base import Example  # noqa: E402
 
 WORDS = ("the order shipped on March 3 and arrives within 5 business days; a refund of $25.00 goes back to the "
          "original card after the return is scanned at the warehouse in Leeds, usually 2 to 4 days later. "

@@ -25,20 +25,12 @@ PHASES = {"monitoring", "observability", "online_evals", "offline_evals", "alert
 PUBLISHED = {
     # the fast path (alerts/realtime.py) rolls up the last minutes of spans with monitoring's own rollups
     "obs_pipelines.monitoring.rollups",
-    # the scorers library both eval phases use (issue #21 item 1 moves it to obs_pipelines/scorers/)
-    "obs_pipelines.online_evals.scorers",
 }
 
 # (importing module, imported module) -> why it still stands
 CROSS_PHASE_EXCEPTIONS = {
     ("obs_pipelines.alerts.source", "obs_pipelines.observability.hourly"):
         "diagnosis computes observability's tables of an hour (until #21 item 4)",
-    ("obs_pipelines.offline_evals.curate", "obs_pipelines.online_evals.registry"):
-        "the scorer registry (until #21 item 1 moves it into the scorers library)",
-    ("obs_pipelines.offline_evals.experiments", "obs_pipelines.online_evals.registry"):
-        "the scorer registry (until #21 item 1 moves it into the scorers library)",
-    ("obs_pipelines.offline_evals.experiments", "obs_pipelines.online_evals.parallel"):
-        "batch_gc, garbage collection between scoring batches (until #21 item 1 gives the library its home)",
 }
 
 # Modules that assemble the phases: the composition root, the settings object and the command line.
@@ -159,6 +151,29 @@ def test_foundation_modules_never_import_a_phase():
     assert found == set()
 
 
+def test_the_scorers_library_stands_alone():
+    """obs_pipelines/scorers/ (docs/architecture.md) is a library both eval phases use, the way autoevals is one:
+    it imports no Dagster, no SQL layer and nothing of the project outside itself (no phase, no store)."""
+    found = set()
+    for path in sorted((PACKAGE / "scorers").rglob("*.py")):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top.startswith("dagster") or top == "sqlalchemy" \
+                    or (top == "obs_pipelines" and name != "obs_pipelines.scorers"
+                        and not name.startswith("obs_pipelines.scorers.")):
+                found.add((_module_name(path), name))
+    assert found == set()
+
+
+def test_the_eval_phases_share_scorers_only_through_the_library():
+    # offline evals score with the library, never with the online phase's modules (tables aside)
+    found = {(m, n) for m, n in _cross_phase_imports() if m.startswith("obs_pipelines.offline_evals")}
+    assert found == set()
+    users = {_module_name(p) for p in _sources() if any(n.startswith("obs_pipelines.scorers") for n in _imports(p))}
+    assert any(m.startswith("obs_pipelines.online_evals") for m in users)
+    assert any(m.startswith("obs_pipelines.offline_evals") for m in users)
+
+
 def test_only_the_composition_and_the_command_line_import_the_composition_root():
     importers = {_module_name(p) for p in _sources()
                  if "obs_pipelines.definitions" in _imports(p) or "obs_pipelines.definitions.defs" in _imports(p)}
@@ -176,6 +191,10 @@ def test_dagster_is_imported_only_by_defs_modules_orchestration_the_composition_
         if any(n == "dagster" or n.startswith(("dagster.", "dagster_")) for n in _imports(path)):
             found.add(module)
     assert found == set(DAGSTER_EXCEPTIONS)
+
+
+def test_the_package_uses_no_private_dagster_module():
+    assert {_module_name(p) for p in _sources() if _private_dagster(_imports(p))} == set()
 
 
 def test_tests_use_no_private_dagster_api_beyond_the_named_exceptions():

@@ -132,7 +132,7 @@ def _first(columns: Iterable[str], candidates: tuple[str, ...]) -> str | None:
 def directionless(scorer: str) -> bool:
     """A scorer whose score has no "higher is better" (its class sets ``higher_is_better = None``): a low value
     of it is not a failure, so it never selects a case. Scorers the registry does not know count as directed."""
-    from obs_pipelines.online_evals.registry import REGISTRY  # the scorer library, not the online phase's logic
+    from obs_pipelines.scorers.registry import REGISTRY  # the scorer library both eval phases use
 
     cls = REGISTRY.get(scorer)
     return cls is not None and getattr(cls, "higher_is_better", True) is None

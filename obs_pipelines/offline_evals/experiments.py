@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.offline_evals.gitrepo import GitState, git_state
 from obs_pipelines.offline_evals.tables import experiment_results, experiments
-from obs_pipelines.online_evals.scorers.base import Example, Scorer
+from obs_pipelines.scorers.base import Example, Scorer
 from obs_pipelines.store import db, migrate
 
 
@@ -92,7 +92,7 @@ def load_callable(spec: str) -> Callable:
 
 def load_scorers(names: Sequence[str], options: dict[str, dict[str, Any]] | None = None,
                  registry_get: Callable[..., Scorer] | None = None) -> list[Scorer]:
-    """Scorers by registry name (online_evals/registry.py) with their ``options`` (the settings'
+    """Scorers by registry name (scorers/registry.py) with their ``options`` (the settings'
     online_evals.scorer_options: offline and online scores then mean the same), or ``module:attribute`` for a
     scorer of the user's own (an instance, or a class / factory called without arguments)."""
     found = []
@@ -102,7 +102,7 @@ def load_scorers(names: Sequence[str], options: dict[str, dict[str, Any]] | None
             scorer = obj() if inspect.isclass(obj) or not hasattr(obj, "name") else obj
         else:
             if registry_get is None:
-                from obs_pipelines.online_evals import registry  # the scorer library of the online phase
+                from obs_pipelines.scorers import registry
 
                 registry_get = registry.get
             scorer = registry_get(name, **dict((options or {}).get(name, {})))
@@ -242,7 +242,7 @@ def run_experiment(dataset: str, version: str, cases: Sequence[dict], task: Call
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="offline-judge") as pool:
             list(pool.map(lambda r: _score(by_id[r.case_id], r, scorers, error_score), results))
     else:
-        from obs_pipelines.online_evals.parallel import batch_gc
+        from obs_pipelines.scorers.batching import batch_gc
 
         with batch_gc():
             for result in results:

@@ -1,1 +1,2 @@
-"""Phase 3, online evals: a scorer library, every production response scored, score rollups."""
+"""Phase 3, online evals: every production response scored with the scorers library (obs_pipelines/scorers),
+score rollups."""

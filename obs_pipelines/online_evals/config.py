@@ -18,7 +18,7 @@ ROOT = "root"  # rule kind of the request's root span (whatever its span kind)
 
 
 def _default_scorers() -> list[str]:
-    from obs_pipelines.online_evals.registry import DEFAULT_SCORERS
+    from obs_pipelines.scorers.registry import DEFAULT_SCORERS
 
     return list(DEFAULT_SCORERS)
 
@@ -41,7 +41,7 @@ class EvalRule(BaseModel):
     @field_validator("scorers")
     @classmethod
     def _known_scorers(cls, value: list[str]) -> list[str]:
-        from obs_pipelines.online_evals.registry import get
+        from obs_pipelines.scorers.registry import get
 
         for name in value:
             get(name)  # raises with the closest known name
@@ -97,7 +97,7 @@ class JudgeSettings(BaseModel):
     @field_validator("extra_params")
     @classmethod
     def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from obs_pipelines.online_evals.judge import RESERVED_PARAMS
+        from obs_pipelines.scorers.judge_client import RESERVED_PARAMS
 
         reserved = sorted(RESERVED_PARAMS & set(value))
         if reserved:
@@ -109,8 +109,8 @@ class JudgeSettings(BaseModel):
         price table for the judge's cost (default: genai-prices' bundled data); hand-set prices win."""
         import os
 
-        from obs_pipelines.online_evals.judge import JudgeClient
         from obs_pipelines.pricing import load_prices
+        from obs_pipelines.scorers.judge_client import JudgeClient
 
         url = self.base_url or os.environ.get(JUDGE_URL_ENV)
         if not url:
@@ -160,7 +160,7 @@ class OnlineEvalsSettings(BaseModel):
     @field_validator("scorer_options")
     @classmethod
     def _valid_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from obs_pipelines.online_evals.registry import get
+        from obs_pipelines.scorers.registry import get
 
         for name, options in value.items():
             get(name, **options)  # unknown scorer or option: ValueError naming it

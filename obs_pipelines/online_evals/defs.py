@@ -22,7 +22,7 @@ import dagster as dg
 import pandas as pd
 
 from obs_pipelines.online_evals import clusters, failing_inputs, rollups, score_store, scoring, unchanged
-from obs_pipelines.online_evals.scorers.pii import scrub
+from obs_pipelines.scorers.pii import scrub
 from obs_pipelines.online_evals.tables import (
     TABLE_COLUMNS,
     eval_hours,

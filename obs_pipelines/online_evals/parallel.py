@@ -10,13 +10,12 @@ memory they start with, so no input text is pickled; only the scores travel back
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.batching import batch_gc
 
 WORKERS_ENV = "OBS_PIPELINES_SCORING_WORKERS"
 # below this much text (outputs, inputs and contexts of all pairs), forking and sending the scores back cost more
@@ -31,24 +30,6 @@ _SCORERS: Mapping[str, Scorer] = {}
 # (value, reason, details) of the score, or (None, None, None, "<Type>: <message>") when the scorer raised: plain
 # tuples, because unpickling a frozen dataclass per pair costs half as much as scoring it
 Outcome = tuple[float | None, str | None, Mapping | None, str | None]
-
-
-# the garbage collector's first threshold while a batch is scored (CPython's default: 700 allocations)
-BATCH_GC_THRESHOLD = 50_000
-
-
-@contextmanager
-def batch_gc() -> Iterator[None]:
-    """Fewer garbage collections while scorers run: they allocate millions of short-lived sets and tuples that
-    reference counting frees (no cycles), and every collection also walks the long-lived caches of prepared
-    documents; at the default threshold collections took ~20-30% of the scoring time. Cycles are still
-    collected, every BATCH_GC_THRESHOLD allocations instead of every 700."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], BATCH_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def scoring_workers() -> int:

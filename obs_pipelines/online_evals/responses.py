@@ -26,7 +26,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.online_evals.config import ROOT
-from obs_pipelines.online_evals.scorers.base import Example
+from obs_pipelines.scorers.base import Example
 from obs_pipelines.store.query import fetch_frame, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 

@@ -28,12 +28,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from obs_pipelines.online_evals import parallel, registry
+from obs_pipelines.online_evals import parallel
 from obs_pipelines.online_evals.config import EvalRule, OnlineEvalsSettings, sampled
-from obs_pipelines.online_evals.judge import storable
 from obs_pipelines.online_evals.responses import TEXT_CUT, Response, read_responses
 from obs_pipelines.online_evals.score_store import informative_details
-from obs_pipelines.online_evals.scorers.base import Example, Scorer
 from obs_pipelines.online_evals.tables import (
     HOUR_COLUMNS,
     JUDGE_COLUMNS,
@@ -42,6 +40,9 @@ from obs_pipelines.online_evals.tables import (
     eval_scores,
     judge_calls,
 )
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example, Scorer
+from obs_pipelines.scorers.judge_client import storable
 from obs_pipelines.store import db
 from obs_pipelines.store.query import bind_window, fetch_frame, window_params
 

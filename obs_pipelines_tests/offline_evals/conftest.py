@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.base import Example, Score, Scorer
 from obs_pipelines.settings import DatasetRules
 from obs_pipelines.store import db
 from obs_pipelines.store.schema import feedback

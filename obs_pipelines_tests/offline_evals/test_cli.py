@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from obs_pipelines.cli_offline import dataset_group, eval_group
 from obs_pipelines.offline_evals import datasets, experiments
-from obs_pipelines.online_evals import registry
+from obs_pipelines.scorers import registry
 from obs_pipelines_tests.offline_evals.conftest import git
 from obs_pipelines_tests.online_evals.fake_judge import FakeJudge
 

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from obs_pipelines.offline_evals import curate, datasets
 from obs_pipelines.offline_evals.defs import build_defs
-from obs_pipelines.online_evals import registry
 from obs_pipelines.online_evals.score_store import insert_scores  # eval_scores is a view
+from obs_pipelines.scorers import registry
 from obs_pipelines.settings import DatasetRules, OfflineEvalsSettings, Settings
 from obs_pipelines.store import db
 from obs_pipelines_tests.offline_evals.conftest import DAY, add_feedback, production

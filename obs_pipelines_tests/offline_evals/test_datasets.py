@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from obs_pipelines.offline_evals import datasets, pii
-from obs_pipelines.online_evals.scorers.safety import luhn_valid
+from obs_pipelines.scorers.safety import luhn_valid
 
 
 def case(text: str, tags=("error",), when: str = "2026-11-02 10:00", expected=None, context=()) -> dict:

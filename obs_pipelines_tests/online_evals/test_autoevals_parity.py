@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from obs_pipelines.online_evals import registry
-from obs_pipelines.online_evals.scorers.base import Example
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
 
 autoevals = pytest.importorskip("autoevals")
 

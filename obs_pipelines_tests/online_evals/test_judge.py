@@ -14,14 +14,15 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from obs_pipelines.online_evals import registry, scoring
+from obs_pipelines.online_evals import scoring
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
-from obs_pipelines.online_evals.scorers.base import Example
 from obs_pipelines.online_evals.tables import (
     eval_scores,
     judge_calls,
     online_evals_metadata,
 )
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
 from obs_pipelines.store import db
 from obs_pipelines_tests.online_evals.conftest import load_traffic
 from obs_pipelines_tests.online_evals.fake_judge import FakeJudge

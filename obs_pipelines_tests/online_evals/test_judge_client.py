@@ -1,4 +1,4 @@
-"""The judge client (online_evals/judge.py) against a real HTTP server on 127.0.0.1 (fake_judge.py): request
+"""The judge client (scorers/judge_client.py) against a real HTTP server on 127.0.0.1 (fake_judge.py): request
 parameters from the settings, retries, a deadline per attempt that a trickled body cannot stretch, a capped
 body, function-call answers, cost, and texts made storable. Hostile cases use small timeouts: no real waits."""
 
@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from genai_prices import Usage, calc_price
 
-from obs_pipelines.online_evals import registry
 from obs_pipelines.online_evals.config import JudgeSettings
-from obs_pipelines.online_evals.judge import JudgeClient, storable
-from obs_pipelines.online_evals.scorers.base import Example
-from obs_pipelines.online_evals.scorers.judge import JudgeFailed
 from obs_pipelines.pricing import load_prices
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
+from obs_pipelines.scorers.judge import JudgeFailed
+from obs_pipelines.scorers.judge_client import JudgeClient, storable
 from obs_pipelines_tests.online_evals.fake_judge import FakeJudge, completion
 
 EXAMPLE = Example(input="Can I cancel my order?", output="Yes, until it is packed.", expected="Yes, before packing.",

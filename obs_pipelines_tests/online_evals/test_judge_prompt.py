@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from obs_pipelines.online_evals import registry
-from obs_pipelines.online_evals.scorers.base import Example
-from obs_pipelines.online_evals.scorers.judge import block, render
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
+from obs_pipelines.scorers.judge import block, render
 
 
 class _Client:

@@ -1,4 +1,4 @@
-"""Reading a judge's verdict (online_evals/verdict.py): every answer shape a real judge produces, answers that
+"""Reading a judge's verdict (scorers/verdict.py): every answer shape a real judge produces, answers that
 must be refused as malformed (a null score, never 0), and hostile answers that must not take quadratic time."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from obs_pipelines.online_evals.verdict import (
+from obs_pipelines.scorers.verdict import (
     json_objects,
     parse_verdict,
     without_thinking,

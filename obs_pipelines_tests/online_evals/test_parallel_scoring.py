@@ -8,7 +8,8 @@ import pandas as pd
 
 from obs_pipelines.online_evals import parallel, scoring
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.batching import BATCH_GC_THRESHOLD
 from obs_pipelines_tests.online_evals.conftest import load_traffic
 
 H = datetime(2026, 3, 2, 14, 0)
@@ -82,6 +83,6 @@ def test_a_batch_is_scored_with_fewer_collections_and_the_threshold_is_restored_
     pairs = [("sees_gc", Example(output="ok")), ("fails_on_odd", Example(output="odd"))]
     outcomes = parallel.score_pairs(pairs, {"sees_gc": _SeesTheThreshold(), "fails_on_odd": _FailsOnOddLengths()},
                                     workers=1)
-    assert _SeesTheThreshold.seen == [max(before[0], parallel.BATCH_GC_THRESHOLD)]
+    assert _SeesTheThreshold.seen == [max(before[0], BATCH_GC_THRESHOLD)]
     assert outcomes[1][3] == "ValueError: odd length"  # the failing scorer is recorded, not raised
     assert gc.get_threshold() == before

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from obs_pipelines.online_evals import registry
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.safety import iban_valid, luhn_valid
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.safety import iban_valid, luhn_valid
 
 DOC_CANCEL = "Orders can be cancelled free of charge until they are packed, usually within 1 hour."
 DOC_PLUS = "Plus membership costs $9.99 per month and includes free express shipping."
@@ -171,7 +171,7 @@ def test_the_bit_sliced_overlap_count_equals_counting_sentence_by_sentence():
     # (each word a bit mask of the sentences holding it); checked against a plain count on random masks
     import random
 
-    from obs_pipelines.online_evals.scorers.rag import _max_count
+    from obs_pipelines.scorers.rag import _max_count
 
     rng = random.Random(7)
     for _ in range(400):

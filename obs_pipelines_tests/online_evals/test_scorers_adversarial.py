@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from obs_pipelines.online_evals import registry
-from obs_pipelines.online_evals.scorers.base import Example
-from obs_pipelines.online_evals.scorers.pii import scrub
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
+from obs_pipelines.scorers.pii import scrub
 
 BAGGAGE = ("Lost luggage must be reported within 5 days of arrival at the airline desk. "
            "Checked bags on European routes cost €35 each.")

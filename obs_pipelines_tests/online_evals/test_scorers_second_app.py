@@ -7,9 +7,10 @@ import json
 import re
 from datetime import datetime, timedelta
 
-from obs_pipelines.online_evals import registry, scoring
+from obs_pipelines.online_evals import scoring
 from obs_pipelines.online_evals.config import OnlineEvalsSettings
-from obs_pipelines.online_evals.scorers.base import Example
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
 from obs_pipelines.store import db
 from obs_pipelines_tests.second_app import Profile, SupportBot, ingest_hours
 from obs_pipelines_tests.second_app import vocabulary as v

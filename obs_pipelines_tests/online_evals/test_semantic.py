@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from obs_pipelines.online_evals import registry
-from obs_pipelines.online_evals.scorers.base import Example
-from obs_pipelines.online_evals.scorers.semantic import MISSING, model_available
+from obs_pipelines.scorers import registry
+from obs_pipelines.scorers.base import Example
+from obs_pipelines.scorers.semantic import MISSING, model_available
 
 scorer = registry.get("semantic_similarity")
 
 
 def test_without_the_extra_the_score_is_null_and_says_how_to_install_it(monkeypatch):
-    from obs_pipelines.online_evals.scorers import semantic
+    from obs_pipelines.scorers import semantic
 
     monkeypatch.setattr(semantic, "_model", lambda: None)
     result = scorer(Example(output="The cat sat.", expected="A cat was sitting."))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from obs_pipelines.online_evals.scorers import credentials, pii
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.pii import find_pii, iban_valid, luhn_valid, mask  # noqa: F401 (public API)
-from obs_pipelines.online_evals.scorers.text import lower, normalize, words
+from obs_pipelines.scorers import credentials, pii
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.pii import find_pii, iban_valid, luhn_valid, mask  # noqa: F401 (public API)
+from obs_pipelines.scorers.text import lower, normalize, words
 
 
 class PIILeak(Scorer):

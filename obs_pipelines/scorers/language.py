@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from obs_pipelines.online_evals.scorers.text import normalize
+from obs_pipelines.scorers.text import normalize
 
 MAX_CHARS = 400
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from rapidfuzz.distance.Levenshtein import normalized_similarity as _lev_similarity
 
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import CJK, as_text, normalize
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.text import CJK, as_text, normalize
 
 REF = ("output", "expected")
 

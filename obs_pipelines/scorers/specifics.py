@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from obs_pipelines.online_evals.scorers.text import STOPWORDS, normalize, spaced, stem
+from obs_pipelines.scorers.text import STOPWORDS, normalize, spaced, stem
 
 _WORD_NUMBERS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -380,7 +380,7 @@ def claims_of(text: str) -> tuple[Claim, ...]:
     give the garbage collector millions of objects to walk)."""
     from bisect import bisect_right
 
-    from obs_pipelines.online_evals.scorers.text import content_of
+    from obs_pipelines.scorers.text import content_of
 
     text = normalize(text)
     if "[" in text:
@@ -471,7 +471,7 @@ class Prepared:
                  "_plain")
 
     def __init__(self, text: str) -> None:
-        from obs_pipelines.online_evals.scorers.text import content_of
+        from obs_pipelines.scorers.text import content_of
 
         text = normalize(text)
         self.text = text
@@ -510,7 +510,7 @@ class Prepared:
         return (self._negated or self._find_negated())[1]
 
     def _find_negated(self) -> tuple[tuple[int, ...], tuple[EvidenceSentence, ...]]:
-        from obs_pipelines.online_evals.scorers.text import content_of
+        from obs_pipelines.scorers.text import content_of
 
         self._negated = ((), ())
         if NEGATIONS.isdisjoint(self.words) and "non" not in self.words:
@@ -550,7 +550,7 @@ class Prepared:
     def sentences(self):
         """(content words, polarity) of every sentence, in order (only the negated ones are tested for
         polarity: a sentence without a negation word is (False, False))."""
-        from obs_pipelines.online_evals.scorers.text import content_of
+        from obs_pipelines.scorers.text import content_of
 
         negated = dict(zip(self.negated_ids, self.negated))
         for i in range(len(self.spans)):

@@ -1,5 +1,5 @@
 """LLM-as-judge scorers: factuality, answer relevance, faithfulness, safety and a custom rubric, asked of any
-OpenAI-compatible chat endpoint (online_evals/judge.py). The field's practice, as in autoevals' templates and
+OpenAI-compatible chat endpoint (scorers/judge_client.py). The field's practice, as in autoevals' templates and
 Phoenix's classification templates:
 
 * **one-pass rendering**: every ``{input}`` / ``{output}`` / ``{expected}`` / ``{context}`` placeholder of a
@@ -15,7 +15,7 @@ Phoenix's classification templates:
   safety scorers would flag become typed placeholders (scorers/pii.py and scorers/credentials.py, the
   project's one set of detectors), and the stored prompt is the scrubbed one.
 
-The answer is read by online_evals/verdict.py (JSON anywhere, fenced, after ``<think>``, function calls, key
+The answer is read by scorers/verdict.py (JSON anywhere, fenced, after ``<think>``, function calls, key
 lines, bare labels); an answer with no readable choice is a null score "judge answer malformed", never 0.
 
 A judge scorer needs a client (``bind``); without one it returns a null score ("no judge endpoint configured"),
@@ -32,11 +32,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from obs_pipelines.online_evals.judge import JudgeCall, JudgeClient
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.pii import scrub
-from obs_pipelines.online_evals.scorers.text import as_text
-from obs_pipelines.online_evals.verdict import parse_verdict
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.judge_client import JudgeCall, JudgeClient
+from obs_pipelines.scorers.pii import scrub
+from obs_pipelines.scorers.text import as_text
+from obs_pipelines.scorers.verdict import parse_verdict
 
 BLOCKS = ("input", "output", "expected", "context")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(BLOCKS) + r")\}")

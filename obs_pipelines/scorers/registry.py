@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from obs_pipelines.online_evals.scorers import agents, format, judge, rag, reference, safety, semantic
-from obs_pipelines.online_evals.scorers.base import Scorer
+from obs_pipelines.scorers import agents, format, judge, rag, reference, safety, semantic
+from obs_pipelines.scorers.base import Scorer
 
 FAMILIES: dict[str, tuple[type[Scorer], ...]] = {
     "reference": reference.SCORERS,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import as_text
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.text import as_text
 
 MISSING = "the embedding model is not installed: pip install 'obs_pipelines[embeddings]'"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.text import as_text
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.text import as_text
 
 
 def _calls(example: Example) -> list:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.specifics import NEGATED, Claim, claims_of, facts_of, polarity, prepare
-from obs_pipelines.online_evals.scorers.text import (
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.specifics import NEGATED, Claim, claims_of, facts_of, polarity, prepare
+from obs_pipelines.scorers.text import (
     as_text,
     content_set,
     sentence_contents,

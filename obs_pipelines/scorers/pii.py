@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from obs_pipelines.online_evals.scorers.text import normalize
+from obs_pipelines.scorers.text import normalize
 
 # ISO 13616 registry: the length of an IBAN in each country that issues them
 IBAN_LENGTHS = {
@@ -216,7 +216,7 @@ def scrub(text: str | None, counts: dict[str, int] | None = None, kinds: tuple[s
     holds digit runs a phone pattern would take)."""
     if not text:
         return text
-    from obs_pipelines.online_evals.scorers import credentials as creds
+    from obs_pipelines.scorers import credentials as creds
 
     text = normalize(text)
     spans: list[tuple[int, int, str]] = []

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from obs_pipelines.online_evals.scorers.text import normalize
+from obs_pipelines.scorers.text import normalize
 
 _PATTERNS = {
     "openai_key": r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}",
@@ -114,7 +114,7 @@ def iter_credentials(text: str) -> Iterator[tuple[str, re.Match]]:
 
 def find_credentials(text: str) -> dict[str, list[str]]:
     """Credential findings by kind, masked (first / last two characters), one per distinct value."""
-    from obs_pipelines.online_evals.scorers.pii import mask
+    from obs_pipelines.scorers.pii import mask
 
     found: dict[str, list[str]] = {}
     for kind, m in iter_credentials(text):

@@ -6,9 +6,9 @@ import ast
 import json
 import re
 from functools import lru_cache
-from obs_pipelines.online_evals.scorers.base import Example, Score, Scorer
-from obs_pipelines.online_evals.scorers.language import identify
-from obs_pipelines.online_evals.scorers.text import lower, words
+from obs_pipelines.scorers.base import Example, Score, Scorer
+from obs_pipelines.scorers.language import identify
+from obs_pipelines.scorers.text import lower, words
 
 
 def _text(example: Example) -> str:

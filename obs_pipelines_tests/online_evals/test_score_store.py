@@ -89,7 +89,6 @@ def test_replacing_an_hour_leaves_the_neighbouring_hours_alone(store):
 
 def test_details_that_say_nothing_are_not_stored():
     assert score_store.informative_details({"found": {}, "markers": [], "phrase": None, "words": 3}) == {"words": 3}
-    assert scoring._details({"found": {}, "markers": []}) is None
 
 
 def _scored_hour(store) -> scoring.HourScores:

@@ -132,7 +132,9 @@ def test_the_daily_rollup_read_an_hour_at_a_time_equals_the_rollup_of_the_whole_
             {"trace_id": t, "name": "thumbs", "value": float(i % 2), "created_at": H}
             for i, t in enumerate(sorted(set(traces["trace_id"]))[::7])])
     end = day + timedelta(days=1)
-    whole = rollups.score_rollup(fetch_frame(store.engine, rollups._DAY_SCORES_SQL, window_params(day, end)),
+    day_rows = ("SELECT trace_id, span_kind, scorer, scorer_version, score, threshold, error, route, model, "
+                "prompt_version FROM eval_scores WHERE window_start >= :start AND window_start < :end")
+    whole = rollups.score_rollup(fetch_frame(store.engine, day_rows, window_params(day, end)),
                                  rollups.read_feedback(store.engine, day, end), day, end)
     streamed = rollups.daily_rollup(store.engine, day, end)
     assert len(streamed) > 0 and (streamed["scorer"] == "feedback:thumbs").any()

@@ -224,10 +224,22 @@ def _unchanged_hours(context, engine, rule, table: str, start: datetime, end: da
     for the summary). A run of the rules job (an explicit request to judge) or tagged obs_pipelines/rescore=true
     judges every hour again."""
     hours = hour_starts(start, end)
-    prints = fingerprints.window_fingerprints(engine, [table], hours, HOUR, history_needed(rule),
+    judged = fingerprints.window_fingerprints(engine, [table], hours, HOUR, history_needed(rule),
                                               salt=rule.model_dump(mode="json"))
+    # the cause and exemplars are part of the judgment: an hour whose diagnosis tables were written since is
+    # judged again, so its alert shows what they now hold. The day's failure clusters are not part of it: they
+    # are written after the day's hours are judged, so each re-run would judge the whole day again; an hour
+    # names its day's cluster when judged after the clusters exist (the rules job, or rescore=true)
+    diagnosis = fingerprints.window_fingerprints(engine, DIAGNOSIS_TABLES, hours, HOUR)
+    prints = {h: None if judged[h] is None else fingerprints.digest(judged[h], diagnosis[h]) for h in hours}
     force = context.run.job_name == RULES_JOB or context.run.tags.get("obs_pipelines/rescore", "").lower() == "true"
     return fingerprints.WindowSkips(engine, f"alerts:{rule.name}", prints, force=force)
+
+
+# the hourly tables the causes and exemplars of any family read (alerts/source.py, causes.py)
+DIAGNOSIS_TABLES = ("agent_paths", "cost_attribution_hourly", "error_causes_hourly", "eval_scores",
+                    "latency_attribution_hourly", "request_rollup_hourly", "retrieval_rollup_hourly",
+                    "score_rollup_hourly")
 
 
 def _judged_by_window(engine, rule, start: datetime, end: datetime) -> dict:

@@ -84,3 +84,20 @@ def test_a_late_request_in_one_hour_redoes_that_hour_its_day_and_the_checks_of_t
     pd.testing.assert_frame_equal(others, scores[scores["window_start"] != pd.Timestamp(DAY + HOUR)]
                                   .reset_index(drop=True))
     assert len(after) > len(scores)
+
+
+def test_an_hour_whose_diagnosis_tables_were_written_since_is_judged_again_and_only_that_hour(store):
+    # an alert's cause and exemplars read observability's tables (agent_paths here): a rule hour judged before
+    # they held that hour must be judged again once they do, or its alert keeps a cause from missing rows
+    from obs_pipelines.observability.tables import agent_paths
+    from obs_pipelines.store import db
+
+    load_traffic(store.engine, DAY, 24, rate=0.003)
+    instance = dg.DagsterInstance.ephemeral()
+    _run(store, instance)
+    inputs = _table(store, step_inputs)
+    third = DAY + 2 * HOUR
+    db.replace_windows(store.engine, third, third + HOUR, {agent_paths: pd.DataFrame(columns=[])})  # an empty hour
+    _run(store, instance)
+    assert _changed(inputs, _table(store, step_inputs), ["step", "window_start"]) == {
+        ("alerts:mean_score_low", pd.Timestamp(third))}

@@ -18,7 +18,9 @@ from obs_pipelines.scorers.specifics import NEGATED, Claim, claims_of, facts_of,
 from obs_pipelines.scorers.text import (
     as_text,
     content_set,
+    message_text,
     sentence_contents,
+    words,
     stem,
     strip_citations,
 )
@@ -206,14 +208,26 @@ def _evidence(texts: tuple[str, ...]) -> _Evidence:
     return _Evidence(texts)
 
 
+_USER = ("user", "human")  # the roles whose last message is the question
+_ASSISTANT = ("assistant", "ai", "model")
+
+
 def _relevant(doc: str, reference: frozenset[str], threshold: float) -> bool:
     return _coverage(reference, prepare(doc).content) >= threshold
 
 
 class ContextRelevance(Scorer):
     name = "context_relevance"
-    description = ("Share of retrieved documents that contain at least `threshold` (default 0.3) of the question's "
-                   "content words. Null without documents or a question with no content word.")
+    # 2: a hit rate, no longer precision: top-k retrieval with 1 relevant document of 5 scored 0.2 and failed
+    version = "2"
+    description = ("Whether retrieval found something relevant to the question (hit@k, as Phoenix's retrieval "
+                   "evals count a hit): 1 if at least one retrieved document contains at least `threshold` "
+                   "(default 0.3) of the question's content words (long / much / many / often / far / soon after how "
+                   "left out), 0 if none does; any rule threshold in (0, 1] "
+                   "therefore fails exactly the responses whose documents are all off-topic. Precision (the share "
+                   "of relevant documents, a figure of the retriever's k, not a verdict on the response) is in the "
+                   "details. The question is the input's last user message when the input is a chat-message list. "
+                   "Null without documents or a question with no content word.")
     requires = ("input",)
     defaults = {"threshold": 0.3}
 
@@ -221,11 +235,12 @@ class ContextRelevance(Scorer):
         docs = _documents(example)
         if not docs:
             return self.result(None, "no context")
-        question = content_set(as_text(example.input))
+        question = content_set(message_text(example.input, _USER)) - _INTERROGATIVE  # ("how long": no topic)
         if not question:
             return self.result(None, "no content word in the input")
-        relevant = [_relevant(d, question, self.config["threshold"]) for d in docs]
-        return self.result(sum(relevant) / len(docs), documents=len(docs), relevant=sum(relevant))
+        relevant = sum(_relevant(d, question, self.config["threshold"]) for d in docs)
+        return self.result(1.0 if relevant else 0.0, documents=len(docs), relevant=relevant,
+                           precision=round(relevant / len(docs), 4))
 
 
 class ContextPrecision(Scorer):
@@ -302,24 +317,67 @@ def _echo(claim: Claim, question: frozenset[str]) -> bool:
     return bool(own) or claim.text.rstrip().endswith("?") or _ANSWER_CUES.isdisjoint(claim.words)
 
 
+# a question opens with one of these, or carries a question mark
+_QUESTION_WORDS = frozenset("how what when where which who whom whose why can could do does did is are was were "
+                            "will would should shall may might have has am".split())
+_YES_NO_OPENERS = frozenset("can could do does did is are was were will would should shall may might have has "
+                            "am".split())
+_YES_NO = frozenset("yes no yeah yep nope".split())
+
+
+def _is_question(text: str) -> bool:
+    first = words(text)[:1]
+    return "?" in text or "\uff1f" in text or bool(first) and first[0] in _QUESTION_WORDS
+
+
+def _addresses(claim: Claim, question: frozenset[str], opener: str) -> bool:
+    """A non-echo sentence that answers: it uses a content word of the question, or answers a yes / no question
+    with yes / no, or a how long / much / many / when question with a quantity, a date or a time."""
+    if claim.content & question:
+        return True
+    if opener in _YES_NO_OPENERS and words(claim.text)[:1] and words(claim.text)[0] in _YES_NO:
+        return True
+    return opener in ("how", "when") and bool(claim.quantities or claim.dates or claim.times)
+
+
 class QuestionCoverage(Scorer):
     name = "question_coverage"
-    version = "2"
-    description = ("Lexical answer relevance: share of the question's content words that the answer's non-echo "
-                   "sentences use. An echo sentence repeats the question: no content word of its own (words about "
-                   "the question such as 'understand', 'wondering' do not count), no number, and it is a question "
-                   "or has no answering word (yes, no, not, can, will, is ...). An answer that only parrots the "
-                   "question scores 0. Null when the question has no content word.")
+    # 3: whether the answer addresses the question (1 / 0), no longer the share of the question's words used: a
+    # concise right answer in its own words ("We accept Visa, ..." to "Which payment methods do you accept?")
+    # used a third of them and failed
+    version = "3"
+    description = ("Lexical answer relevance, a verdict: 1 if at least one sentence of the answer that is not an "
+                   "echo addresses the question (uses one of its content words, or opens with yes / no after a "
+                   "yes / no question, or gives a quantity, date or time after a how / when question), 0 if none "
+                   "does; any rule threshold in (0, 1] fails exactly the answers that only parrot the question or "
+                   "talk about something else. An echo sentence repeats the question: no content word of its own "
+                   "(words about the question such as 'understand', 'wondering' do not count), no number, and it "
+                   "is a question or has no answering word (yes, no, not, can, will, is ...). The share of the "
+                   "question's content words the answer uses is in the details (`coverage`). The question is the "
+                   "input's last user message when the input is a chat-message list. Null when the input is not a "
+                   "question (no '?' and no opening question word: a text to summarise, a ticket, an "
+                   "instruction), when it has no content word, or when the output is one word other than yes / no "
+                   "and without a number (a label, not an answer).")
     requires = ("input", "output")
 
     def score(self, example: Example) -> Score:
-        question = content_set(as_text(example.input)) - _INTERROGATIVE
+        text = message_text(example.input, _USER)
+        if not _is_question(text):
+            return self.result(None, "the input is not a question")
+        question = content_set(text) - _INTERROGATIVE
         if not question:
             return self.result(None, "no content word in the input")
-        claims = claims_of(as_text(example.output))
+        output = message_text(example.output, _ASSISTANT)
+        said = words(output)
+        if len(said) == 1 and said[0] not in _YES_NO and not any(c.isdigit() for c in said[0]):
+            return self.result(None, "a one-word output is a label, not an answer")
+        claims = claims_of(output)
         answering = [c for c in claims if not _echo(c, question)]
         used = frozenset().union(*(c.content for c in answering)) if answering else frozenset()
-        return self.result(_coverage(question, used), echoed=len(claims) - len(answering))
+        opener = words(text)[0]
+        addressed = any(_addresses(c, question, opener) for c in answering)
+        return self.result(1.0 if addressed else 0.0, echoed=len(claims) - len(answering),
+                           coverage=round(_coverage(question, used), 4))
 
 
 SCORERS = (Groundedness, ContextRelevance, ContextPrecision, ContextRecall, EmptyContext, QuestionCoverage)

@@ -165,6 +165,30 @@ def _mark_sentences(text: str) -> str:
     return marked
 
 
+def message_text(value: Any, roles: tuple[str, ...]) -> str:
+    """The content of the last chat message of one of ``roles`` when ``value`` is a list of chat messages
+    (OpenAI / OTel GenAI ``[{"role": ..., "content": ...}]``, as a list or its JSON text; content parts' text
+    joined), else ``as_text(value)``: a question scorer must read the user's words, not the JSON around them."""
+    messages = value
+    if isinstance(value, str):
+        if not value.startswith("[{"):
+            return value
+        try:
+            messages = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") in roles:
+                content = message.get("content")
+                if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+                    content = " ".join(str(p.get("text") or p.get("content") or "") if isinstance(p, dict) else str(p)
+                                       for p in content)
+                if content:
+                    return str(content)
+    return as_text(value)
+
+
 def as_text(value: Any) -> str:
     """A value as text: strings as they are, everything else as JSON (or str)."""
     if isinstance(value, str):

@@ -190,7 +190,7 @@ class Family:
         if now == base:
             return []
         return [{"dimension": dim, "value": str(ctx.group[dim]), "share": 1.0, "baseline_share": 1.0,
-                 "now": contributors._round(now), "baseline": contributors._round(base), "driver": "unit"}]
+                 "now": contributors.round_figure(now), "baseline": contributors.round_figure(base), "driver": "unit"}]
 
     def exemplars(self, ctx: Context, now: Reading, cause: list[dict]) -> list[str]:
         raise NotImplementedError
@@ -488,7 +488,7 @@ class Quality(Family):
         low = ctx.setting("low_score_threshold", 0.5)
         label: dict[str, str] = {}
         rank = {"no documents": 0, "low top score": 1, "documents": 2}
-        for trace_id, attributes in zip(spans["trace_id"].astype(str), spans["attributes"].tolist()):
+        for trace_id, attributes in zip(spans["trace_id"].astype(str), spans["attributes"].tolist(), strict=True):
             n, top = _documents(attributes)
             found = "no documents" if n == 0 else ("low top score" if top < low else "documents")
             if trace_id not in label or rank[found] < rank[label[trace_id]]:  # a request's worst retrieval
@@ -572,13 +572,13 @@ def failure_cluster(ctx: Context, start: datetime | None, now: Reading | None = 
     if hour is None:
         return None
     entry = {"dimension": "input_cluster", "value": str(top["label"]), "day": f"{day:%Y-%m-%d}",
-             "failure_share": contributors._round(float(top["failure_share"])),
-             "traffic_share": contributors._round(float(top["traffic_share"])),
-             "lift": contributors._round(float(top["lift"])), "top_route": top["top_route"],
+             "failure_share": contributors.round_figure(float(top["failure_share"])),
+             "traffic_share": contributors.round_figure(float(top["traffic_share"])),
+             "lift": contributors.round_figure(float(top["lift"])), "top_route": top["top_route"],
              "failure_count": int(top["failure_count"])}
     if route_rate is not None:
-        entry.update(failure_rate=contributors._round(float(top["_rate"])),
-                     route_failure_rate=contributors._round(route_rate))
+        entry.update(failure_rate=contributors.round_figure(float(top["_rate"])),
+                     route_failure_rate=contributors.round_figure(route_rate))
     entry.update(hour)
     return entry
 
@@ -609,7 +609,7 @@ def _hour_lift(ctx: Context, now: Reading, scorer: str, terms: list[str], start:
     if scores.empty or inputs.empty:
         return None
     pattern = re.compile("|".join(rf"\b{re.escape(t)}\b" for t in terms))
-    text_of = dict(zip(inputs["trace_id"].astype(str), inputs["input"].fillna("").astype(str).str.lower()))
+    text_of = dict(zip(inputs["trace_id"].astype(str), inputs["input"].fillna("").astype(str).str.lower(), strict=True))
     inside = np.array([bool(pattern.search(text_of.get(t, ""))) for t in scores["trace_id"].astype(str)])
     failing = ~scores["passed"].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
     if not inside.any() or not failing[inside].any():
@@ -618,7 +618,7 @@ def _hour_lift(ctx: Context, now: Reading, scorer: str, terms: list[str], start:
     rate_out = float(failing[~inside].mean()) if (~inside).any() else 0.0
     if rate_in < CLUSTER_MIN_LIFT * rate_out:
         return None
-    return {"hour_failure_rate": contributors._round(rate_in), "hour_others_failure_rate": contributors._round(rate_out)}
+    return {"hour_failure_rate": contributors.round_figure(rate_in), "hour_others_failure_rate": contributors.round_figure(rate_out)}
 
 
 def _route_day(ctx: Context, start: datetime, end: datetime, route: str) -> tuple[float, float]:

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from obs_pipelines.hours import hour_key
 from obs_pipelines.store import db
 
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 console = Console()
 
 
@@ -61,7 +61,7 @@ def evaluate(start: str, end: str, deliver_history: bool) -> None:
     if not any(job.name == RULES_JOB for job in defs.jobs or []):
         raise click.ClickException("no rule reads a table of an enabled phase")
     result = defs.resolve_job_def(RULES_JOB).execute_in_process(
-        tags=range_tags(first.strftime(HOUR_KEY_FORMAT), last.strftime(HOUR_KEY_FORMAT)), instance=instance,
+        tags=range_tags(hour_key(first), hour_key(last)), instance=instance,
         raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     if not result.success:
         raise click.ClickException(f"the rules run {result.run_id} failed; see it in the UI")

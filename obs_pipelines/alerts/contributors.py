@@ -41,7 +41,7 @@ MAX_CONTRIBUTORS = 5
 COLUMNS = ["dimension", "value", "amount", "volume"]
 
 
-def _round(x: float) -> float | None:
+def round_figure(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
@@ -96,11 +96,11 @@ def additive(now: pd.DataFrame, base: pd.DataFrame, totals_now: tuple[float, flo
                        expected=np.asarray(expected, dtype="float64"))
     entries = []
     for r in _top(rows, order):
-        entry = {"dimension": r.dimension, "value": str(r.value), "share": _round(r.share),
-                 "baseline_share": _round(r.expected), "now": _round(r.per_now), "baseline": _round(r.per_base),
+        entry = {"dimension": r.dimension, "value": str(r.value), "share": round_figure(r.share),
+                 "baseline_share": round_figure(r.expected), "now": round_figure(r.per_now), "baseline": round_figure(r.per_base),
                  "driver": driver}
         if not mean:
-            entry.update(unit_share=_round(r.unit_share), volume_share=_round(r.volume_share))
+            entry.update(unit_share=round_figure(r.unit_share), volume_share=round_figure(r.volume_share))
         entries.append(entry)
     return entries
 
@@ -120,8 +120,8 @@ def shifts(now: pd.DataFrame, base: pd.DataFrame, group_now: float, group_base: 
     part = rows["stat_now"] - rows["stat_base"]
     expected = rows["stat_base"] / group_base
     rows = rows.assign(share=part / delta, excess=part / delta - expected, expected=expected)
-    return [{"dimension": r.dimension, "value": str(r.value), "share": _round(r.share),
-             "baseline_share": _round(r.expected), "now": _round(r.stat_now), "baseline": _round(r.stat_base)}
+    return [{"dimension": r.dimension, "value": str(r.value), "share": round_figure(r.share),
+             "baseline_share": round_figure(r.expected), "now": round_figure(r.stat_now), "baseline": round_figure(r.stat_base)}
             for r in _top(rows, order)]
 
 

@@ -28,9 +28,11 @@ from obs_pipelines.alerts.evaluate import (
     hour_starts,
 )
 from obs_pipelines.alerts.links import partition_link
+from obs_pipelines.hours import hour_key, parse_hour_key
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
-from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags
+from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags, run_partition_keys
 from obs_pipelines.orchestration.reporting import check_evaluation
+from obs_pipelines.orchestration.windows import tagged_window
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db, fingerprints
@@ -41,16 +43,11 @@ DIAGNOSIS_JOB = "alerts_diagnosis_job"
 # the observability phase's hourly tables (its published tables.py), error causes first: a diagnosis run
 # writes them for an alert's hour; the first one tells whether the hour has them
 OBSERVABILITY_HOURLY = ["error_causes_hourly", *(t for t in OBSERVABILITY_TABLES if t != "error_causes_hourly")]
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 MAX_GROUPS_IN_METADATA = 50
 CHUNK = timedelta(hours=24)  # a rule check reads and judges this many hours at a time (memory bounded by it)
 SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warning": dg.AssetCheckSeverity.WARN,
             "info": dg.AssetCheckSeverity.WARN}
 log = logging.getLogger("obs_pipelines.alerts")
-
-
-def hour_key(start: datetime) -> str:
-    return start.strftime(HOUR_KEY_FORMAT)
 
 
 def _metric(rule) -> str:
@@ -151,11 +148,7 @@ def rule_tables(settings: Settings, asset_keys: Iterable[str]) -> dict[str, list
 
 def _check_run_window(context, hourly: dg.HourlyPartitionsDefinition) -> tuple[datetime, datetime]:
     """The run's partition (or range) as Dagster tags it: a check op has no partition context of its own."""
-    tags = context.run.tags
-    first = tags.get("dagster/partition") or tags["dagster/asset_partition_range_start"]
-    last = tags.get("dagster/partition") or tags["dagster/asset_partition_range_end"]
-    return (db.to_naive_utc(hourly.time_window_for_partition_key(first).start),
-            db.to_naive_utc(hourly.time_window_for_partition_key(last).end))
+    return tagged_window(context.run.tags, hourly)
 
 
 def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.HourlyPartitionsDefinition,
@@ -326,7 +319,7 @@ def _consecutive_hours(keys: list[str]) -> list[tuple[str, str, list[str]]]:
     """Sorted hour keys -> (first, last, keys) of each run of consecutive hours."""
     runs: list[list[str]] = []
     for k in keys:
-        if runs and datetime.strptime(k, HOUR_KEY_FORMAT) - datetime.strptime(runs[-1][-1], HOUR_KEY_FORMAT) == HOUR:
+        if runs and parse_hour_key(k) - parse_hour_key(runs[-1][-1]) == HOUR:
             runs[-1].append(k)
         else:
             runs.append([k])
@@ -436,12 +429,10 @@ RUN_FAILURE_RULE = "pipeline_run_failed"
 
 def run_failure_alert(settings: Settings, run: dg.DagsterRun, message: str, now: datetime) -> dict:
     """The alert of a failed run: its job, partition (or range), the failure message and the run's UI link."""
-    tags = run.tags
-    first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
-    last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
-    window_start = datetime.strptime(first, HOUR_KEY_FORMAT) if first and len(first) == 16 else now.replace(
+    first, last = run_partition_keys(run.tags)
+    window_start = parse_hour_key(first) if first and len(first) == 16 else now.replace(
         minute=0, second=0, microsecond=0)
-    window_end = (datetime.strptime(last, HOUR_KEY_FORMAT) + HOUR) if last and len(last) == 16 else window_start + HOUR
+    window_end = (parse_hour_key(last) + HOUR) if last and len(last) == 16 else window_start + HOUR
     group = {"job": run.job_name}
     summary = f"[FIRING] {RUN_FAILURE_RULE}: run {run.run_id[:8]} of {run.job_name}"
     summary += f" ({first}..{last})" if first else ""
@@ -485,7 +476,8 @@ def schedule_minutes(defs: dg.Definitions) -> dict[str, int]:
     """Table -> the minute past the hour at which its phase's hourly schedule runs (monitoring :10,
     observability :20, online evals :30 ...): the freshness rule waits for that run before its own minutes."""
     out: dict[str, int] = {}
-    for schedule in defs.schedules or []:
+    for name in [s.name for s in defs.schedules or []]:
+        schedule = defs.resolve_schedule_def(name)  # (an asset job's schedule takes its cadence from the assets)
         cron = schedule.cron_schedule if isinstance(schedule.cron_schedule, str) else schedule.cron_schedule[0]
         fields = cron.split()
         if len(fields) != 5 or fields[1:] != ["*", "*", "*", "*"] or not fields[0].isdigit():
@@ -529,7 +521,7 @@ def build_freshness_sensor(settings: Settings, tables: list[str],
     )
     def alerts_freshness_sensor(context: dg.SensorEvaluationContext, trace_store: TraceStore) -> dg.SensorResult:
         now = db.utcnow()
-        start = datetime.strptime(settings.partitions_start, HOUR_KEY_FORMAT)
+        start = parse_hour_key(settings.partitions_start)
         raised = 0
         for table in tables:
             deadline = freshness_deadline(settings, table, minutes_by_table)
@@ -537,7 +529,7 @@ def build_freshness_sensor(settings: Settings, tables: list[str],
             hours = [h for h in hour_starts(last - (settings.alerts.freshness_lookback_hours - 1) * HOUR,
                                             last + HOUR) if h >= start]
             for key in missing_partitions(context.instance, table, [hour_key(h) for h in hours]):
-                hour = datetime.strptime(key, HOUR_KEY_FORMAT)
+                hour = parse_hour_key(key)
                 alert = freshness_alert(settings, table, hour, deadline)
                 raised += outbox.record_event(trace_store.engine, alert, json.dumps(alert["group"]), [],
                                               settings.alerts)
@@ -563,13 +555,13 @@ def build_defs(settings: Settings, asset_keys: Iterable[str],
     diagnosis_job = None
     if diagnosis_tables:
         diagnosis_job = dg.define_asset_job(
-            DIAGNOSIS_JOB, selection=dg.AssetSelection.assets(*diagnosis_tables), partitions_def=hourly,
+            DIAGNOSIS_JOB, selection=dg.AssetSelection.assets(*diagnosis_tables),
             description="The observability tables of an alert's hour (requested by alerts_sensor when missing).")
         jobs.append(diagnosis_job)
     sensors = [build_alert_sensor(settings, diagnosis_job, diagnosis_tables), build_run_failure_sensor(settings)]
     if checks:
         rules_job = dg.define_asset_job(
-            RULES_JOB, selection=dg.AssetSelection.checks(*checks), partitions_def=hourly,
+            RULES_JOB, selection=dg.AssetSelection.checks(*checks),
             description="The alert rules over an hour (or a range): one check evaluation per rule and hour.")
         jobs.append(rules_job)
         sensors.append(build_rules_sensor(settings, sorted(by_table), rules_job))

@@ -98,7 +98,8 @@ def grouped(rule, frame: pd.DataFrame) -> pd.DataFrame:
     else:
         columns = [group_by] if isinstance(group_by, str) and group_by != "overall" else (
             [] if group_by == "overall" else list(group_by))
-        groups = ([dict(zip(columns, values)) for values in zip(*(frame[c].tolist() for c in columns))] if columns
+        groups = ([dict(zip(columns, values, strict=True))
+                   for values in zip(*(frame[c].tolist() for c in columns), strict=True)] if columns
                   else [{} for _ in range(len(frame))])
     frame["group"] = groups
     frame["group_key"] = [group_key(g) for g in groups]
@@ -166,7 +167,7 @@ def evaluate_threshold(rule: ThresholdRule, frame: pd.DataFrame, start: datetime
     values = metric_values(rule, rows)
     samples = _samples(rule, rows)
     results = []
-    for (idx, row), value, n in zip(rows.iterrows(), values, samples):
+    for (_idx, row), value, n in zip(rows.iterrows(), values, samples, strict=True):
         judged = bool(n >= rule.min_samples and pd.notna(value))
         breached = judged and COMPARE[rule.comparison](value, rule.threshold)
         results.append(RuleResult(rule.name, row["window_start"].to_pydatetime(),
@@ -207,12 +208,13 @@ def evaluate_anomaly(rule: AnomalyRule, frame: pd.DataFrame, start: datetime, en
     windows: "not enough history" (not judged, the reason in ``detail``)."""
     rows = grouped(rule, frame)
     rows = rows.assign(_value=metric_values(rule, rows), _n=_samples(rule, rows))
-    history = {(k, t): (v, n) for k, t, v, n in zip(rows["group_key"], rows["window_start"], rows["_value"], rows["_n"])}
+    history = {(k, t): (v, n) for k, t, v, n in zip(rows["group_key"], rows["window_start"], rows["_value"], rows["_n"],
+                                                          strict=True)}
     judged_rows = rows[(rows["window_start"] >= start) & (rows["window_start"] < end)]
     results = []
     offsets: dict[pd.Timestamp, list[pd.Timestamp]] = {}
     for t, key, group, value, n in zip(judged_rows["window_start"], judged_rows["group_key"], judged_rows["group"],
-                                       judged_rows["_value"], judged_rows["_n"]):
+                                       judged_rows["_value"], judged_rows["_n"], strict=True):
         if t not in offsets:
             offsets[t] = baseline_times(rule, t)
         base = [history[(key, b)] for b in offsets[t] if (key, b) in history]
@@ -292,7 +294,7 @@ def evaluate_burn_rate(rule: BurnRateRule, frame: pd.DataFrame, start: datetime,
             continue
         budget = max(1.0 - target, 1e-9)
 
-        def burn(hours: int) -> tuple[float, int]:
+        def burn(hours: int, ts: pd.Timestamp = ts, budget: float = budget) -> tuple[float, int]:
             span = met[(met.index > ts - hours * HOUR) & (met.index <= ts)].dropna()
             bad = sum(not met_flag(m) for m in span)
             return (bad / len(span) / budget if len(span) else 0.0), len(span)
@@ -323,7 +325,7 @@ def evaluate_eval_score(rule: EvalScoreRule, frame: pd.DataFrame, start: datetim
     for key, part in rows.groupby(keys, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         t = key[0].to_pydatetime()
-        group = dict(zip(rule.group_by, key[1:]))
+        group = dict(zip(rule.group_by, key[1:], strict=False))  # (the keys after the window's)
         scores = part["_score"]
         value = float(scores.mean()) if rule.statistic == "mean" else float((scores < rule.cut).mean())
         judged = len(scores) >= rule.min_samples

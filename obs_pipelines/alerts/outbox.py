@@ -142,8 +142,8 @@ def apply_judgements(conn: sa.Connection, rules: dict[str, Any], judgements: Ite
     if not judgements:
         return transitions
     opened = {
-        (r.rule, r.group_key): dict(r._mapping)
-        for r in conn.execute(sa.select(alerts).where(alerts.c.status == "firing"))
+        (r["rule"], r["group_key"]): dict(r)
+        for r in conn.execute(sa.select(alerts).where(alerts.c.status == "firing")).mappings()
     }
     # the windows each alert judged (first breach .. newest window seen), of the alerts that judged any of
     # these windows: a window judged for an alert, open or resolved, is not judged again (one query)
@@ -200,7 +200,7 @@ def apply_judgements(conn: sa.Connection, rules: dict[str, Any], judgements: Ite
             alert["status"] = "resolved"
             alert["resolved_window_start"] = start.isoformat()
             alert["summary"] = alert["summary"].replace("[FIRING]", "[RESOLVED]", 1) + (
-                f"; resolved after {good} good window(s), last value {payload._fmt(value)}")
+                f"; resolved after {good} good window(s), last value {payload.format_value(value)}")
             current.update(status="resolved", payload=json.dumps(alert, default=str))
             judged.setdefault(key, []).append((_naive(current["window_start"]), start))
             del opened[key]
@@ -253,8 +253,9 @@ def _queue(conn: sa.Connection, transitions: list[Transition], settings: AlertSe
     existing: set[tuple[str, str]] = set()
     keys = sorted({k for _, k, _, _ in keyed})
     for i in range(0, len(keys), 500):
-        existing.update(conn.execute(sa.select(alert_outbox.c.destination, alert_outbox.c.idempotency_key).where(
-            alert_outbox.c.idempotency_key.in_(keys[i:i + 500]))).tuples())
+        existing.update(tuple(row) for row in conn.execute(sa.select(
+            alert_outbox.c.destination, alert_outbox.c.idempotency_key).where(
+            alert_outbox.c.idempotency_key.in_(keys[i:i + 500]))))
     rows = []
     for dest, key, status, batch in keyed:
         if (dest, key) in existing:

@@ -19,7 +19,7 @@ def alert_id(rule: str, window_start: datetime, group: dict[str, Any]) -> str:
     return f"{rule}-{window_start:%Y%m%d%H}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
-def _fmt(value: Any, metric: str = "") -> str:
+def format_value(value: Any, metric: str = "") -> str:
     """A figure for people, in its metric's unit (obs_pipelines/formatting.py): 33.5 s, 84%, $0.0026, 1,563."""
     if value is None:
         return "n/a"
@@ -30,7 +30,7 @@ def summary_line(rule: str, status: str, metric: str, value: Any, threshold: Any
                  window_start: datetime, attribution: list[dict]) -> str:
     """One readable line: what, where, how much, and the top contributor."""
     where = ", ".join(f"{k}={v}" for k, v in group.items()) or "overall"
-    line = (f"[{status.upper()}] {rule}: {metric} = {_fmt(value, metric)} (threshold {_fmt(threshold, metric)}) for {where} "
+    line = (f"[{status.upper()}] {rule}: {metric} = {format_value(value, metric)} (threshold {format_value(threshold, metric)}) for {where} "
             f"in {window_start:%Y-%m-%d %H:00} UTC")
     if attribution:
         line += f"; top contributor {contributor_text(attribution[0])}"
@@ -55,8 +55,8 @@ def contributor_text(top: dict) -> str:
         details.append(f"{top['share']:.0%} of the change")
     figure = ""
     if top.get("now") is not None:
-        figure = (f"{_fmt(top['now'])} vs {_fmt(top['baseline'])} baseline" if top.get("baseline") is not None
-                  else f"{_fmt(top['now'])}, new")
+        figure = (f"{format_value(top['now'])} vs {format_value(top['baseline'])} baseline" if top.get("baseline") is not None
+                  else f"{format_value(top['now'])}, new")
     driver = DRIVERS.get(top.get("driver"), "")
     if driver or figure:
         details.append(": ".join(x for x in (driver, figure) if x))
@@ -117,7 +117,7 @@ def _what_and_where(alert: dict[str, Any]) -> str:
     where = ", ".join(f"{k}={v}" for k, v in (alert.get("group") or {}).items()) or "overall"
     metric = str(alert.get("metric") or "")
     value = alert.get("value")
-    figure = f" {metric} {_fmt(value, metric)}" if value is not None and metric else ""
+    figure = f" {metric} {format_value(value, metric)}" if value is not None and metric else ""
     return f"{alert['rule']} ({where}:{figure})" if figure else f"{alert['rule']} ({where})"
 
 

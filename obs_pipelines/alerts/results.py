@@ -105,7 +105,7 @@ def _take(conn: sa.Connection, limit: int) -> list[tuple]:
     queue order, with their dates as datetimes."""
     first = sa.select(alert_pending_results.c.id).order_by(alert_pending_results.c.id).limit(limit)
     taken = conn.execute(sa.delete(alert_pending_results).where(alert_pending_results.c.id.in_(
-        first.scalar_subquery())).returning(*_COLUMNS)).tuples().all()
+        first.scalar_subquery())).returning(*_COLUMNS)).all()
     dates: dict[Any, datetime] = {}
 
     def date(value: Any) -> datetime:
@@ -123,8 +123,8 @@ def _judgements(conn: sa.Connection, taken: list[tuple]) -> list[Judgement]:
     groups, as the check listed them): every breach with its Observation, and the good hours of groups that
     have a firing alert or breach in these rows (a good hour of any other group changes nothing: dropped)."""
     decoded = []
-    relevant = set(conn.execute(sa.select(alerts.c.rule, alerts.c.group_key).where(
-        alerts.c.status == "firing")).tuples())
+    relevant = {tuple(row) for row in conn.execute(sa.select(alerts.c.rule, alerts.c.group_key).where(
+        alerts.c.status == "firing"))}
     for _, rule, start, end, metric, breached, good, link, _, _ in taken:
         breached = [(group_key(b["group"]), b) for b in json.loads(breached)]
         relevant.update((rule, key) for key, _ in breached)

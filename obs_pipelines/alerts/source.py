@@ -205,8 +205,3 @@ def _stored_rows(engine: Engine, table: str, start: datetime, end: datetime) -> 
     return fetch_frame(engine, f"SELECT * FROM {table} WHERE window_start >= :start AND window_start < :end",
                        {"start": start, "end": end})
 
-
-def partition_link(base_url: str, asset: str, window_start: datetime) -> str:
-    key = window_start.strftime("%Y-%m-%d-%H:%M")
-    return f"{base_url.rstrip('/')}/assets/{asset}?partition={key}"
-

@@ -365,18 +365,16 @@ def build_late_data_sensor(settings: Settings, hourly_job) -> dg.SensorDefinitio
     return late_data_sensor
 
 
-def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, daily: dg.DailyPartitionsDefinition,
+def build_automation(settings: Settings,
                      hourly_rollups: dg.AssetsDefinition, daily_rollups: dg.AssetsDefinition) -> dg.Definitions:
     hourly_job = dg.define_asset_job(
         HOURLY_JOB,
         selection=dg.AssetSelection.assets(hourly_rollups),
-        partitions_def=hourly,
         description="Each hour: the quality gate on its spans, then the hourly rollups and SLO status.",
     )
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.assets(daily_rollups),
-        partitions_def=daily,
         description="Daily rollups from the hourly tables (the automation sensor runs it when a day is complete).",
     )
     hourly_schedule = dg.build_schedule_from_partitioned_job(
@@ -409,5 +407,5 @@ def build_defs(settings: Settings) -> dg.Definitions:
     daily_rollups = build_daily_rollups(settings, daily)
     return dg.Definitions.merge(
         dg.Definitions(assets=[hourly_rollups, daily_rollups], asset_checks=[build_quality_checks(settings, hourly)]),
-        build_automation(settings, hourly, daily, hourly_rollups, daily_rollups),
+        build_automation(settings, hourly_rollups, daily_rollups),
     )

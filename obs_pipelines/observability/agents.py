@@ -108,13 +108,13 @@ def agent_paths(spans: pd.DataFrame, texts: pd.DataFrame, routes: pd.Series, set
     bounds = np.flatnonzero(tids[1:] != tids[:-1]) + 1
     firsts, lasts = np.r_[0, bounds], np.r_[bounds, len(tids)]
     columns_of = [tools[c].tolist() for c in ("tool", "args_hash", "status", "duration_ms")]
-    per_trace = ((tids[a], *(col[a:b] for col in columns_of)) for a, b in zip(firsts, lasts))
+    per_trace = ((tids[a], *(col[a:b] for col in columns_of)) for a, b in zip(firsts, lasts, strict=True))
     rows = []
     for trace_id, names, hashes, statuses, durations in per_trace:
         steps = [{"name": n, "args_hash": h, "status": s, "latency_ms": None if pd.isna(ms) else round(ms, 1)}
-                 for n, h, s, ms in zip(names, hashes, statuses, durations)]
+                 for n, h, s, ms in zip(names, hashes, statuses, durations, strict=True)]
         evidence = {}
-        found = repeated_call(list(zip(names, hashes)), settings.loop_min_repeats)
+        found = repeated_call(list(zip(names, hashes, strict=True)), settings.loop_min_repeats)
         if found:
             evidence["repeated_call"] = found
         found = repeated_cycle(names, settings.loop_cycle_repeats)

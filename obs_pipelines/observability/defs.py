@@ -240,13 +240,12 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
 
 
 # ---- jobs, schedule, automation --------------------------------------------------------------------------
-def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, daily: dg.DailyPartitionsDefinition,
+def build_automation(settings: Settings,
                      hourly_tables: dg.AssetsDefinition, daily_tables: dg.AssetsDefinition) -> dg.Definitions:
     hourly_job = dg.define_asset_job(HOURLY_JOB, selection=dg.AssetSelection.assets(hourly_tables),
-                                     partitions_def=hourly,
                                      description="Each hour: traces, attribution, error causes, retrieval, agent paths.")
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(daily_tables),
-                                    partitions_def=daily, description="Sessions per day (from the traces table) and prompt versions compared.")
+                                    description="Sessions per day (from the traces table) and prompt versions compared.")
     minute = settings.observability.schedule_minute
     schedule = dg.build_schedule_from_partitioned_job(
         hourly_job, name="observability_hourly_schedule", minute_of_hour=minute,
@@ -269,5 +268,5 @@ def build_defs(settings: Settings) -> dg.Definitions:
     daily_tables = build_daily_tables(settings, daily)
     return dg.Definitions.merge(
         dg.Definitions(assets=[hourly_tables, daily_tables]),
-        build_automation(settings, hourly, daily, hourly_tables, daily_tables),
+        build_automation(settings, hourly_tables, daily_tables),
     )

@@ -302,7 +302,7 @@ def _models(engine: Engine, trace_ids: list[str]) -> dict[str, str]:
     """The model of each trace's first llm call."""
     calls = _spans_of(engine, trace_ids, spans.c.kind == "llm", spans.c.model.is_not(None))
     calls = calls.sort_values(["trace_id", "start_time"], kind="stable").drop_duplicates("trace_id")
-    return dict(zip(calls["trace_id"], calls["model"]))
+    return dict(zip(calls["trace_id"], calls["model"], strict=True))
 
 
 def build_cases(engine: Engine, selected: dict[str, dict], rules: DatasetRules) -> list[dict]:
@@ -353,7 +353,7 @@ def curate_day(engine: Engine, start: datetime, end: datetime, rules: DatasetRul
 def cases_frame(dataset: str, start: datetime, end: datetime, cases: list[dict]) -> pd.DataFrame:
     """Rows of ``regression_cases`` for one day of one dataset."""
     now = db.utcnow()
-    rows = [{"window_start": start, "window_end": end, "dataset": dataset, **datasets._row(c),
+    rows = [{"window_start": start, "window_end": end, "dataset": dataset, **datasets.case_row(c),
              "selected_at": pd.Timestamp(c["selected_at"]).to_pydatetime() if c.get("selected_at") else None,
              "computed_at": now} for c in cases]
     return pd.DataFrame(rows)

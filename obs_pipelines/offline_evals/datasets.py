@@ -228,7 +228,7 @@ def store_version(engine: Engine, dataset: str, version: str, cases: Callable[[]
             }])
             batch: list[dict] = []
             for i, case in enumerate(cases()):
-                batch.append({**_row(case), "dataset": dataset, "version": version, "position": i})
+                batch.append({**case_row(case), "dataset": dataset, "version": version, "position": i})
                 if len(batch) >= INSERT_BATCH:
                     conn.execute(sa.insert(dataset_version_cases), batch)
                     batch = []
@@ -240,16 +240,16 @@ def store_version(engine: Engine, dataset: str, version: str, cases: Callable[[]
     return version, True
 
 
-def _row(case: dict) -> dict:
+def case_row(case: dict) -> dict:
     return {
         "case_id": case["case_id"], "input": case.get("input"), "output": case.get("output"),
-        "expected": _text(case.get("expected")), "context": json.dumps(list(case.get("context") or ())),
+        "expected": case_text(case.get("expected")), "context": json.dumps(list(case.get("context") or ())),
         "tags": ",".join(sorted(case.get("tags") or ())), "trace_id": case.get("trace_id"),
         "route": case.get("route"), "metadata": json.dumps(case.get("metadata") or {}, default=str),
     }
 
 
-def _text(value: Any) -> str | None:
+def case_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
 

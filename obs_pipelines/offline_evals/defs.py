@@ -103,7 +103,7 @@ def report_experiment(instance: dg.DagsterInstance, exp: Experiment) -> None:
 
 def build_automation(settings: Settings, daily: dg.DailyPartitionsDefinition,
                      datasets_asset: dg.AssetsDefinition) -> dg.Definitions:
-    job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(datasets_asset), partitions_def=daily,
+    job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(datasets_asset),
                               description="Each day: the regression cases of the day, then every dataset's version.")
     schedule = dg.build_schedule_from_partitioned_job(
         job, name="offline_evals_daily_schedule", hour_of_day=1, minute_of_hour=settings.schedule_delay_minutes,

@@ -196,7 +196,8 @@ def _score(case: dict, result: CaseResult, scorers: Sequence[Scorer], error_scor
 
 async def _run_cases(cases: Sequence[dict], task: Callable, concurrency: int, timeout_s: float,
                      on_done: Callable[[CaseResult], None]) -> list[CaseResult]:
-    is_async = inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(getattr(task, "__call__", None))
+    is_async = inspect.iscoroutinefunction(task) or inspect.iscoroutinefunction(
+        task.__call__ if callable(task) else None)
     with_case = _takes_case(task)
     limit = asyncio.Semaphore(concurrency)
 

@@ -145,8 +145,8 @@ def parse_line(raw: bytes, encoding: str | None) -> dict:
     expected = item.get("expected")
     return {
         "explicit_id": None if explicit is None else str(explicit),
-        "input": item["input"], "output": datasets._text(item.get("output")),
-        "expected": datasets._text(expected), "context": context,
+        "input": item["input"], "output": datasets.case_text(item.get("output")),
+        "expected": datasets.case_text(expected), "context": context,
         "tags": sorted(set(_strings(item.get("tags"), "tags"))),
         "trace_id": item.get("trace_id"), "route": item.get("route"), "metadata": metadata or {},
     }

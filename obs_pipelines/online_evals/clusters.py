@@ -122,7 +122,7 @@ def _merge_similar(tfidf, failing_index: np.ndarray, labels: np.ndarray, options
                                  for g in groups]))
     tree = linkage(means, method="average", metric="cosine")
     merged = fcluster(tree, t=1.0 - options.merge_similarity, criterion="distance")
-    mapping = {g: int(m) - 1 for g, m in zip(groups, merged)}
+    mapping = {g: int(m) - 1 for g, m in zip(groups, merged, strict=True)}
     return np.asarray([mapping[g] for g in labels])
 
 

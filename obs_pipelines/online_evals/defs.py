@@ -21,8 +21,9 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from obs_pipelines.hours import hour_key
+from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.online_evals import clusters, failing_inputs, rollups, score_store, scoring, unchanged
-from obs_pipelines.scorers.pii import scrub
 from obs_pipelines.online_evals.tables import (
     TABLE_COLUMNS,
     eval_hours,
@@ -34,13 +35,13 @@ from obs_pipelines.online_evals.tables import (
     score_rollup_daily,
     score_rollup_hourly,
 )
-from obs_pipelines.markdown import escape_markdown
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.raw_assets import SPANS
+from obs_pipelines.scorers.pii import scrub
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db, fingerprints
 from obs_pipelines.store.resource import TraceStore
@@ -154,7 +155,7 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
         progress = _Progress(context, int((run_end - run_start) / HOUR))
         db.create_tables(engine, online_evals_metadata)  # (and any of ours a store migrated earlier lacks)
         for start, end in windows(run_start, run_end, HOUR):
-            key = start.strftime("%Y-%m-%d-%H:%M")
+            key = hour_key(start)
             try:
                 inputs = scoring.hour_inputs(engine, start, end)
                 current = None if rescore else scoring.hour_is_current(engine, start, selection, inputs)
@@ -305,7 +306,6 @@ def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, 
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.assets(*daily_assets),
-        partitions_def=daily,
         description="Daily score rollups and clusters of failing inputs from the day's eval_scores (the automation "
                     "sensor runs it when a day is scored).",
     )
@@ -318,7 +318,6 @@ def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, 
     job = dg.define_asset_job(
         HOURLY_JOB,
         selection=dg.AssetSelection.assets(scoring_asset),
-        partitions_def=hourly,
         description="Each hour: score its production responses with the selected scorers, then roll the scores up.",
     )
     schedule = dg.build_schedule_from_partitioned_job(

@@ -287,7 +287,7 @@ def _judge_row(row: dict, call) -> dict:
 def judge_frame(hour: "HourScores", stored_calls: pd.DataFrame | None, start: datetime, end: datetime) -> pd.DataFrame:
     """The hour's ``judge_calls`` rows: the stored calls behind the scores kept, plus the calls made now."""
     keep = set(zip(hour.frame["trace_id"], hour.frame["span_id"], hour.frame["scorer"],
-                   hour.frame["scorer_version"])) if not hour.frame.empty else set()
+                   hour.frame["scorer_version"], strict=True)) if not hour.frame.empty else set()
     rows = list(hour.judge_calls)
     new = {(r["trace_id"], r["span_id"], r["scorer"], r["scorer_version"]) for r in rows}
     if stored_calls is not None and not stored_calls.empty:

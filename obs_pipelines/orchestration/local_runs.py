@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from obs_pipelines.orchestration.partitions import range_tags
 
@@ -78,7 +77,7 @@ def free_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     freed = []
     for record in instance.get_run_records(dg.RunsFilter(run_ids=list(run_ids))):
         run = record.dagster_run
-        if run.status not in FINISHED_STATUSES:
+        if not run.is_finished:  # (success, failure or canceled)
             if not _local_process_gone(run):
                 continue
             instance.report_run_failed(run, "its process is gone (killed?): marked failed and its pool slots "

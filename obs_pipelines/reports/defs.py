@@ -158,8 +158,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     dashboard = build_dashboard_asset(settings)
     slas = {kind: build_sla_asset(settings, kind) for kind in SLA_ASSETS}
     jobs = [dg.define_asset_job(DASHBOARD_JOB, selection=[dashboard], description="Rebuild the dashboard page.")]
-    jobs += [dg.define_asset_job(SLA_JOBS[kind], selection=[asset], partitions_def=asset.partitions_def,
-                                 description=f"SLA reports per {kind}.") for kind, asset in slas.items()]
+    jobs += [dg.define_asset_job(SLA_JOBS[kind], selection=[asset], description=f"SLA reports per {kind}.") for kind, asset in slas.items()]
     sensor = dg.AutomationConditionSensorDefinition(
         "reports_automation_sensor", target=dg.AssetSelection.groups(GROUP),
         default_status=dg.DefaultSensorStatus.RUNNING,

@@ -6,6 +6,7 @@ import ast
 import json
 import re
 from functools import lru_cache
+
 from obs_pipelines.scorers.base import Example, Score, Scorer
 from obs_pipelines.scorers.language import identify
 from obs_pipelines.scorers.text import lower, words

@@ -20,9 +20,9 @@ from obs_pipelines.scorers.text import (
     content_set,
     message_text,
     sentence_contents,
-    words,
     stem,
     strip_citations,
+    words,
 )
 
 

@@ -130,7 +130,7 @@ def json_diff(o1: Any, o2: Any) -> float:
     if isinstance(o1, list) and isinstance(o2, list):
         if not o1 and not o2:
             return 1.0
-        return sum(json_diff(a, b) for a, b in zip(o1, o2)) / max(len(o1), len(o2))
+        return sum(json_diff(a, b) for a, b in zip(o1, o2, strict=False)) / max(len(o1), len(o2))
     if isinstance(o1, str) and isinstance(o2, str):
         return levenshtein_similarity(o1, o2)
     if isinstance(o1, (int, float)) and isinstance(o2, (int, float)):
@@ -189,7 +189,7 @@ class ListContains(Scorer):
         rows, cols = linear_sum_assignment(-similarities)
         denominator = len(expecteds) if self.config["allow_extra_entities"] else max(len(outputs), len(expecteds))
         total = float(similarities[rows, cols].sum())
-        pairs = [[str(outputs[r]), str(expecteds[c]), float(similarities[r, c])] for r, c in zip(rows, cols)]
+        pairs = [[str(outputs[r]), str(expecteds[c]), float(similarities[r, c])] for r, c in zip(rows, cols, strict=True)]
         return self.result(min(max(total / denominator, 0.0), 1.0), pairs=pairs)
 
 

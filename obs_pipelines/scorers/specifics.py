@@ -552,7 +552,7 @@ class Prepared:
         polarity: a sentence without a negation word is (False, False))."""
         from obs_pipelines.scorers.text import content_of
 
-        negated = dict(zip(self.negated_ids, self.negated))
+        negated = dict(zip(self.negated_ids, self.negated, strict=True))
         for i in range(len(self.spans)):
             found = negated.get(i)
             yield found if found is not None else (content_of(self._words(i)), (False, False))
@@ -573,7 +573,7 @@ class Prepared:
         found = self._indexes.get(negated)
         if found is None:
             found = self._indexes[negated] = {}
-            pairs = zip(self.negated_ids, self.negated) if negated else enumerate(self.sentences())
+            pairs = zip(self.negated_ids, self.negated, strict=True) if negated else enumerate(self.sentences())
             plain = []
             for i, (content, sign) in pairs:
                 bit = 1 << i
@@ -589,7 +589,7 @@ class Prepared:
         """polarity -> its sentences as a bit mask (a sentence without a negation word is (False, False))."""
         out: dict[tuple[bool, bool], int] = {}
         negated = 0
-        for i, (_content, sign) in zip(self.negated_ids, self.negated):
+        for i, (_content, sign) in zip(self.negated_ids, self.negated, strict=True):
             out[sign] = out.get(sign, 0) | 1 << i
             negated |= 1 << i
         plain = ((1 << len(self.spans)) - 1) & ~negated

@@ -15,7 +15,6 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-
 # English function words: they carry no evidence that a sentence is supported by a document
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between both
@@ -137,7 +136,7 @@ def sentence_contents(text: str) -> list[tuple[str, frozenset[str]]]:
     marked = _mark_sentences(text)
     folded = spaced(marked)  # the same \x00 marks
     out = []
-    for original, flat in zip(marked.split("\x00"), folded.split("\x00")):
+    for original, flat in zip(marked.split("\x00"), folded.split("\x00"), strict=True):
         original = original.strip()
         if original:
             out.append((original, content_of(flat.split())))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,9 +103,7 @@ def _from_mapping(obj: Mapping, labels: Sequence[str]) -> tuple[str | None, str 
 def without_thinking(text: str) -> str:
     """The answer after a reasoning model's ``<think>...</think>`` block(s); an unclosed block (the model was
     cut off mid-thought) leaves only what came before it."""
-    last = None
-    for last in _THINK_CLOSE.finditer(text):
-        pass
+    last = _last(_THINK_CLOSE.finditer(text))
     if last is not None:
         text = text[last.end():]
     opened = _THINK_OPEN.search(text)
@@ -194,10 +193,8 @@ def parse_verdict(text: str | None, labels: Sequence[str], tool_arguments: Itera
 
 
 def _last(matches: Iterable[re.Match]) -> re.Match | None:
-    last = None
-    for last in matches:
-        pass
-    return last
+    tail = deque(matches, maxlen=1)  # (consumes the iterator, keeps its last item)
+    return tail[0] if tail else None
 
 
 def _before(text: str, end: int) -> str | None:

@@ -17,7 +17,6 @@ datetimes are UTC without a zone.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa

@@ -56,7 +56,7 @@ def json_relation(frame: pd.DataFrame, columns: Mapping[str, str], param: str,
             data[col] = [None if pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M:%S.%f") for v in data[col]]
     data = data.where(data.notna(), None)
     # stdlib json: floats keep their exact repr; .item() turns numpy scalars into Python ones
-    payload = json.dumps([dict(zip(columns, row)) for row in data.itertuples(index=False, name=None)],
+    payload = json.dumps([dict(zip(columns, row, strict=True)) for row in data.itertuples(index=False, name=None)],
                          default=lambda v: v.item())
     if postgres:
         defs = ", ".join(f"{c} {t}" for c, t in columns.items())

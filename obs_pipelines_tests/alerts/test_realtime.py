@@ -52,9 +52,11 @@ def now_minute() -> datetime:
 
 
 def ingest_outage_hour(store, tmp_path, now: datetime, mode: str | None = "provider_outage") -> None:
-    """The second app's traffic over the hour before ``now`` (600 requests an hour: ~50 in the last 5
-    minutes), with the failure mode over all of it."""
-    bot = SupportBot(Profile(requests_per_hour=600, scale=0.1, seed=11))
+    """The second app's traffic over the hour before ``now`` (1,200 requests an hour: its 5-minute windows hold
+    36-56 Cohere spans, above the rule's 20 samples wherever the clock stands; at 600 an hour they held 11-28,
+    and whether the 5-minute window could judge depended on the minute the test ran), with the failure mode
+    over all of it."""
+    bot = SupportBot(Profile(requests_per_hour=1200, scale=0.1, seed=11))
     start = now - HOUR
     ingest_hours(store.engine, tmp_path, bot, start, 1, {start: mode} if mode else None)
 

@@ -228,7 +228,10 @@ def test_pyright_in_basic_mode_finds_no_error_beyond_the_baseline(tmp_path):
         tool = Path(shutil.which("basedpyright") or "basedpyright")
     baseline = tmp_path / "baseline.json"  # a copy: the tool rewrites the file it is given when errors go away
     shutil.copy(TESTS / "pyright_baseline.json", baseline)
-    done = _run([str(tool), "--pythonpath", sys.executable, "--baselinefile", str(baseline), "--level", "error"])
+    # the project named explicitly: without it the tool takes its root from where the baseline file lies (a
+    # checkout under /tmp then made it check /tmp/obs_pipelines, which does not exist)
+    done = _run([str(tool), "-p", str(ROOT / "pyproject.toml"), "--pythonpath", sys.executable,
+                 "--baselinefile", str(baseline), "--level", "error"])
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr
 
 

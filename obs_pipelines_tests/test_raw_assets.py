@@ -26,8 +26,9 @@ def tick(store, sensor, cursor: str | None):
         return sensor(context)
 
 
-def test_closed_hours_with_spans_are_reported_with_their_counts_and_the_open_hour_waits(store):
+def test_closed_hours_with_spans_are_reported_with_their_counts_and_the_open_hour_waits(store, monkeypatch):
     now = db.utcnow()
+    monkeypatch.setattr(db, "utcnow", lambda: now)  # the open hour stays open for the whole test
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     first = this_hour - 2 * HOUR
     # by eye: 3 spans in the first hour, 2 in the second, 1 in the open hour (reported once it closes)

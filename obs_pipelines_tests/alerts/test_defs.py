@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from obs_pipelines.alerts import results
-from obs_pipelines.alerts.defs import RULES_JOB
+from obs_pipelines.alerts.defs import RULES_JOB, freshness_deadline, schedule_minutes
 from obs_pipelines.alerts.tables import alerts
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.settings import Settings, load_settings
@@ -258,10 +258,14 @@ def test_a_failed_run_is_alerted_once_through_the_outbox(store, webhook):
     assert "failed" in alert["summary"]
 
 
-def test_a_rollup_partition_missing_30_minutes_after_its_hour_alerts_once(store, webhook):
-    now = db.utcnow()
-    due = (now - timedelta(minutes=30) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+def test_a_rollup_partition_missing_30_minutes_after_its_hour_alerts_once(store, webhook, monkeypatch):
+    # the deadline is the monitoring schedule's minute plus freshness_minutes (40 min, not 30): computing the
+    # newest due hour from 30 alone left no due hour whenever the test ran between :30 and :40 past an hour
     settings = example_settings(store)
+    deadline = freshness_deadline(settings, "error_rollup_hourly", schedule_minutes(build_definitions(settings)))
+    now = db.utcnow()
+    monkeypatch.setattr(db, "utcnow", lambda: now)  # one clock for the test and the sensor: no hour boundary between
+    due = (now - deadline - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     settings = settings.model_copy(update={
         "partitions_start": key(due),  # only the newest due hour exists
         "alerts": settings.alerts.model_copy(update={"rules": [r for r in settings.alerts.rules

@@ -40,6 +40,7 @@ from obs_pipelines.observability.hourly import hourly_tables  # noqa: E402
 from obs_pipelines.pricing import load_prices  # noqa: E402
 from obs_pipelines.store import db  # noqa: E402
 from obs_pipelines.store.query import run_concurrently  # noqa: E402
+from obs_pipelines.store.schema import MODEL_CALL_KINDS  # noqa: E402
 from obs_pipelines.synth.generator import generate_traces  # noqa: E402
 
 HOUR = datetime(2026, 11, 2, 14, 0)
@@ -91,7 +92,7 @@ def main() -> None:
 
         def traces_table():  # what hourly.Hour reads for it (concurrently on PostgreSQL, as it does), and the frame
             if args.sqlite:
-                spans = reading.spans(engine, HOUR, end, kinds=requests.USAGE_KINDS, failed=True)
+                spans = reading.spans(engine, HOUR, end, kinds=MODEL_CALL_KINDS, failed=True)
                 requests.traces_frame(reading.requests(engine, HOUR, end), reading.trace_aggregates(engine, HOUR, end),
                                       spans, prices)
                 return

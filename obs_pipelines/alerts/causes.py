@@ -38,6 +38,7 @@ from obs_pipelines.alerts.scope import keep_group, span_filter
 from obs_pipelines.pricing.models import model_keys
 from obs_pipelines.store.errors import classify_errors
 from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
+from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 from obs_pipelines.store.traces import NULL_LABEL
 
 DEFAULT_BASELINE_WINDOWS = 7
@@ -235,7 +236,7 @@ class Cost(Family):
     def read(self, ctx, start, end):
         calls = _spans(ctx, start, end, "trace_id, kind, model, provider, prompt_name, prompt_version, user_id, "
                                         "route, input_tokens, output_tokens, cached_input_tokens, cost_usd, "
-                                        "start_time", " AND kind IN ('llm', 'embedding')")
+                                        "start_time", f" AND kind IN {MODEL_CALL_KINDS_SQL}")
         calls = keep_group(calls, ctx.group, self.group_columns)
         if calls.empty:
             return None

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from obs_pipelines.ingest.limits import json_recursion_room
-from obs_pipelines.store.schema import SPAN_COLUMNS
+from obs_pipelines.store.schema import MODEL_CALL_KINDS, SPAN_COLUMNS
 
 ROW_COLUMNS: tuple[str, ...] = tuple(c for c in SPAN_COLUMNS if c != "ingested_at")
 WARNINGS_KEY = "obs.ingest_warnings"
@@ -558,7 +558,7 @@ _INDEXED_PREFIXES = (
     "reranker.input_documents.",
     "reranker.output_documents.",
 )
-_TOKEN_KINDS = frozenset({"llm", "embedding"})
+_TOKEN_KINDS = frozenset(MODEL_CALL_KINDS)
 _USAGE_INPUT_KEYS = ("input", "input_tokens", "prompt_tokens", "promptTokens", "inputTokens")
 _USAGE_OUTPUT_KEYS = ("output", "output_tokens", "completion_tokens", "completionTokens", "outputTokens")
 _USAGE_CACHE_KEYS = (

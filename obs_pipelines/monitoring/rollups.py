@@ -77,11 +77,11 @@ from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db, pricing_sql, traces
 from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
 from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
+from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 PCT_COLUMNS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
 STAT_COLUMNS = (*PCT_COLUMNS, "latency_max_ms", "latency_mean_ms", "latency_count")
-USAGE_KINDS = ("llm", "embedding")
 DAY = timedelta(days=1)
 
 # ---- SQL shared by both dialects ----------------------------------------------------------------
@@ -394,7 +394,7 @@ c AS (
            {pricing_sql.COMPUTED_COST} AS computed
     FROM spans s
     LEFT JOIN p ON {pricing_sql.RATE_JOIN}
-    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN {MODEL_CALL_KINDS_SQL}
 ),
 g0 AS (
     -- pre-aggregate the calls to (model, route, prompt, user): every dimension below is a sum over g;
@@ -699,7 +699,6 @@ def write_daily_rollups(engine: Engine, day_start: datetime) -> dict[str, int]:
 
 __all__ = [
     "QUANTILES",
-    "USAGE_KINDS",
     "daily_error_rollup",
     "daily_request_rollup",
     "daily_rollups",

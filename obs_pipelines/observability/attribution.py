@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.observability import reading
 from obs_pipelines.pricing.models import model_keys
+from obs_pipelines.store.schema import MODEL_CALL_KINDS
 from obs_pipelines.store.traces import NULL_LABEL
 
 OTHER_LABEL = "(other)"
@@ -84,7 +85,7 @@ def latency_attribution(steps_now: pd.DataFrame, steps_base: pd.DataFrame, route
 
 def _calls(spans: pd.DataFrame, requests: pd.DataFrame, costs: pd.Series) -> pd.DataFrame:
     """The window's llm / embedding calls with their request's route and user, prompt version and cost."""
-    calls = spans[spans["kind"].isin(("llm", "embedding"))].assign(cost=costs)
+    calls = spans[spans["kind"].isin(MODEL_CALL_KINDS)].assign(cost=costs)
     by_trace = requests.set_index("trace_id")
     route = calls["trace_id"].map(by_trace["route"])
     user = calls["trace_id"].map(by_trace["user_id"])

@@ -28,6 +28,7 @@ from obs_pipelines.observability.tables import (
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.store import db
 from obs_pipelines.store.query import run_concurrently
+from obs_pipelines.store.schema import MODEL_CALL_KINDS
 
 
 def shape(frame: pd.DataFrame, table: sa.Table, start: datetime, end: datetime) -> pd.DataFrame:
@@ -85,7 +86,7 @@ class Hour:
                 del tasks[name]
             reads = {name: read() for name, read in tasks.items()}
             reads.update(reading.window_statistics(reading.light_spans(engine, start, end), reads["requests"]))
-            reads["spans"] = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ + requests.USAGE_KINDS,
+            reads["spans"] = reading.spans(engine, start, end, kinds=SPAN_KINDS_READ + MODEL_CALL_KINDS,
                                            failed=True)
             self.costs = requests.span_costs(reads["spans"], prices)
             self.calls = attribution.calls_of(reads["spans"], reads["requests"], self.costs)

@@ -22,6 +22,7 @@ from obs_pipelines.observability import span_stats
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS
 from obs_pipelines.store import db, pricing_sql, traces
 from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
+from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
 WINDOW = traces.WINDOW
 REQUEST_COLUMNS = ("trace_id", "user_id", "session_id", "service_name")
@@ -260,7 +261,7 @@ SELECT :start AS window_start, s.trace_id, s.kind, s.model, s.provider, s.prompt
        s.input_tokens, s.output_tokens, s.cached_input_tokens, s.cost_usd, s.start_time, s.user_id,
        r.route AS request_route, r.user_id AS request_user
 FROM spans s LEFT JOIN ({traces.requests_sql(postgres, extra=("trace_id", "user_id"))}) r ON r.trace_id = s.trace_id
-WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN {MODEL_CALL_KINDS_SQL}
 """
 
 
@@ -302,7 +303,7 @@ def _priced_calls(rates_sql: str) -> str:
            COALESCE(s.input_tokens, 0) AS input_tokens, COALESCE(s.output_tokens, 0) AS output_tokens,
            COALESCE(s.cost_usd, {pricing_sql.COMPUTED_COST}) AS cost
     FROM spans s LEFT JOIN p ON {pricing_sql.RATE_JOIN}
-    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN ('llm', 'embedding')
+    WHERE s.start_time >= :start AND s.start_time < :end AND s.kind IN {MODEL_CALL_KINDS_SQL}
 )"""
 
 

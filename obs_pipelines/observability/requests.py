@@ -16,13 +16,12 @@ from obs_pipelines.observability.errors import origin_errors
 from obs_pipelines.observability.span_stats import COUNT_COLUMNS, TIME_COLUMNS, TOKEN_COLUMNS
 from obs_pipelines.observability.tables import traces
 from obs_pipelines.pricing import PriceTable
-
-USAGE_KINDS = ("llm", "embedding")
+from obs_pipelines.store.schema import MODEL_CALL_KINDS
 
 
 def span_costs(spans: pd.DataFrame, prices: PriceTable) -> pd.Series:
     """Cost in USD of each llm / embedding span (app-reported, else tokens x price table); 0 elsewhere."""
-    usage = spans["kind"].isin(USAGE_KINDS)
+    usage = spans["kind"].isin(MODEL_CALL_KINDS)
     cost = pd.Series(0.0, index=spans.index)
     if usage.any():
         cost[usage] = prices.compute_costs(spans.loc[usage]).fillna(0.0)
@@ -50,7 +49,7 @@ def traces_frame(requests: pd.DataFrame, aggregates: pd.DataFrame, spans: pd.Dat
     out["latency_ms"] = ((out["end_time"] - out["start_time"]) / pd.Timedelta(milliseconds=1)).astype("float64")
     out["status"] = np.where(out["is_error"] > 0, "error", "ok")
     if calls is None:
-        usage = spans["kind"].isin(USAGE_KINDS)
+        usage = spans["kind"].isin(MODEL_CALL_KINDS)
         call_costs = span_costs(spans[usage], prices) if costs is None else costs[usage]
         llm = spans[spans["kind"] == "llm"]
         prompt = llm["prompt_name"].fillna("").str.cat(llm["prompt_version"].fillna(""), sep=":")

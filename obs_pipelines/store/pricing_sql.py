@@ -16,11 +16,12 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.store import db
 from obs_pipelines.store.query import fetch_frame
+from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
 # the distinct (provider, model) of a window's calls that need a price (binds :start / :end)
-PAIRS_SQL = """
+PAIRS_SQL = f"""
 SELECT DISTINCT provider, model FROM spans
-WHERE start_time >= :start AND start_time < :end AND kind IN ('llm', 'embedding') AND cost_usd IS NULL
+WHERE start_time >= :start AND start_time < :end AND kind IN {MODEL_CALL_KINDS_SQL} AND cost_usd IS NULL
   AND model IS NOT NULL
 """
 # the rate rows' columns and their SQL types (PostgreSQL spelling; SQLite reads JSON values as they are)

@@ -35,6 +35,10 @@ SPAN_KINDS = (
     "other",
 )
 SPAN_STATUSES = ("ok", "error")
+# the model calls: the spans that carry tokens and a cost (usage rollups, call pricing, cost attribution), and the
+# same as an SQL list for ``kind IN {MODEL_CALL_KINDS_SQL}``
+MODEL_CALL_KINDS = ("llm", "embedding")
+MODEL_CALL_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in MODEL_CALL_KINDS) + ")"
 
 spans = Table(
     "spans",

@@ -64,9 +64,18 @@ def ref_key(rule, scorer, version, threshold) -> str:
     return json.dumps([rule, str(scorer), str(version), threshold])
 
 
+def ref_keys(refs: pd.DataFrame) -> list[str]:
+    """ref_key of every (rule, scorer, scorer_version, threshold) row of ``refs``, each distinct set encoded once
+    (an hour holds ~10^5 rows and a handful of sets)."""
+    rows = refs[list(_REF_COLUMNS)].astype(object)
+    rows = rows.where(rows.notna(), None)  # NaN is not equal to itself: as a dictionary key it would never repeat
+    cache: dict[tuple, str] = {}
+    return [cache.get(row) or cache.setdefault(row, ref_key(*row)) for row in rows.itertuples(index=False, name=None)]
+
+
 def scorer_ids(engine: Engine, refs: pd.DataFrame) -> dict[str, int]:
     """ref_key -> id for every (rule, scorer, scorer_version, threshold) row of ``refs``, stored if new."""
-    keys = {ref_key(*row): row for row in refs[list(_REF_COLUMNS)].itertuples(index=False, name=None)}
+    keys = dict.fromkeys(ref_keys(refs))
     with engine.connect() as conn:  # a handful of sets an hour: read each time (a store may be wiped and reused)
         known = dict(conn.execute(sa.select(eval_scorer_refs.c.ref_key, eval_scorer_refs.c.id)
                                   .where(eval_scorer_refs.c.ref_key.in_(list(keys)))).all())
@@ -154,7 +163,7 @@ def split(frame: pd.DataFrame, ids: Mapping[str, int], texts: Mapping[str, int],
     results = pd.DataFrame({
         "response": responses["response"].to_numpy()[codes],
         "score": wide["score"],
-        "scorer_ref": [ids[ref_key(*row)] for row in wide[list(_REF_COLUMNS)].itertuples(index=False, name=None)],
+        "scorer_ref": [ids[k] for k in ref_keys(wide)],
         "scored_at": _seconds_after(wide["scored_at"], starts),
         "reason_ref": _text_refs(wide["reason"], texts),
         "details_ref": _text_refs(wide["details"], texts),
@@ -199,5 +208,5 @@ def insert_scores(engine: Engine, records: Iterable[Mapping] | pd.DataFrame) -> 
     return written
 
 
-__all__ = ["HOUR_BITS", "frames", "hour_base", "informative_details", "insert_scores", "ref_key", "response_range",
-           "scorer_ids", "split", "text_ids"]
+__all__ = ["HOUR_BITS", "frames", "hour_base", "informative_details", "insert_scores", "ref_key", "ref_keys",
+           "response_range", "scorer_ids", "split", "text_ids"]

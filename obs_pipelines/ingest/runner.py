@@ -18,7 +18,6 @@ import gc
 import logging
 import os
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -54,6 +53,7 @@ from obs_pipelines.store.db import (
     write_prepared_spans,
 )
 from obs_pipelines.store.schema import ingest_rejects
+from obs_pipelines.store.span_checks import may_fail, row_failure
 
 log = logging.getLogger(__name__)
 
@@ -286,65 +286,21 @@ def _reject_row(source: str, location: str, reason: str, payload: str, limits: I
 
 
 # ---- quarantine: what ingest stores must pass the blocking (ERROR) checks of the hourly quality gate ------
-# The names are those of monitoring.quality.CHECK_CATALOG (ingest may not import a phase; a test keeps the
-# two in step). Ids, end >= start and status are already guaranteed by the mapping; checked again here
-# because one bad row would block its whole hour.
-
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_HEX16 = re.compile(r"[0-9a-f]{16}")
-_COUNT_CHECKS = (
-    ("input_tokens", "input_tokens_non_negative"),
-    ("output_tokens", "output_tokens_non_negative"),
-    ("cached_input_tokens", "cached_input_tokens_non_negative"),
-)
+# The checks are the span contract's (store/span_checks.py), which monitoring's quality gate runs too. Ids,
+# end >= start and status are already guaranteed by the mapping; checked again here because one bad row would
+# block its whole hour.
 
 
 def quarantine_reason(row: dict) -> str | None:
     """Why `row` would fail a blocking data-quality check (the reason names the check), else None."""
-    bad = _failed_check(row)
+    bad = row_failure(row)
     return None if bad is None else f"quarantined: fails blocking quality check {bad}"
-
-
-def _failed_check(row: dict) -> str | None:
-    cost = row.get("cost_usd")
-    if cost is not None and cost < 0:
-        return f"cost_non_negative (cost_usd {cost})"
-    for col, check in _COUNT_CHECKS:
-        v = row.get(col)
-        if v is not None and v < 0:
-            return f"{check} ({col} {v})"
-    start, end = row.get("start_time"), row.get("end_time")
-    if start is not None and end is not None and end < start:
-        return "end_not_before_start"
-    if row.get("status") not in ("ok", "error"):
-        return f"status_valid (status {row.get('status')!r})"
-    tid, sid, pid = row.get("trace_id"), row.get("span_id"), row.get("parent_span_id")
-    if type(tid) is not str or not _HEX32.fullmatch(tid):
-        return f"trace_id_well_formed (trace_id {tid!r})"
-    if type(sid) is not str or not _HEX16.fullmatch(sid):
-        return f"span_id_well_formed (span_id {sid!r})"
-    if pid is not None and (type(pid) is not str or not _HEX16.fullmatch(pid)):
-        return f"parent_span_id_well_formed (parent_span_id {pid!r})"
-    return None
-
-
-def _suspect(r: dict) -> bool:
-    """The hot-path test (~0.3 us a row): could `r` fail a blocking check? Ids are not looked at here:
-    the mapping only emits ids it normalized to lowercase hex of the right length."""
-    c, i, o, k = r["cost_usd"], r["input_tokens"], r["output_tokens"], r["cached_input_tokens"]
-    if (c is not None and c < 0) or (i is not None and i < 0) or (o is not None and o < 0) or (k is not None and k < 0):
-        return True
-    s, e = r["start_time"], r["end_time"]
-    return (s is not None and e is not None and e < s) or r["status"] not in _STATUSES
-
-
-_STATUSES = frozenset({"ok", "error"})
 
 
 def quarantine(rows: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
     """(rows to store, [(row, reason)] to reject); `rows` itself when all pass (the common case)."""
     try:
-        if not any(map(_suspect, rows)):
+        if not any(map(may_fail, rows)):
             return rows, []
     except (KeyError, TypeError):  # a row not shaped like the mapping's: take the slow path
         pass

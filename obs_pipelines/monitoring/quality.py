@@ -46,32 +46,34 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.store import db
 from obs_pipelines.store.query import PG_SESSION_SETTINGS, fetch_frame, window_has_spans, window_params
 from obs_pipelines.store.schema import spans
+from obs_pipelines.store.span_checks import (
+    BLOCKING_CHECKS,
+    ERROR,
+    REQUIRED_COLUMNS,
+    SPAN_ID_PATTERN,
+    STATUSES,
+    TOKEN_COLUMNS,
+    TRACE_ID_PATTERN,
+    WARN,
+)
 
-ERROR = "ERROR"
-WARN = "WARN"
 MAX_EXAMPLES = 5
-REQUIRED_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status")
 QUALITY_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status", "model",
     "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd",
 )
 PARENT_FLAG = "_parent_exists"
+# this gate's warnings, beside the span contract's blocking checks (store/span_checks.py, which ingest's
+# quarantine applies to every row): (name, what it verifies)
+_WARNINGS = (
+    ("parent_exists", "the parent span of every non-root span exists in its trace"),
+    ("llm_model_present", "the share of llm spans without model stays under the threshold"),
+)
 # Every check run_quality_checks reports: (name, severity, what it verifies). The Dagster asset checks
 # are declared from this list, so it must name exactly what _checks() builds (a test holds them equal).
 CHECK_CATALOG: tuple[tuple[str, str, str], ...] = (
-    ("required_columns", ERROR, "the contract's key columns are present"),
-    ("trace_id_well_formed", ERROR, "trace_id is 32 lowercase hex characters"),
-    ("span_id_well_formed", ERROR, "span_id is 16 lowercase hex characters"),
-    ("parent_span_id_well_formed", ERROR, "parent_span_id, when set, is 16 lowercase hex characters"),
-    ("span_key_unique", ERROR, "(trace_id, span_id) is unique"),
-    ("end_not_before_start", ERROR, "end_time >= start_time"),
-    ("input_tokens_non_negative", ERROR, "input_tokens >= 0"),
-    ("output_tokens_non_negative", ERROR, "output_tokens >= 0"),
-    ("cached_input_tokens_non_negative", ERROR, "cached_input_tokens >= 0"),
-    ("cost_non_negative", ERROR, "cost_usd >= 0"),
-    ("status_valid", ERROR, "status is set and is 'ok' or 'error'"),
-    ("parent_exists", WARN, "the parent span of every non-root span exists in its trace"),
-    ("llm_model_present", WARN, "the share of llm spans without model stays under the threshold"),
+    *((c.name, ERROR, c.description) for c in BLOCKING_CHECKS),
+    *((name, WARN, text) for name, text in _WARNINGS),
 )
 KEY_COLUMNS = ["trace_id", "span_id"]
 _LOW_CARDINALITY = ("kind", "status")
@@ -107,34 +109,30 @@ class _Check:
 
 # Every check without great-expectations: (name, severity, description, columns, its expectations built
 # from ``gx.expectations``). An hour with no spans is answered from this table alone, so a backfill over
-# empty hours never imports or runs great-expectations.
-_HEX32, _HEX16 = r"^[0-9a-f]{32}$", r"^[0-9a-f]{16}$"
-_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")
+# empty hours never imports or runs great-expectations. The blocking ones are the span contract's
+# (store/span_checks.py: names, descriptions, columns, id patterns), each expressed here as expectations.
+_HEX32, _HEX16 = f"^{TRACE_ID_PATTERN}$", f"^{SPAN_ID_PATTERN}$"
+_EXPECTATIONS: dict[str, Any] = {
+    "trace_id_well_formed": lambda E: (E.ExpectColumnValuesToMatchRegex(column="trace_id", regex=_HEX32),),
+    "span_id_well_formed": lambda E: (E.ExpectColumnValuesToMatchRegex(column="span_id", regex=_HEX16),),
+    "parent_span_id_well_formed":
+        lambda E: (E.ExpectColumnValuesToMatchRegex(column="parent_span_id", regex=_HEX16),),
+    "span_key_unique": lambda E: (E.ExpectCompoundColumnsToBeUnique(column_list=["trace_id", "span_id"]),),
+    "end_not_before_start": lambda E: (E.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="end_time", column_B="start_time", or_equal=True, ignore_row_if="either_value_is_missing"),),
+    **{f"{col}_non_negative": lambda E, col=col: (E.ExpectColumnValuesToBeBetween(column=col, min_value=0),)
+       for col in TOKEN_COLUMNS},
+    "cost_non_negative": lambda E: (E.ExpectColumnValuesToBeBetween(column="cost_usd", min_value=0),),
+    "status_valid": lambda E: (E.ExpectColumnValuesToNotBeNull(column="status"),
+                               E.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES))),
+}
 
 
 def _check_table(null_model_share_max: float) -> list[tuple[str, str, str, tuple[str, ...], Any]]:
-    table = [
-        ("trace_id_well_formed", ERROR, "trace_id is 32 lowercase hex characters", ("trace_id",),
-         lambda E: (E.ExpectColumnValuesToMatchRegex(column="trace_id", regex=_HEX32),)),
-        ("span_id_well_formed", ERROR, "span_id is 16 lowercase hex characters", ("span_id",),
-         lambda E: (E.ExpectColumnValuesToMatchRegex(column="span_id", regex=_HEX16),)),
-        ("parent_span_id_well_formed", ERROR, "parent_span_id, when set, is 16 lowercase hex characters",
-         ("parent_span_id",), lambda E: (E.ExpectColumnValuesToMatchRegex(column="parent_span_id", regex=_HEX16),)),
-        ("span_key_unique", ERROR, "(trace_id, span_id) is unique", ("trace_id", "span_id"),
-         lambda E: (E.ExpectCompoundColumnsToBeUnique(column_list=["trace_id", "span_id"]),)),
-        ("end_not_before_start", ERROR, "end_time >= start_time", ("start_time", "end_time"),
-         lambda E: (E.ExpectColumnPairValuesAToBeGreaterThanB(
-             column_A="end_time", column_B="start_time", or_equal=True, ignore_row_if="either_value_is_missing"),)),
-    ]
-    for col in _TOKEN_COLUMNS:
-        table.append((f"{col}_non_negative", ERROR, f"{col} >= 0", (col,),
-                      lambda E, col=col: (E.ExpectColumnValuesToBeBetween(column=col, min_value=0),)))
+    """Every check but ``required_columns`` (answered from the frame's columns)."""
+    table = [(c.name, ERROR, c.description, c.columns, _EXPECTATIONS[c.name])
+             for c in BLOCKING_CHECKS if c.name != "required_columns"]
     table += [
-        ("cost_non_negative", ERROR, "cost_usd >= 0", ("cost_usd",),
-         lambda E: (E.ExpectColumnValuesToBeBetween(column="cost_usd", min_value=0),)),
-        ("status_valid", ERROR, "status is set and is 'ok' or 'error'", ("status",),
-         lambda E: (E.ExpectColumnValuesToNotBeNull(column="status"),
-                    E.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "error"]))),
         ("parent_exists", WARN, "the parent span of every non-root span exists in its trace", (PARENT_FLAG,),
          lambda E: (E.ExpectColumnValuesToBeInSet(column=PARENT_FLAG, value_set=[True]),)),
         ("llm_model_present", WARN, f"at most {null_model_share_max:.1%} of llm spans have no model", ("model", "kind"),

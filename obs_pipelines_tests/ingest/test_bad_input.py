@@ -273,12 +273,13 @@ def test_a_span_that_would_fail_a_blocking_quality_check_is_quarantined_and_its_
 
 
 def test_every_blocking_quality_check_has_an_ingest_quarantine():
-    """The quarantine names the checks of monitoring's catalog: a new blocking check needs one here too
-    (or a reason why the store guarantees it)."""
+    """Ingest's quarantine and monitoring's quality gate run the one set of blocking checks of the span
+    contract (store/span_checks.py): each row-level one quarantines the rows that fail it."""
     from datetime import datetime
 
     from obs_pipelines.ingest.runner import quarantine, quarantine_reason
     from obs_pipelines.monitoring.quality import CHECK_CATALOG, ERROR
+    from obs_pipelines.store.span_checks import BLOCKING_CHECKS
 
     ok = {"trace_id": "a" * 32, "span_id": "b" * 16, "parent_span_id": None, "status": "ok",
           "start_time": datetime(2026, 1, 1), "end_time": datetime(2026, 1, 1, 0, 0, 1),
@@ -295,8 +296,10 @@ def test_every_blocking_quality_check_has_an_ingest_quarantine():
         "status_valid": {"status": "unset"},
     }
     guaranteed_by_the_store = {"required_columns", "span_key_unique"}  # table columns; primary key
-    blocking = {name for name, severity, _ in CHECK_CATALOG if severity == ERROR}
-    assert blocking == set(violations) | guaranteed_by_the_store
+    assert {c.name for c in BLOCKING_CHECKS if not c.per_row} == guaranteed_by_the_store
+    assert {c.name for c in BLOCKING_CHECKS if c.per_row} == set(violations)
+    assert [(name, text) for name, severity, text in CHECK_CATALOG if severity == ERROR] == [
+        (c.name, c.description) for c in BLOCKING_CHECKS]
     assert quarantine_reason(ok) is None
     for name, change in violations.items():
         assert f"quality check {name}" in quarantine_reason({**ok, **change}), name

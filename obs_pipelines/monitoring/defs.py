@@ -37,6 +37,7 @@ from obs_pipelines.orchestration.partitions import (
     hourly_partitions,
     range_tags,
 )
+from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
 from obs_pipelines.orchestration.reporting import (
     PartitionReport,
     check_evaluation,
@@ -51,8 +52,7 @@ from obs_pipelines.store.query import fetch_frame
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "monitoring"
-HOURLY_JOB = "monitoring_hourly_job"
-DAILY_JOB = "monitoring_daily_job"
+HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # monitoring_hourly_job, monitoring_daily_job
 # runs of the same asset family queue on one pool slot (dagster.yaml sets the limit): a schedule tick, the
 # late-data sensor and a backfill over the same hour then never replace its tables at the same time
 HOURLY_POOL = "monitoring_hourly"
@@ -367,34 +367,20 @@ def build_late_data_sensor(settings: Settings, hourly_job) -> dg.SensorDefinitio
 
 def build_automation(settings: Settings,
                      hourly_rollups: dg.AssetsDefinition, daily_rollups: dg.AssetsDefinition) -> dg.Definitions:
-    hourly_job = dg.define_asset_job(
-        HOURLY_JOB,
-        selection=dg.AssetSelection.assets(hourly_rollups),
-        description="Each hour: the quality gate on its spans, then the hourly rollups and SLO status.",
+    jobs = build_phase_jobs(
+        GROUP,
+        hourly_assets=[hourly_rollups],
+        hourly_description="Each hour: the quality gate on its spans, then the hourly rollups and SLO status.",
+        daily_assets=[daily_rollups],
+        daily_description="Daily rollups from the hourly tables (the automation sensor runs it when a day is "
+                          "complete).",
+        schedule_minute=settings.schedule_delay_minutes,
+        schedule_description=f"Rolls up each hour {settings.schedule_delay_minutes} minutes after it closes.",
+        automation_target=dg.AssetSelection.groups(GROUP),
+        automation_description="Materializes each daily rollup once its 24 hours are rolled up, and again after a "
+                               "late hour.",
     )
-    daily_job = dg.define_asset_job(
-        DAILY_JOB,
-        selection=dg.AssetSelection.assets(daily_rollups),
-        description="Daily rollups from the hourly tables (the automation sensor runs it when a day is complete).",
-    )
-    hourly_schedule = dg.build_schedule_from_partitioned_job(
-        hourly_job,
-        name="monitoring_hourly_schedule",
-        minute_of_hour=settings.schedule_delay_minutes,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Rolls up each hour {settings.schedule_delay_minutes} minutes after it closes.",
-    )
-    automation_sensor = dg.AutomationConditionSensorDefinition(
-        "monitoring_automation_sensor",
-        target=dg.AssetSelection.groups(GROUP),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Materializes each daily rollup once its 24 hours are rolled up, and again after a late hour.",
-    )
-    return dg.Definitions(
-        jobs=[hourly_job, daily_job],
-        schedules=[hourly_schedule],
-        sensors=[build_late_data_sensor(settings, hourly_job), automation_sensor],
-    )
+    return jobs.definitions(build_late_data_sensor(settings, jobs.hourly_job))
 
 
 # the phase's jobs in the order `obs-pipelines run monitoring` runs them

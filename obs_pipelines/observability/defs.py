@@ -35,6 +35,7 @@ from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.hours import hour_failure
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import daily_partitions, hourly_partitions
+from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
@@ -44,8 +45,7 @@ from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "observability"
-HOURLY_JOB = "observability_hourly_job"
-DAILY_JOB = "observability_daily_job"
+HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # observability_hourly_job, observability_daily_job
 # runs of one asset family queue on one pool slot: a schedule tick and a backfill never rewrite an hour together
 HOURLY_POOL = "observability_hourly"
 DAILY_POOL = "observability_daily"
@@ -242,20 +242,19 @@ def build_daily_tables(settings: Settings, daily: dg.DailyPartitionsDefinition) 
 # ---- jobs, schedule, automation --------------------------------------------------------------------------
 def build_automation(settings: Settings,
                      hourly_tables: dg.AssetsDefinition, daily_tables: dg.AssetsDefinition) -> dg.Definitions:
-    hourly_job = dg.define_asset_job(HOURLY_JOB, selection=dg.AssetSelection.assets(hourly_tables),
-                                     description="Each hour: traces, attribution, error causes, retrieval, agent paths.")
-    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(daily_tables),
-                                    description="Sessions per day (from the traces table) and prompt versions compared.")
     minute = settings.observability.schedule_minute
-    schedule = dg.build_schedule_from_partitioned_job(
-        hourly_job, name="observability_hourly_schedule", minute_of_hour=minute,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Builds each hour's observability tables {minute} minutes after it closes (after monitoring).")
-    automation = dg.AutomationConditionSensorDefinition(
-        "observability_automation_sensor", target=dg.AssetSelection.assets(daily_tables),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Materializes each day's session rollup once its hours have traces, and after a late hour.")
-    return dg.Definitions(jobs=[hourly_job, daily_job], schedules=[schedule], sensors=[automation])
+    return build_phase_jobs(
+        GROUP,
+        hourly_assets=[hourly_tables],
+        hourly_description="Each hour: traces, attribution, error causes, retrieval, agent paths.",
+        daily_assets=[daily_tables],
+        daily_description="Sessions per day (from the traces table) and prompt versions compared.",
+        schedule_minute=minute,
+        schedule_description=f"Builds each hour's observability tables {minute} minutes after it closes (after "
+                             "monitoring).",
+        automation_description="Materializes each day's session rollup once its hours have traces, and after a "
+                               "late hour.",
+    ).definitions()
 
 
 # the phase's jobs in the order `obs-pipelines run observability` runs them

@@ -20,6 +20,7 @@ from obs_pipelines.offline_evals.experiments import Experiment
 from obs_pipelines.offline_evals.tables import TABLE_COLUMNS, dataset_versions, experiments, regression_cases
 from obs_pipelines.orchestration.metadata import table_schema, table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions
+from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, run_window, windows
 from obs_pipelines.raw_assets import SPANS
@@ -28,7 +29,7 @@ from obs_pipelines.store import db
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "offline_evals"
-DAILY_JOB = "offline_evals_daily_job"
+DAILY_JOB = job_names(GROUP)[1]  # offline_evals_daily_job
 DAILY_POOL = "offline_evals_daily"  # runs over the same day queue instead of replacing its cases together
 EXPERIMENTS = experiments.name
 
@@ -101,16 +102,16 @@ def report_experiment(instance: dg.DagsterInstance, exp: Experiment) -> None:
     ))
 
 
-def build_automation(settings: Settings, daily: dg.DailyPartitionsDefinition,
-                     datasets_asset: dg.AssetsDefinition) -> dg.Definitions:
-    job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(datasets_asset),
-                              description="Each day: the regression cases of the day, then every dataset's version.")
-    schedule = dg.build_schedule_from_partitioned_job(
-        job, name="offline_evals_daily_schedule", hour_of_day=1, minute_of_hour=settings.schedule_delay_minutes,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Curates each day's regression cases at 01:xx UTC, when online scores and alerts of the day "
-                    "are in.")
-    return dg.Definitions(jobs=[job], schedules=[schedule])
+def build_automation(settings: Settings, datasets_asset: dg.AssetsDefinition) -> dg.Definitions:
+    return build_phase_jobs(
+        GROUP,
+        daily_assets=[datasets_asset],
+        daily_description="Each day: the regression cases of the day, then every dataset's version.",
+        schedule_hour=1,
+        schedule_minute=settings.schedule_delay_minutes,
+        schedule_description="Curates each day's regression cases at 01:xx UTC, when online scores and alerts of "
+                             "the day are in.",
+    ).definitions()
 
 
 # the phase's jobs in the order `obs-pipelines run offline_evals` runs them
@@ -122,5 +123,5 @@ def build_defs(settings: Settings) -> dg.Definitions:
     datasets_asset = build_datasets(settings, daily)
     return dg.Definitions.merge(
         dg.Definitions(assets=[datasets_asset, experiments_spec()]),
-        build_automation(settings, daily, datasets_asset),
+        build_automation(settings, datasets_asset),
     )

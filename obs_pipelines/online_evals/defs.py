@@ -37,6 +37,7 @@ from obs_pipelines.online_evals.tables import (
 )
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
+from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
@@ -47,8 +48,7 @@ from obs_pipelines.store import db, fingerprints
 from obs_pipelines.store.resource import TraceStore
 
 GROUP = "online_evals"
-HOURLY_JOB = "online_evals_hourly_job"
-DAILY_JOB = "online_evals_daily_job"
+HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # online_evals_hourly_job, online_evals_daily_job
 # runs over the same hours queue on one slot: a schedule tick and a backfill never rewrite an hour together
 HOURLY_POOL = "online_evals_hourly"
 DAILY_POOL = "online_evals_daily"
@@ -299,35 +299,21 @@ def build_failure_clusters(settings: Settings, daily: dg.DailyPartitionsDefiniti
     return online_evals_failure_clusters
 
 
-def build_automation(settings: Settings, hourly: dg.HourlyPartitionsDefinition, daily: dg.DailyPartitionsDefinition,
-                     scoring_asset: dg.AssetsDefinition, daily_asset: dg.AssetsDefinition,
+def build_automation(scoring_asset: dg.AssetsDefinition, daily_asset: dg.AssetsDefinition,
                      clusters_asset: dg.AssetsDefinition | None = None) -> dg.Definitions:
-    daily_assets = [daily_asset] + ([clusters_asset] if clusters_asset is not None else [])
-    daily_job = dg.define_asset_job(
-        DAILY_JOB,
-        selection=dg.AssetSelection.assets(*daily_assets),
-        description="Daily score rollups and clusters of failing inputs from the day's eval_scores (the automation "
-                    "sensor runs it when a day is scored).",
-    )
-    automation_sensor = dg.AutomationConditionSensorDefinition(
-        "online_evals_automation_sensor",
-        target=dg.AssetSelection.assets(*daily_assets),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Materializes each day's score rollup once its hours are scored, and again after a re-score.",
-    )
-    job = dg.define_asset_job(
-        HOURLY_JOB,
-        selection=dg.AssetSelection.assets(scoring_asset),
-        description="Each hour: score its production responses with the selected scorers, then roll the scores up.",
-    )
-    schedule = dg.build_schedule_from_partitioned_job(
-        job,
-        name="online_evals_hourly_schedule",
-        minute_of_hour=SCHEDULE_MINUTE,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Scores each hour {SCHEDULE_MINUTE} minutes after it closes.",
-    )
-    return dg.Definitions(jobs=[job, daily_job], schedules=[schedule], sensors=[automation_sensor])
+    return build_phase_jobs(
+        GROUP,
+        hourly_assets=[scoring_asset],
+        hourly_description="Each hour: score its production responses with the selected scorers, then roll the "
+                           "scores up.",
+        daily_assets=[daily_asset] + ([clusters_asset] if clusters_asset is not None else []),
+        daily_description="Daily score rollups and clusters of failing inputs from the day's eval_scores (the "
+                          "automation sensor runs it when a day is scored).",
+        schedule_minute=SCHEDULE_MINUTE,
+        schedule_description=f"Scores each hour {SCHEDULE_MINUTE} minutes after it closes.",
+        automation_description="Materializes each day's score rollup once its hours are scored, and again after a "
+                               "re-score.",
+    ).definitions()
 
 
 # the phase's jobs in the order `obs-pipelines run online_evals` runs them
@@ -341,5 +327,5 @@ def build_defs(settings: Settings) -> dg.Definitions:
     clusters_asset = build_failure_clusters(settings, daily) if settings.online_evals.clusters.enabled else None
     return dg.Definitions.merge(
         dg.Definitions(assets=[scoring_asset, daily_asset] + ([clusters_asset] if clusters_asset else [])),
-        build_automation(settings, hourly, daily, scoring_asset, daily_asset, clusters_asset),
+        build_automation(scoring_asset, daily_asset, clusters_asset),
     )

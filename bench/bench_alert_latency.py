@@ -113,8 +113,8 @@ def realtime_rounds(args) -> None:
 
     import dagster as dg
 
+    from obs_pipelines.orchestration.resource import TraceStore
     from obs_pipelines.store import db
-    from obs_pipelines.store.resource import TraceStore
     from obs_pipelines_tests.alerts import daemon_harness as h
     from obs_pipelines_tests.alerts.conftest import Webhook
     from obs_pipelines_tests.pg_schemas import private_schema

@@ -57,9 +57,9 @@ def main() -> None:
     from obs_pipelines.alerts.tables import alert_pending_results
     from obs_pipelines.definitions import build_definitions
     from obs_pipelines.monitoring.tables import request_rollup_hourly
+    from obs_pipelines.orchestration.resource import TraceStore
     from obs_pipelines.settings import Settings
     from obs_pipelines.store import db
-    from obs_pipelines.store.resource import TraceStore
 
     start = datetime(2026, 11, 2)
     end = start + timedelta(hours=args.hours)
@@ -140,8 +140,8 @@ def attribution(rate: int, hours: int = 8) -> None:
     from obs_pipelines.observability.agents import tool_loops
     from obs_pipelines.observability.tables import agent_paths
     from obs_pipelines.online_evals.tables import failure_clusters_daily
+    from obs_pipelines.orchestration.resource import TraceStore
     from obs_pipelines.store import db
-    from obs_pipelines.store.resource import TraceStore
 
     store = TraceStore(db_url=f"sqlite:///{tempfile.mkdtemp()}/attribution.db")
     store.create_tables()

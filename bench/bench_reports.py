@@ -28,11 +28,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from obs_pipelines.orchestration.resource import TraceStore  # noqa: E402
 from obs_pipelines.reports import sla  # noqa: E402
 from obs_pipelines.reports.output import write_report  # noqa: E402
 from obs_pipelines.reports.pages import build_dashboard, build_sla  # noqa: E402
 from obs_pipelines.reports.reading import read_rollups  # noqa: E402
-from obs_pipelines.store.resource import TraceStore  # noqa: E402
 from obs_pipelines_tests.reports.rollup_rows import rollup_rows, write_alert, write_rollups  # noqa: E402
 
 END = datetime(2026, 12, 1)  # the dashboard ends here; the month before it is the monthly report's

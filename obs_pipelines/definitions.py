@@ -15,9 +15,9 @@ import dagster as dg
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
 from obs_pipelines.ingest.landing import LandingPolicy
-from obs_pipelines.raw_assets import build_spans_arrival_sensor, spans_spec
+from obs_pipelines.orchestration.raw_assets import build_spans_arrival_sensor, spans_spec
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import DB_URL_ENV, PHASES, Settings, load_settings
-from obs_pipelines.store.resource import TraceStore
 
 # backfill_policy and friends are marked beta; their warnings would greet every user on each load
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines_tests.pg_schemas import private_schema
 
 REAL_TRACES_ENV = "OBS_PIPELINES_REAL_TRACES"

@@ -43,9 +43,7 @@ DEFINITIONS_EXCEPTIONS = {
 }
 
 # Modules outside defs modules, orchestration/, the composition and the CLI that import dagster.
-DAGSTER_EXCEPTIONS = {
-    "obs_pipelines.store.resource": "the TraceStore resource (until #21 item 2 moves it to orchestration/)",
-}
+DAGSTER_EXCEPTIONS: dict[str, str] = {}
 
 # Test modules allowed a private `dagster._` import: no public API gives what they check.
 PRIVATE_DAGSTER_IN_TESTS = {
@@ -186,7 +184,7 @@ def test_dagster_is_imported_only_by_defs_modules_orchestration_the_composition_
     for path in _sources():
         module = _module_name(path)
         if _is_defs(module) or module.startswith("obs_pipelines.orchestration") or module in COMPOSITION \
-                or _is_cli(module) or module == "obs_pipelines.raw_assets":
+                or _is_cli(module):
             continue
         if any(n == "dagster" or n.startswith(("dagster.", "dagster_")) for n in _imports(path)):
             found.add(module)

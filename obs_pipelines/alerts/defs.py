@@ -32,11 +32,11 @@ from obs_pipelines.hours import hour_key, parse_hour_key
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
 from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags, run_partition_keys
 from obs_pipelines.orchestration.reporting import check_evaluation
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.orchestration.windows import tagged_window
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db, fingerprints
-from obs_pipelines.store.resource import TraceStore
 
 RULES_JOB = "alerts_rules_job"
 DIAGNOSIS_JOB = "alerts_diagnosis_job"

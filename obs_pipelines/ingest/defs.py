@@ -29,7 +29,7 @@ from obs_pipelines.ingest.landing import (
     scan_ready_files,
     summarize,
 )
-from obs_pipelines.store.resource import TraceStore
+from obs_pipelines.orchestration.resource import TraceStore
 
 RUN_KEY_TAG = "obs_pipelines/run_key"  # our own copy of the run key: the run's outcome is looked up by it
 FILE_TAG = "obs_pipelines/file"

@@ -38,18 +38,18 @@ from obs_pipelines.orchestration.partitions import (
     range_tags,
 )
 from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
+from obs_pipelines.orchestration.raw_assets import SPANS
 from obs_pipelines.orchestration.reporting import (
     PartitionReport,
     check_evaluation,
     emit,
 )
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, tagged_window, windows
 from obs_pipelines.pricing import load_prices
-from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
 from obs_pipelines.store.query import fetch_frame
-from obs_pipelines.store.resource import TraceStore
 
 GROUP = "monitoring"
 HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # monitoring_hourly_job, monitoring_daily_job

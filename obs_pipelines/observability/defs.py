@@ -36,13 +36,13 @@ from obs_pipelines.orchestration.hours import hour_failure
 from obs_pipelines.orchestration.metadata import table_spec
 from obs_pipelines.orchestration.partitions import daily_partitions, hourly_partitions
 from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
+from obs_pipelines.orchestration.raw_assets import SPANS
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, windows
 from obs_pipelines.pricing import load_prices
-from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 
 GROUP = "observability"
 HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # observability_hourly_job, observability_daily_job

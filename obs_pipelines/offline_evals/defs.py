@@ -21,12 +21,12 @@ from obs_pipelines.offline_evals.tables import TABLE_COLUMNS, dataset_versions, 
 from obs_pipelines.orchestration.metadata import table_schema, table_spec
 from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions
 from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
+from obs_pipelines.orchestration.raw_assets import SPANS
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.orchestration.windows import DAY, run_window, windows
-from obs_pipelines.raw_assets import SPANS
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 
 GROUP = "offline_evals"
 DAILY_JOB = job_names(GROUP)[1]  # offline_evals_daily_job

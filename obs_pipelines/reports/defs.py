@@ -24,12 +24,12 @@ from obs_pipelines.monitoring.tables import (
 from obs_pipelines.online_evals.tables import score_rollup_hourly
 from obs_pipelines.orchestration.automation import daily_automation_condition
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.orchestration.windows import run_window
 from obs_pipelines.reports import sla
 from obs_pipelines.reports.output import public_url, write_report
 from obs_pipelines.reports.pages import Report, build_dashboard, build_sla
 from obs_pipelines.settings import Settings
-from obs_pipelines.store.resource import TraceStore
 
 GROUP = "reports"
 DASHBOARD = "reports_dashboard"

@@ -26,7 +26,6 @@ import yaml
 from obs_pipelines.alerts import payload
 from obs_pipelines_tests.alerts.absolute_rules import with_absolute_rules
 
-
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "example.yaml"
 WEBHOOK_ENV = "OBS_PIPELINES_ALERT_WEBHOOK_URL"  # the example settings' webhook destination reads it
@@ -95,8 +94,8 @@ def outage_hour(now: datetime, days_back: int = 10) -> datetime:
 
 def load_outage(store_url: str, outage: datetime, seed: int = 7) -> int:
     """The clean hour before ``outage`` and a provider_outage hour into the store; the spans stored."""
+    from obs_pipelines.orchestration.resource import TraceStore
     from obs_pipelines.store import db
-    from obs_pipelines.store.resource import TraceStore
     from obs_pipelines.synth.generator import generate_traces, parse_incident
 
     store = TraceStore(db_url=store_url)

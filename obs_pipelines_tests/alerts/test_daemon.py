@@ -101,7 +101,7 @@ def test_daemon_pages_an_outage_of_the_current_hour_from_its_spans_and_shows_the
         monkeypatch.setenv("OBS_PIPELINES_CONFIG", str(h.write_settings(tmp_path, first, now,
                                                                         deliver_max_age_hours=2)))
         monkeypatch.setenv("OBS_PIPELINES_DB_URL", store_url)
-        from obs_pipelines.store.resource import TraceStore
+        from obs_pipelines.orchestration.resource import TraceStore
 
         TraceStore(db_url=store_url).create_tables()
         assert h.load_clean_hours(store_url, first, 2) > 0  # two closed hours of clean traffic

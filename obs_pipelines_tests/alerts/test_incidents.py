@@ -15,9 +15,9 @@ import pytest
 
 from obs_pipelines.alerts.defs import RULES_JOB
 from obs_pipelines.definitions import build_definitions
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import load_settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines.synth.generator import generate_traces, parse_incident
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"

@@ -22,9 +22,9 @@ import yaml
 from obs_pipelines.alerts.defs import RULES_JOB, process_rule_results
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.online_evals.defs import DAILY_JOB
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines_tests.alerts.conftest import Webhook
 from obs_pipelines_tests.pg_schemas import private_schema
 from obs_pipelines_tests.second_app import FAILURE_MODES, Profile, SupportBot, ingest_hours

@@ -19,8 +19,8 @@ from obs_pipelines.alerts import source
 from obs_pipelines.alerts.rules import parse_rule
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.online_evals.defs import DAILY_JOB, HOURLY_JOB
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import Settings
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines_tests.alerts.cause_cases import breach
 from obs_pipelines_tests.second_app import INPUT_MODES, Profile, SupportBot, ingest_hours
 from obs_pipelines_tests.second_app import vocabulary as v

@@ -15,9 +15,9 @@ from obs_pipelines.alerts.scope import traces_in_group
 from obs_pipelines.observability.config import ObservabilitySettings
 from obs_pipelines.observability.hourly import hourly_tables
 from obs_pipelines.observability.tables import agent_paths
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines_tests.alerts.cause_cases import breach, rule
 from obs_pipelines_tests.second_app import HOUR, Profile, SupportBot, ingest_hours
 

@@ -14,8 +14,8 @@ import pytest
 
 from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
 from obs_pipelines.ingest.landing import LandingPolicy
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import Settings
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines_tests.ingest.otlp_builders import request as otlp_request
 from obs_pipelines_tests.ingest.otlp_builders import span, span_rows
 

@@ -14,9 +14,9 @@ import yaml
 from obs_pipelines.alerts.defs import RULES_JOB, process_rule_results
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.demo import demo_incidents
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines.synth.generator import generate_traces
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"

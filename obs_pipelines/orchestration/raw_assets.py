@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from obs_pipelines import formatting
 from obs_pipelines.hours import HOUR, hour_key, parse_hour_key
 from obs_pipelines.orchestration.partitions import hourly_partitions
+from obs_pipelines.orchestration.resource import TraceStore
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.resource import TraceStore
 from obs_pipelines.store.schema import span_arrivals, spans
 
 SPANS = dg.AssetKey("spans")

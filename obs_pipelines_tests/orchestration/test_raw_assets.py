@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from obs_pipelines.raw_assets import SPANS, build_spans_arrival_sensor
+from obs_pipelines.orchestration.raw_assets import SPANS, build_spans_arrival_sensor
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
 

@@ -1,4 +1,5 @@
-"""The `TraceStore` Dagster resource: a thin, configurable handle on the store functions in `db`."""
+"""The `TraceStore` Dagster resource: a thin, configurable handle on the store functions in `store/db.py` (here,
+not in store/, so the store stays free of Dagster)."""
 
 from __future__ import annotations
 

@@ -181,3 +181,22 @@ def test_the_bit_sliced_overlap_count_equals_counting_sentence_by_sentence():
         masks = [rng.getrandbits(sentences) | 1 << rng.randrange(sentences) for _ in range(rng.randint(2, 40))]
         plain = max(sum(m >> i & 1 for m in masks) for i in range(sentences))
         assert _max_count(masks) == plain
+
+
+def test_the_language_model_in_c_order_float32_classifies_bit_for_bit_as_the_packaged_one():
+    # language.py keeps the model's columns as float32 in C order (fast row gathers); the probabilities must be
+    # those of py3langid's own float16 Fortran-order table, to the bit, in every language and for short texts
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from obs_pipelines.scorers.language import _identifier
+
+    ours = _identifier(None)
+    packaged = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    packaged.set_languages(ours.nb_classes)
+    assert ours.nb_ptc.flags["C_CONTIGUOUS"] and not packaged.nb_ptc.flags["C_CONTIGUOUS"]
+    texts = ["How do I cancel my order?", "Why was I charged twice?", "Comment annuler ma commande ?",
+             "Wie kann ich das ändern? Sie können es in der App ändern.", "注文をキャンセルしたい",
+             "退款将在５个工作日内处理。", "Полет отменен. Возврат в течение 14 дней.", "ok", "",
+             "The refund is not possible after 30 days; each transfer costs $12.50 and covers the fee. " * 5]
+    for text in texts:
+        assert ours.classify(text) == packaged.classify(text), text

@@ -44,6 +44,19 @@ def llm_span(trace: int, provider: str, failed: bool, start: datetime) -> dict:
             "model": "m-1", "route": "chat", "attributes": {}}
 
 
+# One fixed clock for the tests and for the code they call (results.process and the outbox read db.utcnow()).
+# The second app's traffic over the hour before now depends on which hour that is (its seed and its day-shaped
+# load), so with the real clock the newest 5 minutes held 17-75 Cohere spans depending on the date and hour the
+# test ran: on 2026-12-27 between 05:20 and 06:19 UTC they held 17, under the rule's 20 samples, the 15-minute
+# window judged the outage instead and the tests asserting the 5-minute window failed. At this instant: 50.
+NOW = datetime(2026, 11, 2, 15, 37, 23)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    monkeypatch.setattr(db, "utcnow", lambda: NOW)
+
+
 def now_minute() -> datetime:
     """Now, but at least 20 minutes into the hour, so that the 15-minute window stays inside one hour (the
     hand-written cases count spans per window)."""
@@ -52,10 +65,9 @@ def now_minute() -> datetime:
 
 
 def ingest_outage_hour(store, tmp_path, now: datetime, mode: str | None = "provider_outage") -> None:
-    """The second app's traffic over the hour before ``now`` (1,200 requests an hour: its 5-minute windows hold
-    36-56 Cohere spans, above the rule's 20 samples wherever the clock stands; at 600 an hour they held 11-28,
-    and whether the 5-minute window could judge depended on the minute the test ran), with the failure mode
-    over all of it."""
+    """The second app's traffic over the hour before ``now`` (1,200 requests an hour: at NOW its newest 5
+    minutes hold 50 Cohere spans, 76% of them failed, above the rule's 20 samples), with the failure mode over
+    all of it."""
     bot = SupportBot(Profile(requests_per_hour=1200, scale=0.1, seed=11))
     start = now - HOUR
     ingest_hours(store.engine, tmp_path, bot, start, 1, {start: mode} if mode else None)

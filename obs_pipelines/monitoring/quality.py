@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.store import db
-from obs_pipelines.store.query import PG_SESSION_SETTINGS, fetch_frame, window_has_spans, window_params
+from obs_pipelines.store.query import COPY_NULL, copy_query, fetch_frame, window_has_spans, window_params
 from obs_pipelines.store.schema import spans
 from obs_pipelines.store.span_checks import (
     BLOCKING_CHECKS,
@@ -389,10 +389,9 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
     On PostgreSQL the database computes the parent flag (a hash join of the window with itself) and the
     rows are streamed with ``COPY (SELECT ...) TO STDOUT`` as CSV, parsed by Arrow's multi-threaded CSV
     reader while the server is still producing it, instead of being built into Python objects row by
-    row: the fetch then costs what the server takes to write the CSV. NULL is written as ``\\N``, and
-    the server quotes a text value that reads ``\\N``, so only the unquoted one is NULL. Same session
-    settings as the rollups (the window is read with a bitmap heap scan, so the cost does not grow with
-    the store)."""
+    row: the fetch then costs what the server takes to write the CSV (``store.query.copy_query``, the store's
+    one COPY reader). Same session settings as the rollups (the window is read with a bitmap heap scan, so the
+    cost does not grow with the store)."""
 
     params = window_params(start, end)
     if not db.is_postgres(engine):
@@ -400,7 +399,7 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
                "WHERE start_time >= :start AND start_time < :end")
         frame = fetch_frame(engine, sql, params)
         return frame, parent_exists(frame)
-    window = "{t}.start_time >= %(start)s AND {t}.start_time < %(end)s"
+    window = "{t}.start_time >= :start AND {t}.start_time < :end"
     # times as integer microseconds since 2000-01-01 (PostgreSQL's own representation), parsed as
     # numbers instead of as timestamp text
     cols = [f"(date_part('epoch', w.{c} - TIMESTAMP '2000-01-01') * 1000000)::bigint AS {c}" if c in _TIME_COLUMNS
@@ -409,17 +408,7 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
               f"(w.parent_span_id IS NULL OR p.span_id IS NOT NULL) AS {PARENT_FLAG} "
               "FROM spans w LEFT JOIN spans p ON p.trace_id = w.trace_id AND p.span_id = w.parent_span_id "
               f"AND {window.format(t='p')} WHERE {window.format(t='w')}")
-    raw = engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        for setting in PG_SESSION_SETTINGS:
-            cur.execute(setting)
-        copy = f"COPY ({cur.mogrify(select, params).decode()}) TO STDOUT WITH (FORMAT csv, HEADER, NULL '\\N')"
-        table = _read_copy_csv(cur, copy)
-        raw.rollback()
-    finally:
-        raw.close()
-    frame = table.to_pandas()
+    frame = copy_query(engine, select, params, _arrow_table).to_pandas()
     for col in _TIME_COLUMNS:
         micros = frame[col].to_numpy(dtype="float64")
         missing = np.isnan(micros)
@@ -429,42 +418,19 @@ def _fetch_partition(engine: Engine, start: datetime, end: datetime) -> tuple[pd
     return frame, frame.pop(PARENT_FLAG).astype(bool)
 
 
-def _read_copy_csv(cur: Any, copy: str) -> Any:
-    """Run ``copy`` (a COPY ... TO STDOUT in CSV with a header) and parse its stream with Arrow as it
-    arrives (a thread writes the COPY into a pipe). The quality columns get fixed types, so a column
-    that is all NULL in this window is still typed."""
+def _arrow_table(source: Any) -> Any:
+    """The COPY's CSV parsed by Arrow's multi-threaded reader as it arrives. The quality columns get fixed
+    types, so a column that is all NULL in this window is still typed; only an unquoted NULL marker is NULL
+    (the server quotes a text that reads like it)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     types = {c: pa.float64() for c in (*_NUMERIC_COLUMNS, *_TIME_COLUMNS)}
     types |= {c: pa.string() for c in QUALITY_COLUMNS if c not in types}
     types[PARENT_FLAG] = pa.bool_()
-    convert = pacsv.ConvertOptions(column_types=types, null_values=["\\N"], strings_can_be_null=True,
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[COPY_NULL], strings_can_be_null=True,
                                    quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"])
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            with open(write_fd, "wb", buffering=1 << 20) as sink:
-                cur.copy_expert(copy, sink, size=1 << 20)
-        except BaseException as exc:  # re-raised below: a truncated stream must not pass for data
-            failure.append(exc)
-
-    producer = threading.Thread(target=produce, name="quality-copy", daemon=True)
-    producer.start()
-    try:
-        with open(read_fd, "rb", buffering=1 << 20) as source:
-            table = pacsv.read_csv(source, convert_options=convert)
-    except Exception as exc:
-        producer.join()
-        if failure:  # the query failed: its error, not the parser's
-            raise failure[0] from exc
-        raise
-    producer.join()
-    if failure:
-        raise failure[0]
-    return table
+    return pacsv.read_csv(source, convert_options=convert)
 
 
 def check_partition(

@@ -1,13 +1,15 @@
-"""Running analytic queries against the store: window binds, PostgreSQL session settings, and rows
-straight into a DataFrame. Every phase reads its windows through here."""
+"""Running analytic queries against the store: window binds, PostgreSQL session settings, rows straight into a
+DataFrame, and THE COPY reader (``copy_query``: a PostgreSQL query streamed as CSV to a parser). Every phase
+reads its windows through here."""
 
 from __future__ import annotations
 
-import io
+import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -67,20 +69,21 @@ def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd
         return pd.DataFrame.from_records(rows, columns=columns)
 
 
-# what COPY writes for NULL: no value the apps send looks like it (a value equal to it would read as NULL)
-_COPY_NULL = "<obs_pipelines:null>"
+# what COPY writes for NULL: no value the apps send looks like it, and PostgreSQL quotes a text equal to it (a
+# reader that tells quoted from unquoted values keeps it a text; pandas' reads it as NULL)
+COPY_NULL = "<obs_pipelines:null>"
+_COPY_BUFFER = 1 << 20
+
+T = TypeVar("T")
 
 
-def fetch_text_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd.DataFrame:
-    """``fetch_frame`` for wide reads (many rows of span columns), every column as text (NaN where NULL):
-    the caller converts its numbers and times, as it does for SQLite's ISO strings.
-
-    On PostgreSQL the rows are streamed by ``COPY (query) TO STDOUT`` as CSV and parsed by pandas' C reader:
-    about twice as fast as DBAPI tuples, whose per-value Python objects (datetimes above all) dominate a
-    large read. On SQLite this is ``fetch_frame``."""
+def copy_query(engine: Engine, sql: str | sa.TextClause, params: Mapping, read: Callable[[BinaryIO], T]) -> T:
+    """THE COPY reader (PostgreSQL only): run a text query (``:start`` / ``:end`` bound as DateTime, expanding
+    IN lists rendered from ``params``) under the analytic session settings as ``COPY (query) TO STDOUT`` in CSV
+    with a header, NULL written as ``COPY_NULL``, and return what ``read`` makes of the CSV stream. The stream is
+    read while the server still produces it (a thread writes the COPY into a pipe), so parsing overlaps the
+    query instead of following it."""
     stmt = bind_window(sql) if isinstance(sql, str) else sql
-    if not db.is_postgres(engine):
-        return fetch_frame(engine, stmt, params)
     with engine.connect() as conn:
         apply_session_settings(conn)
         # the values bound into the statement: an expanding IN list is rendered from them
@@ -89,13 +92,54 @@ def fetch_text_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) 
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             query = cursor.mogrify(compiled.string, compiled.construct_params()).decode()
-            buffer = io.BytesIO()
-            cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{_COPY_NULL}')",
-                               buffer)
+            copy = f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{COPY_NULL}')"
+            return _read_copy(cursor, copy, read)
         finally:
             cursor.close()
-    buffer.seek(0)
-    return pd.read_csv(buffer, dtype=str, keep_default_na=False, na_values=[_COPY_NULL], engine="c")
+
+
+def _read_copy(cursor: Any, copy: str, read: Callable[[BinaryIO], T]) -> T:
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(write_fd, "wb", buffering=_COPY_BUFFER) as sink:
+                cursor.copy_expert(copy, sink, size=_COPY_BUFFER)
+        except BaseException as exc:  # re-raised below: a truncated stream must not pass for data
+            failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="copy-read", daemon=True)
+    producer.start()
+    try:
+        with open(read_fd, "rb", buffering=_COPY_BUFFER) as source:
+            result = read(source)
+    except Exception as exc:
+        producer.join()
+        if failure:  # the query failed: its error, not the parser's
+            raise failure[0] from exc
+        raise
+    producer.join()
+    if failure:
+        raise failure[0]
+    return result
+
+
+def _text_frame(source: BinaryIO) -> pd.DataFrame:
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[COPY_NULL], engine="c")
+
+
+def fetch_text_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd.DataFrame:
+    """``fetch_frame`` for wide reads (many rows of span columns), every column as text (NaN where NULL):
+    the caller converts its numbers and times, as it does for SQLite's ISO strings.
+
+    On PostgreSQL the rows are streamed by ``copy_query`` as CSV and parsed by pandas' C reader: about twice as
+    fast as DBAPI tuples, whose per-value Python objects (datetimes above all) dominate a large read. On SQLite
+    this is ``fetch_frame``."""
+    stmt = bind_window(sql) if isinstance(sql, str) else sql
+    if not db.is_postgres(engine):
+        return fetch_frame(engine, stmt, params)
+    return copy_query(engine, stmt, params, _text_frame)
 
 
 _HAS_SPANS_SQL = "SELECT 1 FROM spans WHERE start_time >= :start AND start_time < :end LIMIT 1"

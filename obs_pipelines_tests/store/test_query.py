@@ -36,3 +36,24 @@ def test_text_frames_carry_numbers_and_times_as_text_the_caller_converts(store):
     dbapi = fetch_frame(store.engine, _values_sql(), _params())
     assert pd.to_numeric(frame["n"]).tolist() == pd.to_numeric(dbapi["n"]).tolist()
     assert (pd.to_datetime(frame["t"]) == pd.Timestamp("2026-11-02 14:00:00.123456")).all()
+
+
+def test_the_copy_reader_hands_the_stream_to_any_parser_and_reports_the_query_s_error(store):
+    """``copy_query`` (PostgreSQL) is the one COPY reader: pandas (``fetch_text_frame``) and Arrow (the quality
+    gate) parse the same stream, a text equal to the NULL marker stays a text, and a failing query raises its
+    own error rather than the parser's."""
+    import psycopg2.errors
+    import pyarrow.csv as pacsv
+    import pytest
+
+    from obs_pipelines.store.query import COPY_NULL, copy_query
+
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    sql = sa.text("SELECT :a AS a, CAST(NULL AS text) AS b")
+    convert = pacsv.ConvertOptions(null_values=[COPY_NULL], strings_can_be_null=True,
+                                   quoted_strings_can_be_null=False)
+    table = copy_query(store.engine, sql, {"a": COPY_NULL}, lambda f: pacsv.read_csv(f, convert_options=convert))
+    assert table.to_pylist() == [{"a": COPY_NULL, "b": None}]
+    with pytest.raises(psycopg2.errors.UndefinedTable, match="no_such_table"):
+        copy_query(store.engine, "SELECT * FROM no_such_table", {}, lambda f: f.read())

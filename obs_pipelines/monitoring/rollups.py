@@ -76,6 +76,13 @@ from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db, pricing_sql, traces
 from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
+from obs_pipelines.store.percentiles import (
+    grouped_percentiles,
+    percentiles,
+    pg_ms,
+    pg_percentiles,
+    unpack_pg_percentiles,
+)
 from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
 from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
@@ -117,9 +124,9 @@ WHERE {_WINDOW}
 
 # ---- PostgreSQL: percentiles in the database -----------------------------------------------------
 
-_PG_LATENCY = "date_part('epoch', req_end - req_start) * 1000.0"
-_PG_STATS = """COUNT(*) AS n, SUM(is_error) AS error_count, COUNT(latency_ms) AS latency_count,
-       percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS pct,
+_PG_LATENCY = pg_ms("req_start", "req_end")
+_PG_STATS = f"""COUNT(*) AS n, SUM(is_error) AS error_count, COUNT(latency_ms) AS latency_count,
+       {pg_percentiles("latency_ms", QUANTILES)} AS pct,
        MAX(latency_ms) AS latency_max_ms, AVG(latency_ms) AS latency_mean_ms"""
 
 # {model_keys}: the relation (model, model_key) of the window's llm models (pricing_sql.json_relation)
@@ -150,12 +157,7 @@ GROUP BY GROUPING SETS ((span_kind), (span_kind, span_name))
 
 def _pg_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Unpack the percentile arrays of a PostgreSQL stats result."""
-    pct = frame.pop("pct")
-    arr = np.array([p if p is not None else [np.nan] * len(QUANTILES) for p in pct.tolist()], dtype="float64")
-    arr = arr.reshape(len(frame), len(QUANTILES))
-    for i, col in enumerate(PCT_COLUMNS):
-        frame[col] = arr[:, i]
-    return frame
+    return unpack_pg_percentiles(frame, "pct", PCT_COLUMNS)
 
 
 # ---- SQLite / pandas: the same numbers from the fetched columns ---------------------------------
@@ -173,12 +175,11 @@ def latency_stats(frame: pd.DataFrame, by: list[str] | None, value: str = "laten
     per group of ``by`` (one overall row when ``by`` is None, even for an empty frame)."""
     if not by:
         values = frame[value].astype("float64")
-        q = values.quantile(list(QUANTILES)) if values.notna().any() else pd.Series([np.nan] * 4)
         row = {
             "n": len(frame),
             "error_count": int(frame[error].sum()) if len(frame) else 0,
             "latency_count": int(values.notna().sum()),
-            **{c: float(v) for c, v in zip(PCT_COLUMNS, q.to_numpy(), strict=True)},
+            **dict(zip(PCT_COLUMNS, percentiles(values, QUANTILES), strict=True)),
             "latency_max_ms": values.max(),
             "latency_mean_ms": values.mean(),
         }
@@ -188,9 +189,7 @@ def latency_stats(frame: pd.DataFrame, by: list[str] | None, value: str = "laten
     g = frame.groupby(by, sort=True, dropna=False)
     out = g.agg(n=(value, "size"), error_count=(error, "sum"), latency_count=(value, "count"),
                 latency_max_ms=(value, "max"), latency_mean_ms=(value, "mean"))
-    q = g[value].quantile(list(QUANTILES)).unstack(level=-1)
-    q.columns = list(PCT_COLUMNS)
-    return out.join(q).reset_index()
+    return out.join(grouped_percentiles(g[value], QUANTILES, PCT_COLUMNS)).reset_index()
 
 
 # ---- model keys ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.observability import span_stats
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS
 from obs_pipelines.store import db, pricing_sql, traces
+from obs_pipelines.store.percentiles import grouped_percentiles, pg_ms, pg_percentiles, unpack_pg_percentiles
 from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
 from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
@@ -374,7 +375,7 @@ def _request_rows_sql(postgres: bool) -> str:
     return f"SELECT route, req_start AS t0, req_end AS t1 FROM ({traces.requests_sql(postgres)}) r"
 
 
-_PG_MS = "date_part('epoch', t1 - t0) * 1000.0"
+_QUANTILES, _PCT_COLUMNS = (0.5, 0.95), ("p50_ms", "p95_ms")
 
 
 def _percentiles(engine: Engine, rows_sql: str, keys: list[str],
@@ -387,11 +388,9 @@ def _percentiles(engine: Engine, rows_sql: str, keys: list[str],
     if db.is_postgres(engine):
         rows, params = _pooled(rows_sql, windows)
         sql = sa.text(f"""
-SELECT {group}, COUNT(*) AS calls,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY {_PG_MS}) AS p50_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY {_PG_MS}) AS p95_ms
+SELECT {group}, COUNT(*) AS calls, {pg_percentiles(pg_ms("t0", "t1"), _QUANTILES)} AS pct
 FROM ({rows.text}) x GROUP BY {group}""").bindparams(*_window_binds(params))
-        frame = fetch_frame(engine, sql, params)
+        frame = unpack_pg_percentiles(fetch_frame(engine, sql, params), "pct", _PCT_COLUMNS)
     else:
         rows, params = _pooled(rows_sql, windows)
         raw = parse_times(fetch_frame(engine, rows, params), "t0", "t1")
@@ -400,15 +399,13 @@ FROM ({rows.text}) x GROUP BY {group}""").bindparams(*_window_binds(params))
 
 
 def _frame_percentiles(keyed: pd.DataFrame, ms: pd.Series, keys: list[str]) -> pd.DataFrame:
-    """calls, p50_ms, p95_ms of ``ms`` per ``keys`` (columns of ``keyed``), in pandas (linear interpolation,
-    as ``percentile_cont``)."""
+    """calls, p50_ms, p95_ms of ``ms`` per ``keys`` (columns of ``keyed``), in pandas (the store's percentile
+    engine: linear interpolation, as ``percentile_cont``)."""
     columns = [*keys, "calls", "p50_ms", "p95_ms"]
     if keyed.empty:
         return pd.DataFrame(columns=columns)
     g = keyed.assign(ms=ms).groupby(keys, sort=True, dropna=False)["ms"]
-    frame = g.size().rename("calls").to_frame()
-    frame["p50_ms"] = g.quantile(0.5)
-    frame["p95_ms"] = g.quantile(0.95)
+    frame = g.size().rename("calls").to_frame().join(grouped_percentiles(g, _QUANTILES, _PCT_COLUMNS))
     return _typed(frame.reset_index(), columns)
 
 

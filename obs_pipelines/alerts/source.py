@@ -3,7 +3,8 @@
 
 The causes are read from the raw spans (the public contract), the online evals' ``eval_scores`` and the
 observability phase's ``agent_paths``; with that phase on, an hour it has not written yet is computed in memory
-by the phase's own functions (``Diagnosis``). Every exemplar is checked to belong to the group and the window.
+through the phase's published entry point, ``observability.api`` (``Diagnosis``). Every exemplar is checked to
+belong to the group and the window.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def observability_rows(engine: Engine, table: str, start: datetime, end: datetim
 
 class Diagnosis:
     """The observability phase's tables of an hour as its diagnosis run writes them: read from the store when
-    that run has written the hour, else computed in memory by the phase's own functions (once per hour), so
+    that run has written the hour, else computed in memory by the phase's entry point (once per hour), so
     an alert carries the observability attribution at once instead of waiting for that run.
 
     ``settings``: the ObservabilitySettings; ``prices``: the price table."""
@@ -191,10 +192,11 @@ class Diagnosis:
             if len(stored):
                 return stored
         if start not in self._computed:
-            from obs_pipelines.observability.hourly import hourly_tables  # pandas-only; loaded when needed
+            # the phase's published entry point (docs/architecture.md); loaded only when an hour needs it
+            from obs_pipelines.observability.api import hour_tables
 
             try:
-                self._computed[start] = hourly_tables(self.engine, start, end, self.settings, self.prices)[0]
+                self._computed[start] = hour_tables(self.engine, start, end, self.settings, self.prices)
             except Exception:  # noqa: BLE001 (a diagnosis never fails the check: the fallback attribution stands)
                 log.exception(f"observability attribution of {start:%Y-%m-%d %H:%M} could not be computed")
                 self._computed[start] = {}

@@ -115,7 +115,7 @@ def test_a_diagnosis_that_cannot_be_computed_leaves_the_causes_that_do_not_need_
     from obs_pipelines.alerts import source
     from obs_pipelines.alerts.evaluate import RuleResult
     from obs_pipelines.alerts.rules import parse_rule
-    from obs_pipelines.observability import hourly
+    from obs_pipelines.observability import api
     from obs_pipelines.observability.config import ObservabilitySettings
     from obs_pipelines.pricing import load_prices
 
@@ -128,7 +128,7 @@ def test_a_diagnosis_that_cannot_be_computed_leaves_the_causes_that_do_not_need_
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(hourly, "hourly_tables", broken)
+    monkeypatch.setattr(api, "hour_tables", broken)  # the phase's entry point the diagnosis computes through
     rate_limit = parse_rule({"name": "rate_limits", "kind": "threshold", "table": "error_rollup_hourly",
                              "group_by": "error_class", "metric": "error_rate", "threshold": 0.05})
     loops = parse_rule({"name": "loops", "kind": "threshold", "table": "agent_paths", "group_by": ["route"],

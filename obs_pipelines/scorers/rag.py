@@ -94,8 +94,7 @@ class _Evidence:
         self.documents = list({id(d): d for d in documents}.values())  # (a repeated text adds no sentence)
         self.pool = frozenset().union(*(d.content for d in documents))
         self.facts = [d.facts for d in documents]  # (checked one by one: merging costs more than a few lookups)
-        negated = [s.content for d in documents for s in d.negated]
-        self.negated_words = frozenset().union(*negated) if negated else frozenset()
+        self.negated_words = frozenset().union(*(d.negated_words for d in documents))
         self._offsets, offset = [], 0
         for document in self.documents:
             self._offsets.append((document, offset))

@@ -468,7 +468,7 @@ class Prepared:
     (``Facts``) and negated sentences; the index of all its sentences by polarity is built on first use."""
 
     __slots__ = ("text", "flat", "aligned", "words", "content", "_facts", "_spans", "_negated", "_indexes",
-                 "_plain")
+                 "_plain", "_signed", "_negated_words")
 
     def __init__(self, text: str) -> None:
         from obs_pipelines.scorers.text import content_of
@@ -486,6 +486,8 @@ class Prepared:
         self._negated: tuple[tuple[int, ...], tuple[EvidenceSentence, ...]] | None = None
         self._indexes: dict[bool, dict] = {}
         self._plain: frozenset | None = None
+        self._signed: dict[tuple[bool, bool], frozenset] = {}
+        self._negated_words: frozenset | None = None
 
     @property
     def facts(self) -> Facts:
@@ -502,6 +504,14 @@ class Prepared:
     @property
     def negated_ids(self) -> tuple[int, ...]:
         return (self._negated or self._find_negated())[0]
+
+    @property
+    def negated_words(self) -> frozenset[str]:
+        """The content words of the negated sentences (kept: every response whose evidence holds this document
+        reads them)."""
+        if self._negated_words is None:
+            self._negated_words = frozenset().union(*(s.content for s in self.negated))
+        return self._negated_words
 
     @property
     def negated(self) -> tuple[EvidenceSentence, ...]:
@@ -561,7 +571,10 @@ class Prepared:
         """The content-word sets of the sentences of polarity ``sign`` (a claim that equals one of them has its
         best match in its own polarity: no sentence can contradict it)."""
         if sign != (False, False):
-            return frozenset(content for content, own in self.negated if own == sign)
+            found = self._signed.get(sign)
+            if found is None:  # (kept: every response whose evidence holds this document asks again)
+                found = self._signed[sign] = frozenset(content for content, own in self.negated if own == sign)
+            return found
         if self._plain is None:
             self.masks(False)  # (one pass over the sentences builds both)
         return self._plain

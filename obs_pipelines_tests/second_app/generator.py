@@ -139,7 +139,8 @@ class SupportBot:
         FAILURE_MODES active for the whole hour."""
         if mode is not None and mode not in FAILURE_MODES and mode not in INPUT_MODES:
             raise ValueError(f"unknown failure mode {mode!r}; known: {sorted([*FAILURE_MODES, *INPUT_MODES])}")
-        hour_index = int(start.timestamp() // 3600)
+        # a naive start is UTC (as everywhere in the project), not the machine's local time
+        hour_index = int((start if start.tzinfo else start.replace(tzinfo=timezone.utc)).timestamp() // 3600)
         rng = random.Random(f"{self.p.seed}:{hour_index}")  # an hour's traffic does not depend on other hours
         out = []
         for _ in range(self.requests_in_hour(hour_index, rng)):

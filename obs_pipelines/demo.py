@@ -19,6 +19,7 @@ from obs_pipelines.demo_story import HourlyRollups, alert_lines, slo_summary, st
 from obs_pipelines.hours import hour_key
 from obs_pipelines.settings import CONFIG_ENV, DB_URL_ENV, load_settings
 from obs_pipelines.store import db
+from obs_pipelines.store.query import read_window
 
 DEMO_DIR = Path(".obs_pipelines") / "demo"
 SETTINGS_FILE = DEMO_DIR / "settings.yaml"
@@ -204,10 +205,7 @@ def _read_table(engine: sa.Engine, name: str, start: datetime, end: datetime) ->
     """Rows of a monitoring table whose window starts in [start, end)."""
     from obs_pipelines.monitoring.tables import monitoring_metadata
 
-    table = monitoring_metadata.tables[name]
-    query = sa.select(table).where(table.c.window_start >= start, table.c.window_start < end)
-    with engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_window(engine, monitoring_metadata.tables[name], start, end, time_column="window_start")
 
 
 def _runs_since(instance, defs, phase: str, since: datetime) -> list[tuple[str, str, str]]:

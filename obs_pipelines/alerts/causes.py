@@ -37,7 +37,7 @@ from obs_pipelines.alerts import contributors
 from obs_pipelines.alerts.scope import keep_group, span_filter
 from obs_pipelines.pricing.models import model_keys
 from obs_pipelines.store.errors import classify_errors
-from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
+from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, read_window, window_params
 from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 from obs_pipelines.store.traces import NULL_LABEL
 
@@ -536,10 +536,9 @@ def failure_cluster(ctx: Context, start: datetime | None, now: Reading | None = 
     if start is None or not table_exists(ctx.engine, CLUSTERS_TABLE):
         return None
     day = pd.Timestamp(start).floor("D").to_pydatetime()
-    rows = fetch_frame(ctx.engine, f"SELECT label, failure_share, traffic_share, lift, top_route, top_route_share, "
-                                   f"top_scorers, top_terms, failure_count, traffic_count, cluster FROM {CLUSTERS_TABLE} "
-                                   "WHERE window_start >= :start AND window_start < :end",
-                      window_params(day, day + timedelta(days=1)))
+    rows = read_window(ctx.engine, CLUSTERS_TABLE, day, day + timedelta(days=1),
+                       ("label", "failure_share", "traffic_share", "lift", "top_route", "top_route_share", "top_scorers",
+                        "top_terms", "failure_count", "traffic_count", "cluster"), time_column="window_start", typed=False)
     if rows.empty:
         return None
     rows = _numbers(rows, "failure_share", "traffic_share", "lift", "top_route_share", "failure_count", "cluster")

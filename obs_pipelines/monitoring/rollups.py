@@ -83,7 +83,14 @@ from obs_pipelines.store.percentiles import (
     pg_percentiles,
     unpack_pg_percentiles,
 )
-from obs_pipelines.store.query import bind_window, fetch_frame, run_concurrently, window_has_spans, window_params
+from obs_pipelines.store.query import (
+    bind_window,
+    fetch_frame,
+    read_window,
+    run_concurrently,
+    window_has_spans,
+    window_params,
+)
 from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -487,7 +494,7 @@ def _usage_by_model_key(usage: pd.DataFrame) -> pd.DataFrame:
 
 def _read_hourly(engine: Engine, table: sa.Table, day_start: datetime) -> pd.DataFrame:
     day_start = db.to_naive_utc(day_start)
-    return db.read_window(engine, table, day_start, day_start + DAY, time_column="window_start")
+    return read_window(engine, table, day_start, day_start + DAY, time_column="window_start")
 
 
 def _merge_latency(hourly: pd.DataFrame, keys: list[str], count_col: str, **extra: tuple) -> pd.DataFrame:

@@ -9,20 +9,18 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.observability.tables import traces
-from obs_pipelines.store.query import fetch_frame, window_params
+from obs_pipelines.store.query import read_window
 
-_SQL = f"""
-SELECT session_id, user_id, route, start_time, end_time, status, input_tokens, output_tokens, cost_usd
-FROM {traces.name}
-WHERE window_start >= :start AND window_start < :end AND session_id IS NOT NULL
-"""
+_COLUMNS = ("session_id", "user_id", "route", "start_time", "end_time", "status", "input_tokens", "output_tokens",
+            "cost_usd")
 
 
 def session_rollup(engine: Engine, day_start: datetime, day_end: datetime) -> pd.DataFrame:
     """``session_rollup_daily`` rows (without window columns)."""
     columns = ["session_id", "user_id", "first_seen", "last_seen", "turns", "errors", "input_tokens",
                "output_tokens", "cost_usd", "routes", "ended_on_error"]
-    frame = fetch_frame(engine, _SQL, window_params(day_start, day_end))
+    frame = read_window(engine, traces, day_start, day_end, _COLUMNS, time_column="window_start",
+                        where="session_id IS NOT NULL", typed=False)
     if frame.empty:
         return pd.DataFrame(columns=columns)
     for col in ("start_time", "end_time"):

@@ -31,7 +31,7 @@ from obs_pipelines.offline_evals import datasets
 from obs_pipelines.offline_evals.tables import regression_cases as rc
 from obs_pipelines.settings import DatasetRules
 from obs_pipelines.store import db
-from obs_pipelines.store.query import fetch_frame, window_params
+from obs_pipelines.store.query import fetch_frame, read_window, window_params
 from obs_pipelines.store.schema import feedback, spans
 from obs_pipelines.store.traces import WINDOW
 
@@ -79,9 +79,8 @@ def _agent_loops(engine: Engine, start: datetime, end: datetime, rules: DatasetR
     wrote the day, so a loop means the same here as in its rollups and alerts; else the same tool with the
     same input ``loop_min_repeats`` times in a trace, from spans."""
     if _published(engine, "agent_paths", start, end):
-        frame = fetch_frame(engine, "SELECT trace_id, loop_kind FROM agent_paths WHERE window_start >= :start "
-                                    "AND window_start < :end AND loop_detected = :yes",
-                            {**window_params(start, end), "yes": True})
+        frame = read_window(engine, "agent_paths", start, end, ("trace_id", "loop_kind"), time_column="window_start",
+                            where="loop_detected = :yes", params={"yes": True}, typed=False)
         return {r.trace_id: {"loop_kind": r.loop_kind, "loop_source": "agent_paths"} for r in frame.itertuples()}
     frame = fetch_frame(engine, f"SELECT trace_id, name, COUNT(*) AS n FROM spans WHERE {WINDOW} AND kind = 'tool' "
                                 "GROUP BY trace_id, name, input HAVING COUNT(*) >= :repeats",
@@ -181,8 +180,8 @@ def _alert_exemplars(engine: Engine, start: datetime, end: datetime, rules: Data
     if source is None or "window_start" not in columns:
         raise _Skip(f"alerts has no exemplar_trace_ids / payload / window_start column (columns: {', '.join(columns)})")
     rule = "rule" if "rule" in columns else "NULL"
-    frame = fetch_frame(engine, f"SELECT {rule} AS rule, {source} AS ids FROM alerts "
-                                "WHERE window_start >= :start AND window_start < :end", window_params(start, end))
+    frame = read_window(engine, "alerts", start, end, (f"{rule} AS rule", f"{source} AS ids"),
+                        time_column="window_start", typed=False)
     found: dict[str, dict] = {}
     for r in frame.itertuples():
         ids = json.loads(r.ids) if isinstance(r.ids, str) else r.ids

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from obs_pipelines.online_evals.tables import ROLLUP_COLUMNS
 from obs_pipelines.store import db
-from obs_pipelines.store.query import bind_window, fetch_frame, window_params
+from obs_pipelines.store.query import fetch_frame, read_window, window_params
 from obs_pipelines.store.traces import NULL_LABEL
 
 DIMENSIONS = ("route", "model", "prompt_version")
@@ -172,10 +172,8 @@ def _rollup_frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFr
     return frame
 
 
-_DAY_SCORES_SQL = """
-SELECT trace_id, span_kind, scorer, scorer_version, score, threshold, error, route, model, prompt_version
-FROM eval_scores WHERE window_start >= :start AND window_start < :end
-"""
+_DAY_SCORE_COLUMNS = ("trace_id", "span_kind", "scorer", "scorer_version", "score", "threshold", "error", "route",
+                      "model", "prompt_version")
 
 
 def daily_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
@@ -186,7 +184,8 @@ def daily_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
     dims: dict[str, tuple] = {}
     hour = start
     while hour < end:
-        scores = fetch_frame(engine, _DAY_SCORES_SQL, window_params(hour, min(hour + _HOUR, end)))
+        scores = read_window(engine, "eval_scores", hour, min(hour + _HOUR, end), _DAY_SCORE_COLUMNS,
+                             time_column="window_start", typed=False)
         if not scores.empty:
             _accumulate(groups, scores[_SCORE_COLUMNS].itertuples(index=False, name=None))
             dims.update(_request_dims(scores))
@@ -197,11 +196,9 @@ def daily_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
 
 def stored_means(engine: Engine, start: datetime, end: datetime) -> dict[str, float]:
     """The hour's stored overall mean per scorer (figures of an hour a run left as it was), as ``headline``."""
-    query = bind_window("SELECT scorer, mean_score FROM score_rollup_hourly WHERE window_start >= :start "
-                        "AND window_start < :end AND dimension = 'overall'")
-    with engine.connect() as conn:
-        rows = conn.execute(query, window_params(start, end)).all()
-    return {f"mean/{scorer}": float(mean) for scorer, mean in rows if mean is not None}
+    rows = read_window(engine, "score_rollup_hourly", start, end, ("scorer", "mean_score"), time_column="window_start",
+                       where="dimension = 'overall'", typed=False)
+    return {f"mean/{scorer}": float(mean) for scorer, mean in rows.itertuples(index=False, name=None) if pd.notna(mean)}
 
 
 def headline(rollup: pd.DataFrame) -> dict[str, float]:

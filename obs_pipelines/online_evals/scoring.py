@@ -44,7 +44,7 @@ from obs_pipelines.scorers import registry
 from obs_pipelines.scorers.base import Example, Scorer
 from obs_pipelines.scorers.judge_client import storable
 from obs_pipelines.store import db
-from obs_pipelines.store.query import bind_window, fetch_frame, window_params
+from obs_pipelines.store.query import bind_window, read_window, window_params
 
 Key = tuple[str, str, str, str]  # trace_id, span_id, scorer, scorer_version
 _HOUR = timedelta(hours=1)
@@ -152,8 +152,7 @@ def hour_record(start: datetime, end: datetime, selection: str, inputs: Mapping,
 
 
 def stored_scores(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    return fetch_frame(engine, f"SELECT * FROM {eval_scores.name} WHERE window_start >= :start AND window_start < :end",
-                       window_params(start, end))
+    return read_window(engine, eval_scores, start, end, time_column="window_start", typed=False)
 
 
 DETAILS_CHARS = 4000  # of a score's details JSON
@@ -303,8 +302,7 @@ def judge_frame(hour: "HourScores", stored_calls: pd.DataFrame | None, start: da
 
 
 def stored_judge_calls(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    return fetch_frame(engine, f"SELECT * FROM {judge_calls.name} WHERE window_start >= :start AND window_start < :end",
-                       window_params(start, end))
+    return read_window(engine, judge_calls, start, end, time_column="window_start", typed=False)
 
 
 def _frame(rows: list[dict], start: datetime, end: datetime) -> pd.DataFrame:

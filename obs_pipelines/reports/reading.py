@@ -22,7 +22,7 @@ from obs_pipelines.monitoring.tables import (
     usage_rollup_hourly,
 )
 from obs_pipelines.online_evals.tables import score_rollup_hourly
-from obs_pipelines.store.query import fetch_frame
+from obs_pipelines.store.query import fetch_frame, read_window
 
 # the columns each report reads (narrow reads: the model_names text and timestamps of computation stay home)
 _COLUMNS = {
@@ -71,9 +71,7 @@ def read_table(engine: Engine, table: sa.Table, start: datetime, end: datetime,
     columns = _COLUMNS[table]
     if table.name not in (tables if tables is not None else _existing(engine)):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in _NUMERIC else "object") for c in columns})
-    frame = fetch_frame(engine, f"SELECT {', '.join(columns)} FROM {table.name} "
-                                "WHERE window_start >= :start AND window_start < :end",
-                        {"start": start, "end": end})
+    frame = read_window(engine, table, start, end, columns, time_column="window_start", typed=False)
     frame["window_start"] = pd.to_datetime(frame["window_start"])
     for column in columns:
         if column in _NUMERIC:

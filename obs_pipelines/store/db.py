@@ -102,13 +102,11 @@ def read_window(
     columns: Sequence[str] | None = None,
     time_column: str = "start_time",
 ) -> pd.DataFrame:
-    """Rows of `table` with start <= time_column < end, only `columns` if given."""
-    cols = [table.c[name] for name in columns] if columns else list(table.c)
-    tcol = table.c[time_column]
-    query = sa.select(*cols).where(tcol >= to_naive_utc(start), tcol < to_naive_utc(end))
-    with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=[c.name for c in cols])
-    return frame
+    """Rows of `table` with start <= time_column < end, only `columns` if given, typed: the store's one window
+    reader, ``store.query.read_window`` (which builds on this module, hence the import here)."""
+    from obs_pipelines.store import query
+
+    return query.read_window(engine, table, start, end, columns, time_column)
 
 
 def replace_window(

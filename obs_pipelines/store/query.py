@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
@@ -67,6 +67,30 @@ def fetch_frame(engine: Engine, sql: str | sa.TextClause, params: Mapping) -> pd
         columns = list(result.keys())
         rows = result.cursor.fetchall() if result.cursor is not None else []
         return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def read_window(engine: Engine, table: sa.Table | str, start: datetime, end: datetime,
+                columns: Sequence[str] | None = None, time_column: str = "start_time", *, where: str | None = None,
+                params: Mapping | None = None, typed: bool = True) -> pd.DataFrame:
+    """THE window reader: the rows of ``table`` whose ``time_column`` is in [start, end), only ``columns`` if
+    given (in that order; every column otherwise), only those matching ``where`` (SQL, its binds in ``params``)
+    if given.
+
+    ``typed``: values as SQLAlchemy types them (times are datetimes on SQLite too, JSON is decoded). Otherwise
+    (a table named by a string is always read so; ``columns`` may then be SQL expressions ``x AS y``) the values
+    the driver returns, as ``fetch_frame`` gives them: on SQLite times are ISO text."""
+    if typed and isinstance(table, sa.Table) and where is None:
+        cols = [table.c[name] for name in columns] if columns else list(table.c)
+        tcol = table.c[time_column]
+        query = sa.select(*cols).where(tcol >= db.to_naive_utc(start), tcol < db.to_naive_utc(end))
+        with engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).all(), columns=[c.name for c in cols])
+    if typed:
+        raise ValueError("a typed window read takes a Table and no where clause")
+    name = table.name if isinstance(table, sa.Table) else table
+    sql = (f"SELECT {', '.join(columns) if columns else '*'} FROM {name} "
+           f"WHERE {time_column} >= :start AND {time_column} < :end" + (f" AND ({where})" if where else ""))
+    return fetch_frame(engine, sql, {**window_params(start, end), **(params or {})})
 
 
 # what COPY writes for NULL: no value the apps send looks like it, and PostgreSQL quotes a text equal to it (a

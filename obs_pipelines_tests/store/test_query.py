@@ -57,3 +57,28 @@ def test_the_copy_reader_hands_the_stream_to_any_parser_and_reports_the_query_s_
     assert table.to_pylist() == [{"a": COPY_NULL, "b": None}]
     with pytest.raises(psycopg2.errors.UndefinedTable, match="no_such_table"):
         copy_query(store.engine, "SELECT * FROM no_such_table", {}, lambda f: f.read())
+
+
+def test_the_window_reader_reads_half_open_windows_typed_or_as_the_driver_returns_them(store):
+    """``read_window`` is the one window reader: typed (a Table) or raw (as ``fetch_frame``: a table by name,
+    columns as SQL, a where clause with its binds)."""
+    from obs_pipelines.store import db
+    from obs_pipelines.store.query import read_window
+    from obs_pipelines.store.schema import spans
+
+    t0 = datetime(2026, 11, 1, 10, 0)
+    rows = [{"trace_id": "a" * 32, "span_id": f"{i + 1:016x}", "parent_span_id": None, "name": f"s{i}", "kind": "llm",
+             "start_time": t0 + pd.Timedelta(minutes=20 * i), "end_time": t0 + pd.Timedelta(minutes=20 * i + 1),
+             "status": "ok"} for i in range(4)]  # 10:00, 10:20, 10:40, 11:00
+    db.insert_spans(store.engine, rows)
+    end = t0 + pd.Timedelta(hours=1)
+    typed = read_window(store.engine, spans, t0, end, ["name", "start_time"])
+    assert sorted(typed["name"]) == ["s0", "s1", "s2"]
+    assert isinstance(typed["start_time"].iloc[0], (datetime, pd.Timestamp))
+    raw = read_window(store.engine, "spans", t0, end, ["name", "start_time AS t"], where="name <> :skip",
+                      params={"skip": "s1"}, typed=False)
+    assert sorted(raw["name"]) == ["s0", "s2"] and list(raw.columns) == ["name", "t"]
+    same = fetch_frame(store.engine, "SELECT name, start_time AS t FROM spans WHERE start_time >= :start "
+                       "AND start_time < :end AND name <> 's1'", {"start": t0, "end": end})
+    pd.testing.assert_frame_equal(raw.sort_values("name").reset_index(drop=True),
+                                  same.sort_values("name").reset_index(drop=True))

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.alerts import causes
 from obs_pipelines.alerts.evaluate import RuleResult, history_needed
 from obs_pipelines.alerts.scope import traces_in_group
-from obs_pipelines.store.query import fetch_frame
+from obs_pipelines.store.query import fetch_frame, read_window
 
 MAX_EXEMPLARS = 5
 log = logging.getLogger("obs_pipelines.alerts")
@@ -78,9 +78,9 @@ def _slo_scope(engine: Engine, rule, result: RuleResult) -> tuple[Any, dict[str,
     """A burn-rate rule's SLO: its metric and the group it is about ({} overall, {route: ...}, {model: ...})."""
     if not table_exists(engine, rule.table):
         return None, {}
-    rows = fetch_frame(engine, f"SELECT metric, dimension, dimension_value FROM {rule.table} WHERE slo_name = :slo "
-                               "AND window_start >= :start AND window_start < :end",
-                       {"slo": rule.slo, "start": result.window_start, "end": result.window_end})
+    rows = read_window(engine, rule.table, result.window_start, result.window_end,
+                       ("metric", "dimension", "dimension_value"), time_column="window_start", where="slo_name = :slo",
+                       params={"slo": rule.slo}, typed=False)
     if rows.empty:
         return None, {}
     row = rows.iloc[0]
@@ -204,6 +204,5 @@ class Diagnosis:
 
 
 def _stored_rows(engine: Engine, table: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fetch_frame(engine, f"SELECT * FROM {table} WHERE window_start >= :start AND window_start < :end",
-                       {"start": start, "end": end})
+    return read_window(engine, table, start, end, time_column="window_start", typed=False)
 

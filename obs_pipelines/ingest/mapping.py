@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import orjson
 
@@ -534,11 +534,50 @@ _CONVENTIONS: tuple[_Convention, ...] = (
     _Convention("K_TOOL", ("gen_ai.tool.name", "tool.name", "ai.toolCall.name"), keep=True),
     _Convention("K_AGENT", ("gen_ai.agent.name",), keep=True),
 )
-Group = IntEnum("Group", [c.group for c in _CONVENTIONS], start=0)
+# the functional API builds an IntEnum class; pyright types that call's result as a member, not a class
+Group = cast("type[IntEnum]", IntEnum("Group", [c.group for c in _CONVENTIONS], start=0))
 _NGROUPS = len(Group)
-# the same numbers as plain class attributes: `best[_G.INPUT]` in the per-span code costs a third of an
-# IntEnum member lookup
-_G = type("_G", (), {g.name: int(g) for g in Group})
+
+
+class _G:
+    """The same numbers as plain class attributes: `best[_G.INPUT]` in the per-span code costs a third of an
+    IntEnum member lookup. Declared here for the type checker, set from `Group` just below."""
+
+    MODEL_RESP: ClassVar[int]
+    MODEL_REQ: ClassVar[int]
+    PROVIDER: ClassVar[int]
+    IN: ClassVar[int]
+    OUT: ClassVar[int]
+    CACHE: ClassVar[int]
+    COST: ClassVar[int]
+    INPUT: ClassVar[int]
+    OUTPUT: ClassVar[int]
+    ROUTE: ClassVar[int]
+    USER: ClassVar[int]
+    SESSION: ClassVar[int]
+    PROMPT_NAME: ClassVar[int]
+    PROMPT_VERSION: ClassVar[int]
+    ERROR_TYPE: ClassVar[int]
+    ERROR_MSG: ClassVar[int]
+    LF_LEVEL: ClassVar[int]
+    LF_USAGE: ClassVar[int]
+    LF_COST: ClassVar[int]
+    K_LANGFUSE: ClassVar[int]
+    K_OPENINFERENCE: ClassVar[int]
+    K_TRACELOOP: ClassVar[int]
+    K_REQUEST_TYPE: ClassVar[int]
+    K_OPERATION: ClassVar[int]
+    K_VERCEL: ClassVar[int]
+    K_LANGSMITH: ClassVar[int]
+    K_TOOL: ClassVar[int]
+    K_AGENT: ClassVar[int]
+
+
+if set(_G.__annotations__) != set(Group.__members__):
+    raise RuntimeError("mapping._G does not declare exactly the groups of _CONVENTIONS")
+for _g in Group:
+    setattr(_G, _g.name, int(_g))
+del _g
 
 _KEYMAP: dict[str, tuple[int, int, bool]] = {
     key: (group, prio, convention.keep)
@@ -675,7 +714,7 @@ def _documents(bucket: dict) -> list[dict]:
     return docs
 
 
-_SECONDS: dict[int, tuple] = {}
+_SECONDS: dict[int, tuple[int, int, int, int, int, int]] = {}
 
 
 def _ns_to_dt(ns: int) -> datetime:
@@ -1439,7 +1478,7 @@ def _langfuse_cost(raw, warns):
         else:
             parts = [_as_float(x) for x in cd.values()]
             if parts and None not in parts:
-                cost = sum(parts)
+                cost = sum(cast("list[float]", parts))  # no None, just checked
     if cost is None:
         warns.append("cost_usd: langfuse.observation.cost_details has no usable total")
     return cost
@@ -1530,7 +1569,7 @@ def map_resource_spans(resource_spans: list) -> tuple[list[dict], list[Reject]]:
                     res = map_span(sp, service_name, scope_name, resource_extra, ids)
                 except Exception as exc:  # noqa: BLE001 - a mapping bug must not lose the record
                     res = f"mapping error: {type(exc).__name__}: {exc}"
-                if type(res) is str:
+                if isinstance(res, str):
                     rejects.append(
                         Reject(res, escape_payload(dumps_text(sp)), f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]")
                     )

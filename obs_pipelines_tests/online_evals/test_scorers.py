@@ -200,3 +200,11 @@ def test_the_language_model_in_c_order_float32_classifies_bit_for_bit_as_the_pac
              "The refund is not possible after 30 days; each transfer costs $12.50 and covers the fee. " * 5]
     for text in texts:
         assert ours.classify(text) == packaged.classify(text), text
+
+
+def test_every_credential_hint_contains_one_of_the_hint_roots():
+    # secret_leak scans no pattern when the text holds none of the roots: exact only if each hint holds a root
+    from obs_pipelines.scorers import credentials
+
+    hints = [h for kind in credentials.PATTERNS for h in credentials.HINTS[kind]] + list(credentials.KEYWORD_HINTS)
+    assert all(any(root in hint for root in credentials.HINT_ROOTS) for hint in hints)

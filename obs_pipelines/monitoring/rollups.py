@@ -75,7 +75,7 @@ from obs_pipelines.monitoring.tables import (
 from obs_pipelines.pricing import PriceTable
 from obs_pipelines.pricing.models import model_keys, names_by_key
 from obs_pipelines.store import db, pricing_sql, traces
-from obs_pipelines.store.errors import ERROR_CLASSES, classify_errors
+from obs_pipelines.store.errors import ERROR_CLASSES, STATUS_CODE_SQL, classify_errors
 from obs_pipelines.store.percentiles import (
     grouped_percentiles,
     percentiles,
@@ -302,13 +302,6 @@ def step_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
 
 # ---- error rollup --------------------------------------------------------------------------------
 
-# the HTTP status a client span received (OTel's current and deprecated names), a hint for the classifier;
-# SQLite's json_extract raises on malformed JSON, which an app writing spans directly may store
-_STATUS_CODE = {
-    True: "COALESCE(attributes->>'http.response.status_code', attributes->>'http.status_code')",
-    False: """CASE WHEN json_valid(attributes) THEN COALESCE(json_extract(attributes, '$."http.response.status_code"'),
-                                                        json_extract(attributes, '$."http.status_code"')) END""",
-}
 _ERROR_SPANS_SQL = f"""
 SELECT trace_id, span_id, parent_span_id, kind, provider, model, error_type,
        SUBSTR(error_message, 1, 2000) AS error_message, {{status_code}} AS status_code
@@ -331,7 +324,7 @@ def error_rollup(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
     """Origin errors of [start, end): overall, by error class, by provider, by (provider, class), by model
     (canonical key, see :func:`obs_pipelines.pricing.models.model_key`)."""
     params = window_params(start, end)
-    error_sql = _ERROR_SPANS_SQL.replace("{status_code}", _STATUS_CODE[db.is_postgres(engine)])
+    error_sql = _ERROR_SPANS_SQL.replace("{status_code}", STATUS_CODE_SQL[db.is_postgres(engine)])
     fetched = run_concurrently(engine, {"errors": lambda: fetch_frame(engine, error_sql, params),
                                     "counts": lambda: fetch_frame(engine, _SPAN_COUNTS_SQL, params)})
     errors, counts = fetched["errors"], fetched["counts"]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from obs_pipelines.observability import span_stats
 from obs_pipelines.observability.tables import COUNTED_KINDS, TIMED_KINDS
 from obs_pipelines.store import db, pricing_sql, traces
+from obs_pipelines.store.errors import STATUS_CODE_SQL
 from obs_pipelines.store.percentiles import grouped_percentiles, pg_ms, pg_percentiles, unpack_pg_percentiles
 from obs_pipelines.store.query import bind_window, fetch_frame, fetch_text_frame, window_params
 from obs_pipelines.store.schema import MODEL_CALL_KINDS_SQL
@@ -30,14 +31,6 @@ REQUEST_COLUMNS = ("trace_id", "user_id", "session_id", "service_name")
 # an agent request's steps are read up to this long after its hour closes (its path belongs to its root's hour)
 AGENT_LOOKAHEAD = timedelta(hours=1)
 AGENT_KINDS = ("tool", "llm")
-
-# the HTTP status a client span received, a hint for the error classifier (SQLite's json_extract raises on
-# malformed JSON, which an app writing spans directly may store)
-STATUS_CODE = {
-    True: "COALESCE(attributes->>'http.response.status_code', attributes->>'http.status_code')",
-    False: """CASE WHEN json_valid(attributes) THEN COALESCE(json_extract(attributes, '$."http.response.status_code"'),
-                                                        json_extract(attributes, '$."http.status_code"')) END""",
-}
 
 _SPANS_SQL = f"""
 SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status, error_type,
@@ -96,7 +89,7 @@ def spans(engine: Engine, start: datetime, end: datetime, kinds: tuple[str, ...]
     """The window's spans, without their texts and attributes (but the HTTP status of failed ones): all of
     them, or only those of ``kinds``, every failed span (``failed``) and the llm spans of the requests with a
     tool call before ``tool_llm_until`` (an agent's path), as asked; only those of ``trace_ids`` when given."""
-    sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE[db.is_postgres(engine)])
+    sql = _SPANS_SQL.replace("{status_code}", STATUS_CODE_SQL[db.is_postgres(engine)])
     # kinds are constants of this package, never user input
     wanted = ["kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"] if kinds else []
     if failed:

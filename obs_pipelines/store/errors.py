@@ -113,6 +113,14 @@ _RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # kinds whose http.response.status_code is the answer of a provider the span called (a root span's code
 # is the app's own answer, e.g. a 500 for a bug: no provider outage)
 CLIENT_KINDS: tuple[str, ...] = ("llm", "embedding", "reranker", "retrieval")
+# SQL of the HTTP status a span received (OTel's current and deprecated attribute names), the classifier's
+# ``status_code`` column, keyed by "is PostgreSQL"; SQLite's json_extract raises on malformed JSON, which an app
+# writing spans directly may store
+STATUS_CODE_SQL: dict[bool, str] = {
+    True: "COALESCE(attributes->>'http.response.status_code', attributes->>'http.status_code')",
+    False: """CASE WHEN json_valid(attributes) THEN COALESCE(json_extract(attributes, '$."http.response.status_code"'),
+                                                        json_extract(attributes, '$."http.status_code"')) END""",
+}
 
 
 def classify_errors(frame: pd.DataFrame) -> pd.Series:

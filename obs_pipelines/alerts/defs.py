@@ -30,10 +30,10 @@ from obs_pipelines.alerts.evaluate import (
 from obs_pipelines.alerts.links import partition_link
 from obs_pipelines.hours import hour_key, parse_hour_key
 from obs_pipelines.observability.tables import HOURLY_TABLES as OBSERVABILITY_TABLES
-from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags, run_partition_keys
+from obs_pipelines.orchestration.partitions import hourly_partitions, range_tags, rescore_requested, run_partition_keys
 from obs_pipelines.orchestration.reporting import check_evaluation
 from obs_pipelines.orchestration.resource import TraceStore
-from obs_pipelines.orchestration.windows import tagged_window
+from obs_pipelines.orchestration.windows import check_run_window, tagged_hours
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db, fingerprints
@@ -146,11 +146,6 @@ def rule_tables(settings: Settings, asset_keys: Iterable[str]) -> dict[str, list
     return out
 
 
-def _check_run_window(context, hourly: dg.HourlyPartitionsDefinition) -> tuple[datetime, datetime]:
-    """The run's partition (or range) as Dagster tags it: a check op has no partition context of its own."""
-    return tagged_window(context.run.tags, hourly)
-
-
 def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.HourlyPartitionsDefinition,
                       diagnose: bool = False) -> dg.AssetChecksDefinition:
     """The rules on one table, evaluated hour by hour over the run's window: one evaluation per rule and
@@ -165,7 +160,7 @@ def build_rule_checks(settings: Settings, table: str, rules: list, hourly: dg.Ho
     )
     def rule_checks(context: dg.AssetCheckExecutionContext, trace_store: TraceStore):
         engine = trace_store.engine
-        start, end = _check_run_window(context, hourly)
+        start, end = check_run_window(context, hourly)
         present = sa.inspect(engine).has_table(table)
         # with the observability phase on, a breach carries its attribution at once (computed when the phase's
         # tables of the hour are not written yet; the diagnosis run writes them)
@@ -225,7 +220,7 @@ def _unchanged_hours(context, engine, rule, table: str, start: datetime, end: da
     # names its day's cluster when judged after the clusters exist (the rules job, or rescore=true)
     diagnosis = fingerprints.window_fingerprints(engine, DIAGNOSIS_TABLES, hours, HOUR)
     prints = {h: None if judged[h] is None else fingerprints.digest(judged[h], diagnosis[h]) for h in hours}
-    force = context.run.job_name == RULES_JOB or context.run.tags.get("obs_pipelines/rescore", "").lower() == "true"
+    force = context.run.job_name == RULES_JOB or rescore_requested(context.run.tags)
     return fingerprints.WindowSkips(engine, f"alerts:{rule.name}", prints, force=force)
 
 
@@ -430,9 +425,8 @@ RUN_FAILURE_RULE = "pipeline_run_failed"
 def run_failure_alert(settings: Settings, run: dg.DagsterRun, message: str, now: datetime) -> dict:
     """The alert of a failed run: its job, partition (or range), the failure message and the run's UI link."""
     first, last = run_partition_keys(run.tags)
-    window_start = parse_hour_key(first) if first and len(first) == 16 else now.replace(
-        minute=0, second=0, microsecond=0)
-    window_end = (parse_hour_key(last) + HOUR) if last and len(last) == 16 else window_start + HOUR
+    current = now.replace(minute=0, second=0, microsecond=0)
+    window_start, window_end = tagged_hours(run.tags) or (current, current + HOUR)  # a daily run: this hour
     group = {"job": run.job_name}
     summary = f"[FIRING] {RUN_FAILURE_RULE}: run {run.run_id[:8]} of {run.job_name}"
     summary += f" ({first}..{last})" if first else ""

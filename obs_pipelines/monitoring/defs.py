@@ -45,7 +45,7 @@ from obs_pipelines.orchestration.reporting import (
     emit,
 )
 from obs_pipelines.orchestration.resource import TraceStore
-from obs_pipelines.orchestration.windows import DAY, HOUR, run_window, tagged_window, windows
+from obs_pipelines.orchestration.windows import DAY, HOUR, check_run_window, run_window, windows
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
@@ -143,8 +143,7 @@ def build_quality_checks(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
         engine = trace_store.engine
         by_check: dict[str, list[quality.QualityCheckResult]] = {}
         failing_hours: dict[str, list[str]] = {}
-        # an unpartitioned check op: its window is the run's partition (or range) as Dagster tags the run
-        for start, end in windows(*tagged_window(context.run.tags, hourly), HOUR):
+        for start, end in windows(*check_run_window(context, hourly), HOUR):
             results = gate.check_hour(engine, start, end, settings.null_model_share_max)
             yield from _hour_check_evaluations(hour_key(start), results)
             for result in results:

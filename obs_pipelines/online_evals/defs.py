@@ -36,7 +36,12 @@ from obs_pipelines.online_evals.tables import (
     score_rollup_hourly,
 )
 from obs_pipelines.orchestration.metadata import table_spec
-from obs_pipelines.orchestration.partitions import DAY_KEY_FORMAT, daily_partitions, hourly_partitions
+from obs_pipelines.orchestration.partitions import (
+    DAY_KEY_FORMAT,
+    daily_partitions,
+    hourly_partitions,
+    rescore_requested,
+)
 from obs_pipelines.orchestration.phase_jobs import build_phase_jobs, job_names
 from obs_pipelines.orchestration.raw_assets import SPANS
 from obs_pipelines.orchestration.reporting import PartitionReport, emit
@@ -52,7 +57,6 @@ HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # online_evals_hourly_job, online_eval
 # runs over the same hours queue on one slot: a schedule tick and a backfill never rewrite an hour together
 HOURLY_POOL = "online_evals_hourly"
 DAILY_POOL = "online_evals_daily"
-RESCORE_TAG = "obs_pipelines/rescore"
 SCHEDULE_MINUTE = 30  # after monitoring (:10) and with late spans of the hour mostly in
 PREVIEW_ROWS = 10
 
@@ -146,7 +150,7 @@ def build_scoring(settings: Settings, hourly: dg.HourlyPartitionsDefinition) -> 
         # as the app's calls (genai-prices plus the settings' price_overrides) unless priced by hand
         judge_client = config.judge.client(load_prices(settings.price_overrides))
         scorers = scoring.scorers_for(config, judge_client)
-        rescore = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
+        rescore = rescore_requested(context.run.tags)
         report = PartitionReport()
         report.common[eval_scores.name] = {"scorers": sorted(f"{n}@{s.fingerprint}" for n, s in scorers.items()),
                                            "rules": [r.name for r in config.rules]}
@@ -221,7 +225,7 @@ def build_daily_rollup(settings: Settings, daily: dg.DailyPartitionsDefinition) 
 def _day_skips(context: dg.AssetExecutionContext, engine, step: str, starts: list, salt) -> fingerprints.WindowSkips:
     """The days of the run whose inputs are those their stored output was computed from (issue 23); none with
     the rescore tag."""
-    force = context.run.tags.get(RESCORE_TAG, "").lower() == "true"
+    force = rescore_requested(context.run.tags)
     return fingerprints.WindowSkips(engine, step, unchanged.day_fingerprints(engine, starts, salt), force=force)
 
 

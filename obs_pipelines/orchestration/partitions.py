@@ -14,6 +14,8 @@ from obs_pipelines.settings import Settings
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# a run tagged obs_pipelines/rescore=true computes every window again, even those whose inputs did not change
+RESCORE_TAG = "obs_pipelines/rescore"
 
 
 def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
@@ -35,3 +37,8 @@ def run_partition_keys(tags: Mapping[str, str]) -> tuple[str | None, str | None]
     None where the run carries neither tag."""
     single = tags.get(PARTITION_TAG)
     return single or tags.get(RANGE_START_TAG), single or tags.get(RANGE_END_TAG)
+
+
+def rescore_requested(tags: Mapping[str, str]) -> bool:
+    """Whether a run is tagged ``obs_pipelines/rescore=true`` (any case)."""
+    return tags.get(RESCORE_TAG, "").lower() == "true"

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
+from obs_pipelines.hours import parse_hour_key
 from obs_pipelines.orchestration.partitions import RANGE_START_TAG, run_partition_keys
 from obs_pipelines.store.db import to_naive_utc
 
@@ -30,6 +31,23 @@ def tagged_window(tags: Mapping[str, str],
         raise KeyError(RANGE_START_TAG)
     return (to_naive_utc(partitions.time_window_for_partition_key(first).start),
             to_naive_utc(partitions.time_window_for_partition_key(last).end))
+
+
+def check_run_window(context: dg.AssetCheckExecutionContext,
+                     partitions: dg.TimeWindowPartitionsDefinition) -> tuple[datetime, datetime]:
+    """[start, end) naive UTC of an unpartitioned check op: the partition (or range) its run is tagged with (a
+    check op has no partition context of its own)."""
+    return tagged_window(context.run.tags, partitions)
+
+
+def tagged_hours(tags: Mapping[str, str]) -> tuple[datetime, datetime] | None:
+    """[start, end) naive UTC of the hourly partition (or range) a run is tagged with, without knowing the run's
+    partitions (a run failure sensor sees runs of every job); None for a run of other partitions, or of none."""
+    first, last = run_partition_keys(tags)
+    try:
+        return (parse_hour_key(first), parse_hour_key(last) + HOUR) if first and last else None
+    except ValueError:  # a day key (or another partitioning)
+        return None
 
 
 def windows(start: datetime, end: datetime, step: timedelta) -> Iterator[tuple[datetime, datetime]]:

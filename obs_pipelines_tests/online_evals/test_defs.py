@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from obs_pipelines.definitions import build_definitions
-from obs_pipelines.online_evals.defs import HOURLY_JOB, JOBS, RESCORE_TAG
+from obs_pipelines.online_evals.defs import HOURLY_JOB, JOBS
 from obs_pipelines.online_evals.tables import (
     eval_hours,
     eval_responses,
@@ -20,6 +20,7 @@ from obs_pipelines.online_evals.tables import (
     online_evals_metadata,
     score_rollup_hourly,
 )
+from obs_pipelines.orchestration.partitions import RESCORE_TAG
 from obs_pipelines.settings import Settings
 from obs_pipelines_tests.online_evals.conftest import load_traffic
 

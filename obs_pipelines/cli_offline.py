@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from sqlalchemy import exc as sa_exc
 
 from obs_pipelines.settings import Settings, SettingsError, load_settings
 from obs_pipelines.store import db
@@ -33,7 +34,7 @@ def _engine(settings: Settings):
     engine = db.make_engine(settings.db_url)
     try:
         db.create_tables(engine)
-    except sa.exc.OperationalError as exc:  # the store is down or the URL is wrong: one line
+    except sa_exc.OperationalError as exc:  # the store is down or the URL is wrong: one line
         shown = engine.url.render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise click.ClickException(f"cannot reach the trace store at {shown}: {reason}") from None
@@ -76,7 +77,9 @@ def dataset_list(name: str | None) -> None:
     table = Table(Column("dataset", no_wrap=True), Column("version", no_wrap=True), "cases", "tags", "source",
                   "last built (UTC)")
     for r in frame.itertuples():
-        table.add_row(r.dataset, r.version, str(r.case_count), r.tag_counts or "", r.source or "",
+        # text columns of dataset_versions (tag_counts and source nullable)
+        table.add_row(cast(str, r.dataset), cast(str, r.version), str(r.case_count),
+                      cast("str | None", r.tag_counts) or "", cast("str | None", r.source) or "",
                       str(r.last_built_at)[:19])
     _console().print(table if len(frame) else "no dataset versions yet")
 
@@ -386,9 +389,11 @@ def eval_list(dataset: str | None) -> None:
     table = Table(Column("experiment", no_wrap=True), Column("dataset@version", no_wrap=True), "task", "branch",
                   "commit", "cases", "errors", "mean scores")
     for r in frame.itertuples():
-        table.add_row(r.experiment_id, f"{r.dataset}@{r.dataset_version}", r.task, r.git_branch or "",
-                      (r.git_commit or "")[:10] + ("*" if r.git_dirty else ""), str(r.case_count),
-                      str(r.error_count), r.mean_scores or "")
+        # text columns of experiments (git_branch, git_commit and mean_scores nullable)
+        table.add_row(cast(str, r.experiment_id), f"{r.dataset}@{r.dataset_version}", cast(str, r.task),
+                      cast("str | None", r.git_branch) or "",
+                      (cast("str | None", r.git_commit) or "")[:10] + ("*" if r.git_dirty else ""),
+                      str(r.case_count), str(r.error_count), cast("str | None", r.mean_scores) or "")
     _console().print(table if len(frame) else "no experiments yet")
 
 

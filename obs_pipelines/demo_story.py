@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 import pandas as pd
 
@@ -81,8 +82,13 @@ def slo_summary(status: pd.DataFrame) -> list[str]:
 # ---- one figure per incident ---------------------------------------------------------------------
 
 
+def _target(inc: Incident) -> str:
+    """The incident's target: these figures' incidents all have a default one (only tool_loop has none)."""
+    return cast(str, inc.effective_target)
+
+
 def _latency_spike(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
-    target = inc.effective_target
+    target = _target(inc)
     if target in STEP_KINDS:
         steps = _p95s(r.step, h, dimension="span_kind", span_kind=target)
         first = f"{target} step p95 {_ms(steps[0])} vs {_ms(steps[1])}"
@@ -99,7 +105,7 @@ def _latency_spike(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
 
 def _provider_outage(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
     rates = [_pooled(r.error, hours, "error_count", "span_count", dimension="provider",
-                     dimension_value=inc.effective_target) for hours in (h.during, h.baseline)]
+                     dimension_value=_target(inc)) for hours in (h.during, h.baseline)]
     return f"error rate of {inc.effective_target} calls {_pct(rates[0])} vs {_pct(rates[1])}"
 
 
@@ -111,7 +117,7 @@ def _rate_limit_storm(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
 
 
 def _cost_overrun(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
-    route = inc.effective_target
+    route = _target(inc)
     cost = [_per_hour(r.usage, hours, "cost_usd", dimension="route", dimension_value=route)
             for hours in (h.during, h.baseline)]
     requests = [_per_hour(r.request, hours, "request_count", dimension="route", dimension_value=route)
@@ -146,7 +152,7 @@ def _prompt_regression(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
     new = prompts[~prompts["dimension_value"].isin(before)]
     if new.empty:
         return "no new prompt version in its hours"
-    version = new.groupby("dimension_value")["request_count"].sum().idxmax()
+    version = cast(str, new.groupby("dimension_value")["request_count"].sum().idxmax())  # a text column
     name = version.rpartition("@")[0]
     old = _rows(r.request, h.baseline, dimension="prompt_version")
     old = old[old["dimension_value"].str.startswith(f"{name}@")]
@@ -154,7 +160,7 @@ def _prompt_regression(inc: Incident, r: HourlyRollups, h: _Hours) -> str:
     p50 = _median(r.request, h.during, "latency_p50_ms", dimension="prompt_version", dimension_value=version)
     if old.empty:
         return f"new prompt version {version}, {calls:,.0f} calls/h, p50 {_ms(p50)}"
-    previous = old.groupby("dimension_value")["request_count"].sum().idxmax()
+    previous = cast(str, old.groupby("dimension_value")["request_count"].sum().idxmax())
     old_p50 = _median(r.request, h.baseline, "latency_p50_ms", dimension="prompt_version", dimension_value=previous)
     return (f"new prompt version {version} ({calls:,.0f} calls/h), p50 {_ms(p50)} vs {_ms(old_p50)} for "
             f"{previous}: shorter answers; whether they got worse is for the eval phases")
@@ -216,12 +222,12 @@ def _ratio(num: float, den: float) -> float:
 def _most_slowed_route(request: pd.DataFrame, h: _Hours) -> str | None:
     """The route whose p95 grew the most against its baseline: the one the slow step or model sits on."""
     routes = _rows(request, h.during, dimension="route")["dimension_value"].dropna().unique()
-    growth = {}
+    growth: dict[str, float] = {}
     for route in routes:
         during, base = _p95s(request, h, dimension="route", dimension_value=route)
         if not math.isnan(during) and base:
             growth[route] = during / base
-    return max(growth, key=growth.get) if growth else None
+    return max(growth, key=growth.__getitem__) if growth else None
 
 
 def _model_names(target: str) -> set[str]:
@@ -233,7 +239,8 @@ def _model_names(target: str) -> set[str]:
     for m in MODELS.values():
         if target in (m.name, m.response_model):
             names |= {m.name, m.response_model}
-    return names | {model_key(name) for name in names}
+    # catalog names are never blank, so none of their keys is None
+    return names | cast("set[str]", {model_key(name) for name in names})
 
 
 def _busiest(request: pd.DataFrame, hours: list[pd.Timestamp], dimension: str, values: set[str]) -> str:
@@ -241,7 +248,7 @@ def _busiest(request: pd.DataFrame, hours: list[pd.Timestamp], dimension: str, v
     rows = rows[rows["dimension_value"].isin(values)]
     if rows.empty:
         return sorted(values)[0]
-    return rows.groupby("dimension_value")["request_count"].sum().idxmax()
+    return cast(str, rows.groupby("dimension_value")["request_count"].sum().idxmax())  # a text column
 
 
 # ---- formatting ----------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
-import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
@@ -55,6 +55,9 @@ from obs_pipelines.store.db import (
 from obs_pipelines.store.schema import ingest_rejects
 from obs_pipelines.store.span_checks import may_fail, row_failure
 
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5000
@@ -67,12 +70,12 @@ try:  # pragma: no cover - psycopg2 is a dependency, but keep ingest importable 
         sqlite3.InterfaceError,
         psycopg2.OperationalError,
         psycopg2.InterfaceError,
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        sa.exc.DisconnectionError,
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
     )
 except ImportError:  # pragma: no cover
-    _INFRA_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sa.exc.OperationalError)
+    _INFRA_ERRORS = (sqlite3.OperationalError, sqlite3.InterfaceError, sa_exc.OperationalError)
 
 T = TypeVar("T")
 
@@ -92,7 +95,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, _INFRA_ERRORS)
 
@@ -202,7 +205,7 @@ class _Writer:
             self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._run, name="obs-ingest-writer", daemon=True)
             self._thread.start()
-        self._queue.put((rows, origins, rejects))
+        cast(queue.Queue, self._queue).put((rows, origins, rejects))  # made with the thread
 
     def finish(self) -> IngestSummary:
         try:
@@ -217,15 +220,16 @@ class _Writer:
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            cast(queue.Queue, self._queue).put(None)  # made with the thread
             self._thread.join()
             self._thread = None
 
     # -- output (writer thread)
 
     def _run(self) -> None:
+        q = cast(queue.Queue, self._queue)  # made before this thread started
         while True:
-            item = self._queue.get()
+            item = q.get()
             try:
                 if item is None:
                     return
@@ -235,7 +239,7 @@ class _Writer:
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self._error = exc
             finally:
-                self._queue.task_done()
+                q.task_done()
 
     def drain(self) -> None:
         """Write everything buffered and stop the writer thread (this process is single-threaded after)."""
@@ -447,7 +451,8 @@ def _ingest_jsonl_parallel_gc_off(engine: Engine, path, writer: _Writer, workers
         return with_db_retry(engine, limits, fn, engine, *args)
 
     try:
-        with fork_context().Pool(workers, initializer=_worker_init) as pool:
+        # the caller (_ingest_one) takes this path only when fork_context() is not None
+        with cast("ForkContext", fork_context()).Pool(workers, initializer=_worker_init) as pool:
             chunks_written = 0
             # the next chunk is submitted before this one is written, so the workers stay busy meanwhile
             for (_, _, first, lines, _, _), (prepared_list, rejects, read) in ordered_map(

@@ -59,7 +59,10 @@ _ISO_HINT = re.compile(r"-[0-9][0-9]-")
 _COLON_TIME = re.compile(r":[0-9][0-9]")
 _MONTH_WORDS = frozenset(_MONTHS) | {"june", "july", "sept"}
 _TIME = re.compile(r"([0-9]{1,2})(?::([0-9]{2}))?\s?([ap])\.?m\b\.?|([0-9]{1,2}):([0-9]{2})\b")
-_ENTITY = re.compile(r"(?<=[a-z0-9,;)] )[A-Z][A-Za-z]*[A-Za-z]")
+# a capital letter after a lower-case letter, digit, comma, semicolon or ")" and one space; the pattern opens with
+# the capital (the look-behind checks the two characters before it) so that the engine skips to capitals in C
+# (a pattern opening with a look-behind is tried at every position: 3x slower, the same matches)
+ENTITY = re.compile(r"[A-Z](?<=[a-z0-9,;)] [A-Z])[A-Za-z]*[A-Za-z]")
 _LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 NEGATIONS = frozenset("not no never cannot t without none nothing neither nor nobody nowhere".split())
@@ -281,7 +284,7 @@ def times(low: str) -> set[int]:
 def entities(sentence: str) -> list[str]:
     """Capitalised words that do not start the sentence, lowercased (stopwords and <= 2 letters left out)."""
     out = []
-    for m in _ENTITY.finditer(sentence):
+    for m in ENTITY.finditer(sentence):
         word = m.group().lower()
         if len(word) > 2 and word not in STOPWORDS:
             out.append(word)
@@ -420,7 +423,7 @@ def claims_of(text: str) -> tuple[Claim, ...]:
         codes = frozenset(identifiers)
         for claim in claims:
             claim.identifiers = list(claim.words & codes)
-    for m in _ENTITY.finditer(text):
+    for m in ENTITY.finditer(text):
         word = m.group().lower()
         if len(word) > 2 and word not in STOPWORDS:
             claim = claims[max(0, bisect_right(starts, m.start()) - 1)]

@@ -208,3 +208,16 @@ def test_every_credential_hint_contains_one_of_the_hint_roots():
 
     hints = [h for kind in credentials.PATTERNS for h in credentials.HINTS[kind]] + list(credentials.KEYWORD_HINTS)
     assert all(any(root in hint for root in credentials.HINT_ROOTS) for hint in hints)
+
+
+def test_the_entity_pattern_finds_what_its_look_behind_first_form_found():
+    # specifics' entity pattern opens with the capital letter (fast); the same matches as the plain form
+    import re
+
+    from obs_pipelines.scorers.specifics import ENTITY
+
+    plain = re.compile(r"(?<=[a-z0-9,;)] )[A-Z][A-Za-z]*[A-Za-z]")
+    texts = ["Fly with Lufthansa to Zurich. Then Geneva", "x Ab", "a Bc, d Ef; g Hi", "(x) Yz 1 AB", "; Qq",
+             " Zz", "aZz", "a  Zz", "a\tZz", "É a Éa", "a Ab9 c D", "z A", "LX318 and AB12CD, Visa or Mastercard"]
+    for text in texts:
+        assert [m.span() for m in ENTITY.finditer(text)] == [m.span() for m in plain.finditer(text)], text

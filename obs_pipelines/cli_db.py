@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import click
 
 from obs_pipelines.store import db, migrate
+
+if TYPE_CHECKING:
+    from alembic.script import Script
 
 _DB_URL = click.option(
     "--db-url", envvar="OBS_PIPELINES_DB_URL", default=None,
@@ -63,7 +68,8 @@ def revision(message: str, autogenerate: bool, db_url: str | None) -> None:
     rev_id = f"{int(migrate.head_revision()) + 1:04d}"
     with engine.connect() as conn, conn.begin():
         cfg = migrate.alembic_config(connection=conn, target_metadata=all_metadata())
-        script = command.revision(cfg, message, autogenerate=autogenerate, rev_id=rev_id)
+        # one head and one rev_id: a single revision file (a list only comes with multiple heads)
+        script = cast("Script", command.revision(cfg, message, autogenerate=autogenerate, rev_id=rev_id))
     click.echo(f"wrote {script.path}: review it, then run the store tests")
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from typing import cast
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
+from sqlalchemy import exc as sa_exc
 
 from obs_pipelines.observability.retrieval import PREVIEW_CHARS
 from obs_pipelines.observability.tree import bar, duration_ms, read_trace, timeline, tree
@@ -94,7 +95,8 @@ def render(spans: list[dict], console: Console) -> None:
     branches: dict[str, Tree] = {}
     for node in nodes:
         s = node.span
-        parent = branches.get(s.get("parent_span_id")) if node.depth else None
+        # a node below depth 0 hangs under its parent, whose id it holds
+        parent = branches.get(cast(str, s.get("parent_span_id"))) if node.depth else None
         branch = (parent or root).add(_line(s, t0, total))
         for detail in _details(s):
             branch.add(Text(detail, style="dim"))
@@ -116,7 +118,7 @@ def trace_command(trace_id: str, as_json: bool, db_url: str | None) -> None:
     try:
         db.create_tables(engine)
         spans = read_trace(engine, trace_id)
-    except sa.exc.OperationalError as exc:
+    except sa_exc.OperationalError as exc:
         shown = engine.url.render_as_string(hide_password=True)
         raise click.ClickException(f"cannot reach the trace store at {shown}: "
                                    f"{str(exc.orig or exc).strip().splitlines()[0]}") from None

@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 MIB = 1 << 20
 DEFAULT_MAX_ROW_BYTES = MIB  # one row (a feedback judgement with its comment): far above a real one
@@ -135,9 +135,15 @@ def _shown(text: str | None, data: bytes | None, max_raw_chars: int) -> str:
     return text.rstrip("\r\n")[:max_raw_chars].replace("\x00", "\\u0000")
 
 
+def _head(stream: BinaryIO) -> bytes:
+    """The first bytes of a buffered stream without consuming them (b"" when it cannot peek)."""
+    peek = getattr(stream, "peek", None)  # BinaryIO declares no peek; buffered readers and gzip files have it
+    return peek(4)[:4] if peek is not None else b""
+
+
 def jsonl_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
                max_raw_chars: int = 64 * 1024) -> Iterator[Row]:
-    decoder = _Decoder(stream.peek(4)[:4] if hasattr(stream, "peek") else b"")
+    decoder = _Decoder(_head(stream))
     for number, (data, size, _) in enumerate(_lines(stream, decoder, max_row_bytes), start=1):
         if data is None:
             yield Row(number, error=_too_long(size, max_row_bytes))
@@ -147,7 +153,7 @@ def jsonl_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
         text, error = _text_or_error(decoder, data)
         if error is None:
             try:
-                return_value = json.loads(text)
+                return_value = json.loads(cast(str, text))  # no error: the text was decoded
             except (json.JSONDecodeError, RecursionError):
                 error = "not a JSON object"
             else:
@@ -159,7 +165,7 @@ def jsonl_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
 def csv_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
              max_raw_chars: int = 64 * 1024) -> Iterator[Row]:
     """Rows of a CSV file with a header row (comma, or semicolon when the header has only those), as dicts."""
-    decoder = _Decoder(stream.peek(4)[:4] if hasattr(stream, "peek") else b"")
+    decoder = _Decoder(_head(stream))
     csv.field_size_limit(max(csv.field_size_limit(), max_row_bytes))  # fields up to the row limit
     header: list[str] | None = None
     delimiter = ","
@@ -186,6 +192,7 @@ def csv_rows(stream: BinaryIO, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
         if error is not None:
             yield Row(start, error=error, raw=_shown(text, record, max_raw_chars))
             continue
+        text = cast(str, text)  # no error: the text was decoded
         if header is None:
             if ";" in text and "," not in text:
                 delimiter = ";"

@@ -30,7 +30,9 @@ Constant key/value pairs are pre-serialized once (``orjson.Fragment``) and reuse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any, cast
 
 import orjson
 
@@ -125,7 +127,8 @@ def _double_kv(key: str, v: float) -> bytes:
     return _prefix(key) + b'{"doubleValue":' + _dumps(v) + b"}}"
 
 
-def _kv_slow(key: str, v: object) -> bytes | None:
+# v: Any in _kv_slow and _kv: they dispatch on `t = type(v)`, which the checker does not follow back to v
+def _kv_slow(key: str, v: Any) -> bytes | None:
     """Serialize one attribute, filling the per-key caches for strings and ints."""
     t = type(v)
     if t is str:
@@ -152,7 +155,7 @@ def _kv_slow(key: str, v: object) -> bytes | None:
     return None if value is None else _prefix(key) + _dumps(value) + b"}"
 
 
-def _kv(key: str, v: object) -> bytes | None:
+def _kv(key: str, v: Any) -> bytes | None:
     t = type(v)
     if t is str:
         c = _STR_CACHES.get(key)
@@ -197,7 +200,9 @@ def _add_docs(list_key: str, docs: list, add) -> None:
             ck = (i, doc_id, content)
             b = _DOC_CACHES.get(list_key, {}).get(ck)
             if b is None:
-                b = _bounded_cache(_DOC_CACHES, list_key)[ck] = b",".join(_kv(k, x) for (_, k), x in zip(keys, (doc_id, content), strict=False) if x is not None)
+                # a str id or content always serializes (only values of no JSON type give None)
+                pairs = cast("Iterator[bytes]", (_kv(k, x) for (_, k), x in zip(keys, (doc_id, content), strict=False) if x is not None))
+                b = _bounded_cache(_DOC_CACHES, list_key)[ck] = b",".join(pairs)
             if b:
                 add(b)
         else:
@@ -212,7 +217,7 @@ def _add_docs(list_key: str, docs: list, add) -> None:
 
 def _ns(t: datetime | int) -> str:
     """Nanoseconds since the epoch as a string, from a naive UTC datetime or int microseconds."""
-    if type(t) is int:
+    if isinstance(t, int):
         return str(t * 1000)
     if t.tzinfo is not None:
         t = t.astimezone(timezone.utc).replace(tzinfo=None)
@@ -320,13 +325,15 @@ def _span(row: dict, root: dict | None) -> dict:
     span["kind"] = SPAN_KIND_SERVER if is_root else (SPAN_KIND_CLIENT if kind in _CLIENT_KINDS else SPAN_KIND_INTERNAL)
     span["startTimeUnixNano"] = str(start * 1000) if type(start) is int else _ns(start)
     span["endTimeUnixNano"] = end
-    span["attributes"] = _Fragment(b"[" + b",".join(parts) + b"]")
+    # every column and attribute value of a stored row serializes (None only for values of no JSON type)
+    span["attributes"] = _Fragment(b"[" + b",".join(cast("list[bytes]", parts)) + b"]")
     if status == "error":
         message = row["error_message"] or ""
         ev = [_kv("exception.message", message)]
         if row["error_type"] is not None:
             ev.insert(0, _kv("exception.type", row["error_type"]))
-        span["events"] = [{"timeUnixNano": end, "name": "exception", "attributes": _Fragment(b"[" + b",".join(ev) + b"]")}]
+        attributes = b"[" + b",".join(cast("list[bytes]", ev)) + b"]"  # str values: always serialized
+        span["events"] = [{"timeUnixNano": end, "name": "exception", "attributes": _Fragment(attributes)}]
         span["status"] = {"code": 2, "message": message}
     else:
         span["status"] = _STATUS_OK

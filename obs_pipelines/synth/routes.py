@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import cast
 
 from obs_pipelines.synth import content as C
 from obs_pipelines.synth.catalog import (
@@ -328,7 +329,8 @@ def _route_agent(tb: TraceBuilder, root: dict, t: int, turn: int) -> int:
             if i >= MAX_AGENT_ITERATIONS:
                 end = t + gap(rng)
                 f = Failure(MAX_ITERATIONS, MAX_ITERATIONS.message.format(n=MAX_AGENT_ITERATIONS), end)
-                tb.tag(agent, loop_incident)
+                # only the tool loop makes more calls than that (a plan has at most a few tools)
+                tb.tag(agent, cast(str, loop_incident))
                 raise f
             args, result = last_args.get(tool) or _tool_args(rng, tool, slots)
             if loop_incident:
@@ -448,7 +450,7 @@ def build_trace(
 ) -> list[dict]:
     tb = TraceBuilder(rng, fx, route, user_id, session_id)
     root_name, http_route, _ = ROUTE_INFO[route]
-    root_attrs = {"http.request.method": "POST", "http.route": http_route}
+    root_attrs: dict[str, str | int] = {"http.request.method": "POST", "http.route": http_route}
     root = tb.span(None, root_name, "chain", t0, root_attrs)
     t = t0 + 300 + int(rng.random() * 2000)  # request parsing, auth
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 from obs_pipelines.synth import content as C
 from obs_pipelines.synth.catalog import (
@@ -77,14 +78,15 @@ def effects_at(active: list[ActiveIncident], t_us: int) -> Effects:
             fx.any = True
         inc = a.inc
         name, target = inc.name, inc.effective_target
+        key = cast(str, target)  # only tool_loop may have no target; the keyed effects below always have one
         if name == "latency_spike":
-            fx.slow[REQUEST_MODEL.get(target, target)] = name
+            fx.slow[REQUEST_MODEL.get(key, key)] = name
         elif name == "provider_outage":
-            fx.outage[target] = name
+            fx.outage[key] = name
         elif name == "rate_limit_storm":
-            fx.storm[target] = name
+            fx.storm[key] = name
         elif name == "cost_overrun":
-            fx.cost[target] = name
+            fx.cost[key] = name
         elif name == "prompt_regression":
             fx.regression = name
         elif name == "retrieval_miss":

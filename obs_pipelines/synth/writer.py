@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import cast
 
 from obs_pipelines.forking import fork_context, ordered_map, reset_worker_signals
 from obs_pipelines.synth.incidents import Incident
@@ -75,7 +76,8 @@ def _worker_encode(task: tuple[int, list[Arrival]]) -> tuple[int, int, bytes | N
     if len(data) > SLOT_BYTES:
         return len(data), n_spans, data
     start = slot * SLOT_BYTES
-    _worker_slots[start : start + len(data)] = data  # saves pickling and piping ~all of the output
+    slots = cast(mmap.mmap, _worker_slots)  # set by _worker_init in this worker
+    slots[start : start + len(data)] = data  # saves pickling and piping ~all of the output
     return len(data), n_spans, None
 
 

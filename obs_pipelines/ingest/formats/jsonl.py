@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from obs_pipelines.ingest.formats.common import (
     CHUNK,
@@ -72,7 +73,8 @@ def iter_jsonl(stream, source: str, limits: IngestLimits = DEFAULT_LIMITS) -> It
     for line in read_lines(stream, limits):
         lineno += 1
         if type(line) is not bytes:
-            yield Record(source, f"line {lineno}", error=line.reason(limits), raw=line.payload())
+            oversize = cast(Oversize, line)  # read_lines yields bytes or Oversize
+            yield Record(source, f"line {lineno}", error=oversize.reason(limits), raw=oversize.payload())
             continue
         if not line.strip():
             continue

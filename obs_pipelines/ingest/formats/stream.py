@@ -140,7 +140,7 @@ class Opened:
 
     stream: io.BufferedReader
     inflate: GzipInflate | None
-    fh: object
+    fh: io.BufferedReader  # the file itself (the same object as `stream` when not gzipped)
 
     @property
     def gzipped(self) -> bool:

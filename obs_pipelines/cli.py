@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from obs_pipelines.alerts.cli import alerts_group
+from obs_pipelines.cli_alerts import alerts_group
 from obs_pipelines.cli_db import db_group
 from obs_pipelines.cli_offline import dataset_group, eval_group
 from obs_pipelines.cli_reports import report_group

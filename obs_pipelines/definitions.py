@@ -17,21 +17,12 @@ from obs_pipelines.ingest.defs import build_landing_sensor, ingest_file_job
 from obs_pipelines.ingest.landing import LandingPolicy
 from obs_pipelines.orchestration.raw_assets import build_spans_arrival_sensor, spans_spec
 from obs_pipelines.orchestration.resource import TraceStore
-from obs_pipelines.settings import DB_URL_ENV, PHASES, Settings, load_settings
+from obs_pipelines.settings import DB_URL_ENV, PHASE_MODULES, PHASES, Settings, load_settings
 
 # backfill_policy and friends are marked beta; their warnings would greet every user on each load
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-# Phase name -> module with build_defs(settings). Phases not built yet map to None.
-PHASE_MODULES: dict[str, str | None] = {
-    "monitoring": "obs_pipelines.monitoring.defs",
-    "observability": "obs_pipelines.observability.defs",
-    "online_evals": "obs_pipelines.online_evals.defs",
-    "offline_evals": "obs_pipelines.offline_evals.defs",
-    "reports": "obs_pipelines.reports.defs",
-}
-assert set(PHASE_MODULES) == set(PHASES)
 
 
 def available_phases(settings: Settings) -> list[str]:
@@ -58,7 +49,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources={"trace_store": trace_store_resource(settings)},
     )
     phases = [
-        importlib.import_module(PHASE_MODULES[p]).build_defs(settings)  # type: ignore[arg-type]
+        importlib.import_module(PHASE_MODULES[p]).build_defs(settings)
         for p in available_phases(settings)
     ]
     defs = dg.Definitions.merge(foundation, *phases)

@@ -27,6 +27,16 @@ DB_URL_ENV = "OBS_PIPELINES_DB_URL"
 CONFIG_ENV = "OBS_PIPELINES_CONFIG"
 
 PHASES = ("monitoring", "observability", "online_evals", "offline_evals", "reports")
+# Phase name -> the module with its build_defs(settings) and JOBS (the order `obs-pipelines run PHASE` runs
+# them in): the composition root builds from it, in-process runs read the jobs' order from it
+PHASE_MODULES: dict[str, str] = {
+    "monitoring": "obs_pipelines.monitoring.defs",
+    "observability": "obs_pipelines.observability.defs",
+    "online_evals": "obs_pipelines.online_evals.defs",
+    "offline_evals": "obs_pipelines.offline_evals.defs",
+    "reports": "obs_pipelines.reports.defs",
+}
+assert set(PHASE_MODULES) == set(PHASES)
 
 
 class SLOSpec(BaseModel):

@@ -36,10 +36,7 @@ CROSS_PHASE_EXCEPTIONS: dict[tuple[str, str], str] = {}
 COMPOSITION = {"obs_pipelines.definitions", "obs_pipelines.settings", "obs_pipelines.demo"}
 
 # Modules outside the composition that import the composition root `obs_pipelines.definitions`.
-DEFINITIONS_EXCEPTIONS = {
-    "obs_pipelines.orchestration.local_runs": "in-process runs load the phases' jobs (until #21 item 2)",
-    "obs_pipelines.alerts.cli": "`alerts evaluate` runs the rules job in process (until #21 item 2)",
-}
+DEFINITIONS_EXCEPTIONS: dict[str, str] = {}
 
 # Modules outside defs modules, orchestration/, the composition and the CLI that import dagster.
 DAGSTER_EXCEPTIONS: dict[str, str] = {}

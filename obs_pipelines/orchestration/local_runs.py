@@ -24,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 
 from obs_pipelines.orchestration.partitions import range_tags
+from obs_pipelines.settings import PHASE_MODULES
 
 
 def local_instance() -> dg.DagsterInstance:
@@ -114,8 +115,6 @@ def partition_keys_between(
 
 def phase_jobs(defs: dg.Definitions, phase: str) -> list[dg.JobDefinition]:
     """The phase's jobs, in the order its defs module lists them (``JOBS``: hourly before daily)."""
-    from obs_pipelines.definitions import PHASE_MODULES
-
     module = PHASE_MODULES.get(phase)
     if module is None:
         raise ValueError(f"phase {phase!r} is not shipped in this version")
@@ -128,15 +127,12 @@ def materialize_phase(
     phase: str,
     first_hour: datetime,
     last_hour: datetime,
-    defs: dg.Definitions | None = None,
+    defs: dg.Definitions,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One run per job of the phase covering every partition from first_hour to last_hour inclusive; the
-    last run's result (or the first that failed). Raises PoolBusy instead of waiting for a pool slot."""
-    if defs is None:
-        from obs_pipelines.definitions import defs as loaded
-
-        defs = loaded
+    """One run per job of the phase in ``defs`` (the code location's definitions: the caller builds them)
+    covering every partition from first_hour to last_hour inclusive; the last run's result (or the first that
+    failed). Raises PoolBusy instead of waiting for a pool slot."""
     instance = instance or local_instance()
     end_exclusive = last_hour + timedelta(hours=1)
     jobs = phase_jobs(defs, phase)

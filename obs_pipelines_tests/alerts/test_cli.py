@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from obs_pipelines.alerts.cli import alerts_group
+from obs_pipelines.cli_alerts import alerts_group
 from obs_pipelines.definitions import build_definitions
 from obs_pipelines.orchestration.local_runs import local_instance
 from obs_pipelines.settings import load_settings

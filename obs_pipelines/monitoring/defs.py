@@ -49,7 +49,7 @@ from obs_pipelines.orchestration.windows import DAY, HOUR, check_run_window, run
 from obs_pipelines.pricing import load_prices
 from obs_pipelines.settings import Settings
 from obs_pipelines.store import db
-from obs_pipelines.store.query import fetch_frame
+from obs_pipelines.store.query import read_window
 
 GROUP = "monitoring"
 HOURLY_JOB, DAILY_JOB = job_names(GROUP)  # monitoring_hourly_job, monitoring_daily_job
@@ -163,11 +163,8 @@ def build_quality_checks(settings: Settings, hourly: dg.HourlyPartitionsDefiniti
 # ---- hourly rollups, their gate and SLO status --------------------------------------------------------------
 def _slo_frame(engine, settings: Settings, start: datetime, end: datetime) -> pd.DataFrame:
     """SLO status of every hour in [start, end), from the request rollup's trailing history."""
-    history = fetch_frame(
-        engine,
-        f"SELECT * FROM {request_rollup_hourly.name} WHERE window_start >= :start AND window_start < :end",
-        {"start": start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), "end": end},
-    )
+    history = read_window(engine, request_rollup_hourly, start - timedelta(hours=SLO_COMPLIANCE_HOURS - 1), end,
+                          time_column="window_start", typed=False)
     return slo_status(history, [s.model_dump() for s in settings.slos], SLO_COMPLIANCE_HOURS)
 
 

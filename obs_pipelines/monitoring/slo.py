@@ -32,6 +32,8 @@ import pandas as pd
 
 from obs_pipelines.store import db
 
+HOUR = timedelta(hours=1)  # the request rollup's window
+
 METRIC_ALIASES = {
     "p50_latency_ms": "latency_p50_ms",
     "p90_latency_ms": "latency_p90_ms",
@@ -104,9 +106,9 @@ def slo_status(
     rollup: pd.DataFrame,
     slos: Iterable[SLO | Mapping[str, Any]],
     compliance_windows: int = 720,
-    window: timedelta = timedelta(hours=1),
 ) -> pd.DataFrame:
-    """SLO status per (SLO, hourly window) from the hourly request rollup frame.
+    """SLO status per (SLO, hourly window) from the hourly request rollup frame (hourly only: the burn rates
+    are named for 1 and 6 windows of one hour).
 
     ``rollup`` has the columns of ``request_rollup_hourly`` for consecutive windows (the trailing
     compliance period up to the windows of interest). Windows missing from the frame, and windows
@@ -116,7 +118,7 @@ def slo_status(
     if not slos or rollup.empty:
         return pd.DataFrame(columns=SLO_COLUMNS)
     starts = pd.to_datetime(rollup["window_start"])
-    grid = pd.date_range(starts.min(), starts.max(), freq=pd.Timedelta(window))
+    grid = pd.date_range(starts.min(), starts.max(), freq=pd.Timedelta(HOUR))
     frames = []
     for slo in slos:
         if slo.column not in rollup.columns:
@@ -158,7 +160,7 @@ def slo_status(
                 burn[label] = share / allowed_share if allowed_share > 0 else share.where(share == 0, math.inf)
         frames.append(pd.DataFrame({
             "window_start": grid,
-            "window_end": grid + pd.Timedelta(window),
+            "window_end": grid + pd.Timedelta(HOUR),
             "slo_name": slo.name,
             "metric": slo.column,
             "dimension": dim,

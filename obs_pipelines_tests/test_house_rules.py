@@ -83,7 +83,8 @@ def _phase(module: str) -> str | None:
 
 
 def _is_defs(module: str) -> bool:
-    return module.endswith(".defs")
+    """A phase's defs module, or a module of its defs package (alerts/defs/: checks, sensors, freshness)."""
+    return module.endswith(".defs") or ".defs." in module
 
 
 def _is_cli(module: str) -> bool:

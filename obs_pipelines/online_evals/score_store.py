@@ -101,7 +101,9 @@ def _text_hash(text: str) -> str:
 
 def text_ids(engine: Engine, texts: Iterable) -> dict[str, int]:
     """text -> id in eval_texts for every non-null text of ``texts``, stored if new."""
-    by_hash = {_text_hash(t): t for t in {str(t).replace("\x00", "") for t in texts if not _missing(t)}}
+    # in hash order: new texts get their ids in the same order in every process (a set's order of strings
+    # changes with Python's per-process hash seed, so two runs of the same hours numbered their texts apart)
+    by_hash = dict(sorted((_text_hash(t), t) for t in {str(t).replace("\x00", "") for t in texts if not _missing(t)}))
     if not by_hash:
         return {}
     found: dict[str, int] = {}
